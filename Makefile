@@ -1,9 +1,17 @@
 # tidewire: `make test` runs every check; `make demo` runs the main example.
 # Every target installs what it needs and skips what is already there.
+#
+# Each face adds its own targets in mk/<face>.mk and registers them here through
+#   TEST_TARGETS     += test-<face>      (run by `make test`, in order)
+#   EXAMPLE_TARGETS  += examples-<face>  (run by `make examples`)
 
 CARGO ?= cargo
 BUILD := build
-BIN := $(BUILD)/bin
+BIN := $(abspath $(BUILD)/bin)
+export CARGO_TERM_COLOR ?= never
+
+TEST_TARGETS :=
+EXAMPLE_TARGETS :=
 
 .PHONY: all build test lint fmt test-rust examples bench-mask clean help
 
@@ -13,15 +21,11 @@ help:
 	@echo "make build       build the Rust workspace (release)"
 	@echo "make test        formatting, clippy, every test suite"
 	@echo "make examples    build the example programs into $(BIN)/"
+	@echo "make demo        run the demo server (open the URL it prints)"
 	@echo "make bench-mask  criterion benchmark of the masking kernel"
 
 build:
 	$(CARGO) build --workspace --release
-
-## Checks ----------------------------------------------------------------------------
-
-test: lint test-rust
-	@echo "== make test: all suites passed"
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -33,14 +37,19 @@ fmt:
 test-rust:
 	$(CARGO) test --workspace
 
-## Programs and benchmarks -----------------------------------------------------------
-
-examples:
-	@mkdir -p $(BIN)
-
 bench-mask:
 	$(CARGO) bench -p tidewire-proto --bench mask -- --warm-up-time 1 --measurement-time 3
 
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+-include $(sort $(wildcard mk/*.mk))
+
+# `make test`: lint and the Rust suites first, then every face's suites.
+test: lint test-rust $(TEST_TARGETS)
+	@echo "== make test: all suites passed"
+
+examples: $(EXAMPLE_TARGETS)
+	@mkdir -p $(BIN)
+	@ls $(BIN)

@@ -152,11 +152,48 @@ struct Partial {
     compressed: bool,
 }
 
-/// Permessage-deflate state, only on connections that negotiated it.
+/// Permessage-deflate state, only on connections that negotiated it. Each codec is created
+/// on first use and, where it carries no context from one message to the next, dropped again
+/// by [`Connection::shrink`]: an idle connection then holds only these few bytes.
 struct Deflate {
-    compressor: Compressor,
-    decompressor: Decompressor,
+    params: DeflateParams,
+    role: Role,
+    level: u32,
+    mem_level: u8,
     threshold: usize,
+    compressor: Option<Compressor>,
+    decompressor: Option<Decompressor>,
+}
+
+impl Deflate {
+    fn compressor(&mut self) -> &mut Compressor {
+        let (params, role, level, mem_level) =
+            (&self.params, self.role, self.level, self.mem_level);
+        self.compressor
+            .get_or_insert_with(|| Compressor::new(params, role, level, mem_level))
+    }
+
+    fn decompressor(&mut self) -> &mut Decompressor {
+        let (params, role) = (&self.params, self.role);
+        self.decompressor
+            .get_or_insert_with(|| Decompressor::new(params, role))
+    }
+
+    /// Whether our compressor's window must survive between messages.
+    fn keeps_send_context(&self) -> bool {
+        match self.role {
+            Role::Server => !self.params.server_no_context_takeover,
+            Role::Client => !self.params.client_no_context_takeover,
+        }
+    }
+
+    /// Whether the peer may refer back to earlier messages.
+    fn keeps_receive_context(&self) -> bool {
+        match self.role {
+            Role::Server => !self.params.client_no_context_takeover,
+            Role::Client => !self.params.server_no_context_takeover,
+        }
+    }
 }
 
 pub struct Connection {
@@ -226,9 +263,13 @@ impl Connection {
     /// state is allocated here, so connections without the extension pay nothing for it.
     pub fn set_deflate(&mut self, params: DeflateParams, cfg: &DeflateConfig) {
         self.deflate = Some(Box::new(Deflate {
-            compressor: Compressor::new(&params, self.role, cfg.level, cfg.mem_level),
-            decompressor: Decompressor::new(&params, self.role),
+            params,
+            role: self.role,
+            level: cfg.level,
+            mem_level: cfg.mem_level,
             threshold: cfg.threshold,
+            compressor: None,
+            decompressor: None,
         }));
     }
 
@@ -577,13 +618,12 @@ impl Connection {
             let Some(deflate) = self.deflate.as_mut() else {
                 unreachable!("compressed messages need the extension")
             };
-            deflate
-                .decompressor
+            let decompressor = deflate.decompressor();
+            decompressor
                 .decompress(chunk, &mut self.message_buf, limit)
                 .map_err(inflate_error)?;
             if complete && fin {
-                deflate
-                    .decompressor
+                decompressor
                     .finish(&mut self.message_buf, limit)
                     .map_err(inflate_error)?;
             }
@@ -778,8 +818,17 @@ impl Connection {
         }
     }
 
-    /// Releases the capacity of empty buffers, so an idle connection costs little memory.
+    /// Releases the capacity of empty buffers, and the compression state that holds no
+    /// context between messages, so an idle connection costs little memory.
     pub fn shrink(&mut self) {
+        if let Some(deflate) = self.deflate.as_mut() {
+            if !deflate.keeps_send_context() && self.streaming.is_none() {
+                deflate.compressor = None;
+            }
+            if !deflate.keeps_receive_context() && self.message.is_none() {
+                deflate.decompressor = None;
+            }
+        }
         if self.message.is_none() {
             if self.delivered {
                 self.message_buf.clear();
@@ -833,7 +882,7 @@ impl Connection {
         let Some(deflate) = self.deflate.as_mut() else {
             unreachable!("compression needs the extension")
         };
-        let result = deflate.compressor.compress(data, fin, &mut scratch);
+        let result = deflate.compressor().compress(data, fin, &mut scratch);
         if result.is_ok() {
             self.write_frame(opcode, fin, rsv1, &scratch);
         }

@@ -1063,3 +1063,55 @@ mod deflate {
         }
     }
 }
+
+mod deflate_memory {
+    use super::*;
+    use crate::deflate::{DeflateConfig, DeflateParams};
+
+    fn codecs(conn: &Connection) -> (bool, bool) {
+        let d = conn.deflate.as_ref().expect("deflate on");
+        (d.compressor.is_some(), d.decompressor.is_some())
+    }
+
+    #[test]
+    fn codec_state_is_created_on_first_use_only() {
+        let mut s = Connection::new(Role::Server, Config::default());
+        s.set_deflate(DeflateParams::default(), &DeflateConfig::default());
+        assert_eq!(codecs(&s), (false, false));
+        s.send_text(&"x".repeat(100)).unwrap();
+        assert_eq!(codecs(&s), (true, false));
+        let rfc_hello = [
+            0xc1, 0x87, 0, 0, 0, 0, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00,
+        ];
+        assert_eq!(feed(&mut s, &rfc_hello), vec![Ev::Text("Hello".into())]);
+        assert_eq!(codecs(&s), (true, true));
+    }
+
+    #[test]
+    fn shrink_drops_only_codecs_without_context_takeover() {
+        let both_reset = DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        for (params, kept) in [
+            (DeflateParams::default(), (true, true)),
+            (both_reset, (false, false)),
+        ] {
+            let mut c = Connection::new(Role::Client, Config::default());
+            c.set_deflate(params, &DeflateConfig::default());
+            let mut s = Connection::new(Role::Server, Config::default());
+            s.set_deflate(params, &DeflateConfig::default());
+            for _ in 0..2 {
+                s.send_text(&"hello tidewire ".repeat(20)).unwrap();
+                let bytes = s.pending_output().to_vec();
+                s.consume(bytes.len());
+                assert_eq!(feed(&mut c, &bytes).len(), 1);
+                s.shrink();
+                c.shrink();
+                assert_eq!(codecs(&s).0, kept.0, "{params:?}");
+                assert_eq!(codecs(&c).1, kept.1, "{params:?}");
+            }
+        }
+    }
+}
