@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 TEST_TARGETS :=
 EXAMPLE_TARGETS :=
 
-.PHONY: all build test lint fmt test-rust examples bench-mask clean help
+.PHONY: all build test lint fmt test-rust examples bench-mask bench-engine clean help
 
 all: build
 
@@ -36,6 +36,9 @@ fmt:
 
 test-rust:
 	$(CARGO) test --workspace
+
+bench-engine:
+	$(CARGO) bench -p tidewire-proto --bench engine -- --warm-up-time 1 --measurement-time 3
 
 bench-mask:
 	$(CARGO) bench -p tidewire-proto --bench mask -- --warm-up-time 1 --measurement-time 3
