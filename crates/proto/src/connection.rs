@@ -25,6 +25,13 @@ pub struct Config {
     /// Largest message accepted (after inflation); a longer one fails the connection with
     /// 1009 as soon as it passes the limit. Default: 16 MiB.
     pub max_message_size: usize,
+    /// Hold back the close frames that `receive` would queue by itself (the reply to the
+    /// peer's close, and the close that fails the connection) until
+    /// [`Connection::queue_close_reply`]. A runtime that hands the application a whole batch
+    /// of events at once needs this, so that the application can still answer the messages
+    /// that arrived before the close or the bad frame (RFC 6455 section 7.1.1 orders the close
+    /// after everything sent before it). Default: false (queued at once).
+    pub defer_close_replies: bool,
 }
 
 impl Default for Config {
@@ -32,6 +39,7 @@ impl Default for Config {
         Config {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
+            defer_close_replies: false,
         }
     }
 }
@@ -214,6 +222,8 @@ pub struct Connection {
     utf8: Utf8Validator,
     peer_close: Option<(CloseCode, String)>,
     failed: bool,
+    /// A close frame `receive` decided to send but held back (`defer_close_replies`).
+    owed_close: Option<(CloseCode, &'static str)>,
 
     // Sending.
     out: Vec<u8>,
@@ -249,6 +259,7 @@ impl Connection {
             utf8: Utf8Validator::default(),
             peer_close: None,
             failed: false,
+            owed_close: None,
             out: Vec::new(),
             out_pos: 0,
             sent_close: None,
@@ -298,7 +309,20 @@ impl Connection {
     /// have been exchanged, or the connection failed. A server closes TCP as soon as the output
     /// is flushed; a client gives the server time to close first.
     pub fn wants_transport_close(&self) -> bool {
-        self.state() == State::Closed
+        self.state() == State::Closed && self.owed_close.is_none()
+    }
+
+    /// Queues the close frame held back by `defer_close_replies`, if any. Until then data may
+    /// still be sent: it logically precedes the close.
+    pub fn queue_close_reply(&mut self) {
+        if let Some((code, reason)) = self.owed_close.take() {
+            self.write_close(code, reason);
+        }
+    }
+
+    /// Whether a close frame is held back (see [`Connection::queue_close_reply`]).
+    pub fn close_reply_owed(&self) -> bool {
+        self.owed_close.is_some()
     }
 
     /// The peer's close code and reason, once its close frame has arrived.
@@ -572,7 +596,7 @@ impl Connection {
                     } else {
                         code
                     };
-                    self.write_close(reply, "");
+                    self.owe_close(reply, "");
                 }
                 self.peer_close = Some((code, reason));
                 Outcome::Close
@@ -654,7 +678,7 @@ impl Connection {
     /// and discards everything the peer sends from now on.
     fn fail(&mut self, error: ProtocolError) -> Outcome {
         if self.sent_close.is_none() {
-            self.write_close(error.close_code(), error.as_str());
+            self.owe_close(error.close_code(), error.as_str());
         }
         self.failed = true;
         self.frame = None;
@@ -773,6 +797,7 @@ impl Connection {
         if reason.len() > MAX_CONTROL_PAYLOAD - 2 {
             return Err(SendError::ControlPayloadTooLong);
         }
+        self.owed_close = None;
         self.write_close(CloseCode(code), reason);
         Ok(())
     }
@@ -845,7 +870,9 @@ impl Connection {
     }
 
     fn check_can_send(&self) -> Result<(), SendError> {
-        if self.sent_close.is_some() || self.failed {
+        // While a deferred close is owed, the application is still answering events that came
+        // before it, so sending is allowed.
+        if self.sent_close.is_some() || (self.failed && self.owed_close.is_none()) {
             Err(SendError::Closed)
         } else {
             Ok(())
@@ -894,6 +921,15 @@ impl Connection {
             self.failed = true;
             SendError::CompressionFailed
         })
+    }
+
+    /// Queues a close decided by `receive`, or holds it back (`defer_close_replies`).
+    fn owe_close(&mut self, code: CloseCode, reason: &'static str) {
+        if self.config.defer_close_replies {
+            self.owed_close = Some((code, reason));
+        } else {
+            self.write_close(code, reason);
+        }
     }
 
     fn write_close(&mut self, code: CloseCode, reason: &str) {

@@ -1115,3 +1115,83 @@ mod deflate_memory {
         }
     }
 }
+
+mod deferred_close_replies {
+    use super::*;
+
+    fn deferred() -> Connection {
+        Connection::new(
+            Role::Server,
+            Config {
+                defer_close_replies: true,
+                ..Config::default()
+            },
+        )
+    }
+
+    fn opcodes(conn: &Connection) -> Vec<OpCode> {
+        frames_in(conn.pending_output())
+            .into_iter()
+            .map(|(op, _, _)| op)
+            .collect()
+    }
+
+    #[test]
+    fn messages_before_a_bad_frame_can_be_answered_before_the_failure_close() {
+        let mut bytes = masked(1, true, 0, b"first");
+        bytes.extend(masked(5, true, 0, b""));
+        let mut conn = deferred();
+        let events = feed(&mut conn, &bytes);
+        assert_eq!(
+            events,
+            vec![
+                Ev::Text("first".into()),
+                Ev::Failed(ProtocolError::ReservedOpcode(5))
+            ]
+        );
+        assert!(conn.close_reply_owed());
+        assert!(!conn.wants_transport_close(), "the close is not out yet");
+        assert!(conn.pending_output().is_empty());
+        conn.send_text("first").unwrap();
+        conn.queue_close_reply();
+        assert_eq!(opcodes(&conn), vec![OpCode::Text, OpCode::Close]);
+        assert_eq!(queued_close(&conn), Some(1002));
+        assert!(conn.wants_transport_close());
+        assert_eq!(conn.send_text("late"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn messages_before_the_peer_close_can_be_answered_before_the_reply() {
+        let mut bytes = masked(2, true, 0, b"data");
+        bytes.extend(masked(8, true, 0, &1000u16.to_be_bytes()));
+        let mut conn = deferred();
+        assert_eq!(
+            feed(&mut conn, &bytes),
+            vec![Ev::Binary(b"data".to_vec()), Ev::Close(1000, String::new())]
+        );
+        conn.send_binary(b"data").unwrap();
+        assert_eq!(conn.state(), State::Closing);
+        conn.queue_close_reply();
+        assert_eq!(opcodes(&conn), vec![OpCode::Binary, OpCode::Close]);
+        assert_eq!(conn.state(), State::Closed);
+        assert!(conn.wants_transport_close());
+    }
+
+    #[test]
+    fn the_application_may_close_with_its_own_code_instead_of_the_reply() {
+        let mut conn = deferred();
+        feed(&mut conn, &masked(8, true, 0, &1001u16.to_be_bytes()));
+        conn.close(4000, "app").unwrap();
+        conn.queue_close_reply(); // nothing left to queue
+        assert_eq!(opcodes(&conn), vec![OpCode::Close]);
+        assert_eq!(queued_close(&conn), Some(4000));
+    }
+
+    #[test]
+    fn without_deferral_the_close_is_queued_inside_receive() {
+        let mut conn = server();
+        feed(&mut conn, &masked(8, true, 0, &1000u16.to_be_bytes()));
+        assert!(!conn.close_reply_owed());
+        assert_eq!(opcodes(&conn), vec![OpCode::Close]);
+    }
+}

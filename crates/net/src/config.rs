@@ -1,0 +1,171 @@
+//! Settings: [`Config`] for the whole context, [`ListenOptions`] per listener and
+//! [`ConnectOptions`] per client connection. Every default is written next to its field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidewire_proto::deflate::DeflateConfig;
+use tidewire_proto::handshake::Limits;
+
+use crate::resolve::{Resolve, SystemResolver};
+use crate::tls::{TlsAcceptor, TlsConnector};
+
+/// Limits, timeouts and buffer sizes shared by every connection of a [`crate::Context`].
+#[derive(Clone)]
+pub struct Config {
+    /// Largest message accepted from a peer, after reassembly and decompression; a larger
+    /// one fails the connection with 1009. Default 16 MiB.
+    pub max_message_size: usize,
+    /// Largest single frame accepted from a peer (1009 beyond). Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Bounds on the opening handshake's header block. Default 8 KiB and 64 fields.
+    pub handshake_limits: Limits,
+    /// Time for a connection to finish TLS and the HTTP upgrade, counted from accept (server)
+    /// or from the TCP connection being established (client). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Time for establishing the TCP connection, name resolution included (client).
+    /// Default 10 s; [`ConnectOptions::connect_timeout`] overrides it per connection.
+    pub connect_timeout: Duration,
+    /// Time the peer gets to answer a close frame and close the TCP connection; then the
+    /// connection is dropped and reported with 1006. Default 5 s.
+    pub close_timeout: Duration,
+    /// Send a ping when nothing was received for this long. Default `None` (off).
+    pub ping_interval: Option<Duration>,
+    /// Drop a connection (reported with 1006) when nothing at all was received for this
+    /// long: dead-peer detection. Usually a few ping intervals. Default `None` (off).
+    pub idle_timeout: Option<Duration>,
+    /// Above this many buffered output bytes a send answers
+    /// [`crate::SendStatus::Backpressure`]. Default 1 MiB.
+    pub high_water_mark: usize,
+    /// After back-pressure was reported, [`crate::Event::Writable`] comes once the buffer
+    /// drained to this many bytes or fewer. Default 256 KiB.
+    pub low_water_mark: usize,
+    /// Hard cap: while this many bytes or more are buffered, sends are refused with
+    /// [`crate::Error::BufferFull`]. A send below it is always taken whole, so a connection
+    /// holds at most `max_buffered` plus one message. Default 16 MiB.
+    pub max_buffered: usize,
+    /// Connections of all kinds (accepted, connecting, open, closing). Beyond it accepted
+    /// sockets are closed at once and `connect` fails. Default 100 000.
+    pub max_connections: usize,
+    /// The receive buffer shared by every connection of the context: all reads of one
+    /// `poll` go into it, and message slices handed to the application point into it.
+    /// Default 256 KiB.
+    pub receive_buffer_size: usize,
+    /// Payload bytes that [`crate::Sender`]s may have queued and not yet applied.
+    /// Default 64 MiB.
+    pub sender_queue_limit: usize,
+    /// The name resolver used for host names (IP literals skip it). Default: the system's.
+    pub resolver: Arc<dyn Resolve>,
+    /// Helper threads for name resolution, started on demand. Default 2.
+    pub resolver_threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            handshake_limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            idle_timeout: None,
+            high_water_mark: 1 << 20,
+            low_water_mark: 256 << 10,
+            max_buffered: 16 << 20,
+            max_connections: 100_000,
+            receive_buffer_size: 256 << 10,
+            sender_queue_limit: 64 << 20,
+            resolver: Arc::new(SystemResolver),
+            resolver_threads: 2,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("handshake_limits", &self.handshake_limits)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("high_water_mark", &self.high_water_mark)
+            .field("low_water_mark", &self.low_water_mark)
+            .field("max_buffered", &self.max_buffered)
+            .field("max_connections", &self.max_connections)
+            .field("receive_buffer_size", &self.receive_buffer_size)
+            .field("sender_queue_limit", &self.sender_queue_limit)
+            .field("resolver_threads", &self.resolver_threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a listener accepts connections.
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// Set SO_REUSEPORT so that several contexts (one per core) can listen on the same port
+    /// and the kernel spreads connections over them. Default false.
+    pub reuse_port: bool,
+    /// Length of the kernel's accept queue. Default 1024.
+    pub backlog: i32,
+    /// Serve `wss://`: TLS with this certificate. Default `None` (`ws://`).
+    pub tls: Option<TlsAcceptor>,
+    /// Subprotocols this server speaks, in order of preference. Without
+    /// [`ListenOptions::handle_requests`], the first of these that the client offered is
+    /// selected, or none. Default empty.
+    pub subprotocols: Vec<String>,
+    /// When set, an upgrade request whose Origin is not in this list (compared without
+    /// regard to ASCII case) is rejected with 403 unless the application decides itself
+    /// ([`ListenOptions::handle_requests`]). Requests without Origin (non-browser clients)
+    /// are let through. Default `None` (any origin).
+    pub allowed_origins: Option<Vec<String>>,
+    /// Deliver every valid upgrade request as [`crate::Event::Request`]; the application then
+    /// calls [`crate::Context::accept`] or [`crate::Context::reject`]. Default false
+    /// (accepted automatically, see `subprotocols` and `allowed_origins`).
+    pub handle_requests: bool,
+    /// Deliver requests that are not upgrades as [`crate::Event::HttpRequest`]; the
+    /// application answers with [`crate::Context::respond`]. Default false (answered with
+    /// 426 Upgrade Required).
+    pub handle_http: bool,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it, with these settings.
+    /// Default `None`: never compress. A compressed connection costs about 420 KiB of codec
+    /// state (see `tidewire_proto::deflate`), so turn it on where bandwidth matters more.
+    pub deflate: Option<DeflateConfig>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            reuse_port: false,
+            backlog: 1024,
+            tls: None,
+            subprotocols: Vec::new(),
+            allowed_origins: None,
+            handle_requests: false,
+            handle_http: false,
+            deflate: None,
+        }
+    }
+}
+
+/// How a client connection is opened.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    /// Extra request headers. Default none.
+    pub headers: Vec<(String, String)>,
+    /// The Origin header to send. Default none.
+    pub origin: Option<String>,
+    /// Subprotocols to offer, in order of preference. Default none.
+    pub subprotocols: Vec<String>,
+    /// TLS settings for `wss://`. Default `None`: verify against the system's roots.
+    pub tls: Option<TlsConnector>,
+    /// Overrides [`Config::connect_timeout`] for this connection.
+    pub connect_timeout: Option<Duration>,
+    /// Offer permessage-deflate (RFC 7692) with these settings. Default `None`.
+    pub deflate: Option<DeflateConfig>,
+}

@@ -1,0 +1,425 @@
+//! One connection of a context: its socket, optional TLS session, stage of life, and the
+//! protocol engine once open; plus the two I/O primitives every stage shares (read one chunk
+//! of plaintext, flush everything queued).
+//!
+//! Memory matters here (an idle open `ws://` connection must stay under 2 KiB in all): what
+//! only the handshake needs lives in a `Box` that is dropped when the connection opens, and
+//! nothing per connection is allocated while it is idle.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tidewire_proto::deflate::DeflateParams;
+use tidewire_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use tidewire_proto::handshake::{ClientHandshake, ServerHandshake, Url};
+use tidewire_proto::{Connection, MessageKind, Role, State};
+
+use crate::config::{ConnectOptions, ListenOptions};
+use crate::slab::ListenerId;
+
+/// Client connection set-up, until open.
+pub(crate) struct Dial {
+    pub(crate) url: Url,
+    pub(crate) options: ConnectOptions,
+    /// Addresses to try, in order; `next` is the one to try after the current fails.
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) next: usize,
+    pub(crate) last_error: Option<io::Error>,
+    pub(crate) handshake: Option<ClientHandshake>,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// Server connection set-up, until open.
+pub(crate) struct Accepting {
+    pub(crate) listener: ListenerId,
+    pub(crate) options: Arc<ListenOptions>,
+    pub(crate) handshake: ServerHandshake,
+    pub(crate) peer: SocketAddr,
+    /// Filled once the request is complete: what `accept` needs.
+    pub(crate) key: String,
+    pub(crate) path: String,
+    /// The permessage-deflate agreement and the header value to answer with.
+    pub(crate) deflate: Option<(DeflateParams, String)>,
+}
+
+pub(crate) enum Stage {
+    /// Waiting for the resolver (client).
+    Resolving(Box<Dial>),
+    /// TCP connect in progress (client).
+    Connecting(Box<Dial>),
+    /// TLS and upgrade request sent (or being sent), reading the response (client).
+    ClientHandshake(Box<Dial>),
+    /// Reading the request (server).
+    ServerHandshake(Box<Accepting>),
+    /// The request was handed to the application, which has not answered yet (server).
+    AwaitingDecision(Box<Accepting>),
+    /// Sending a final HTTP answer (rejection, plain HTTP response), then closing.
+    Answering,
+    /// The WebSocket connection: open or in its closing handshake (`ws` says which).
+    Open,
+}
+
+impl Stage {
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self, Stage::Open)
+    }
+}
+
+/// Bit flags of a connection.
+pub(crate) mod flag {
+    /// On the context's dirty list (has output to flush or a state to look at).
+    pub const DIRTY: u16 = 1;
+    /// On the context's read-later list (readable, but the receive buffer was full).
+    pub const READ_LATER: u16 = 1 << 1;
+    /// Back-pressure was reported: a Writable event is owed once the buffer drains.
+    pub const ABOVE_HIGH: u16 = 1 << 2;
+    /// Received or sent something since the last idle sweep.
+    pub const ACTIVE: u16 = 1 << 3;
+    /// The peer broke the protocol: close the transport once the close frame is out.
+    pub const FAILED: u16 = 1 << 4;
+    /// The transport said EOF (reading is over).
+    pub const EOF: u16 = 1 << 5;
+    /// A keepalive timer entry is pending in the heap.
+    pub const KEEPALIVE: u16 = 1 << 6;
+    /// A ping was sent by the keepalive and nothing came back since.
+    pub const PINGED: u16 = 1 << 7;
+    /// The application knows this connection (client, or a request event was delivered):
+    /// its end is reported.
+    pub const VISIBLE: u16 = 1 << 8;
+    /// The application closed it before it opened: drop it at the next flush.
+    pub const ABORT: u16 = 1 << 9;
+    /// An HTTP answer was sent and our side shut down: waiting for the peer's EOF.
+    pub const LINGER: u16 = 1 << 10;
+    /// Idle buffers were released; nothing to release until the next activity.
+    pub const SHRUNK: u16 = 1 << 11;
+    /// A message started with `begin_message` is not finished yet.
+    pub const STREAMING: u16 = 1 << 12;
+}
+
+pub(crate) struct Conn {
+    /// `None` only while resolving.
+    pub(crate) sock: Option<mio::net::TcpStream>,
+    pub(crate) tls: Option<Box<rustls::Connection>>,
+    pub(crate) stage: Stage,
+    pub(crate) ws: Option<Connection>,
+    /// Handshake bytes (request, response, HTTP answer) to send before anything of `ws`.
+    pub(crate) pre: OutBuf,
+    /// Bytes received and not processed yet (data that followed a request the application
+    /// has not answered).
+    pub(crate) stash: Vec<u8>,
+    /// The deadline of the current stage (connect, handshake, close), if armed.
+    pub(crate) deadline: Option<Instant>,
+    /// When something was last received (keepalive).
+    pub(crate) last_rx: Instant,
+    pub(crate) flags: u16,
+}
+
+/// What one attempt to read plaintext gave.
+pub(crate) enum Chunk {
+    /// This many bytes at the start of the buffer.
+    Data(usize),
+    WouldBlock,
+    Eof,
+    Error(io::Error),
+    /// TLS rejected the peer's data (the alert is queued for the flush).
+    Tls(rustls::Error),
+}
+
+impl Conn {
+    pub(crate) fn new(sock: Option<mio::net::TcpStream>, stage: Stage, now: Instant) -> Conn {
+        Conn {
+            sock,
+            tls: None,
+            stage,
+            ws: None,
+            pre: OutBuf::default(),
+            stash: Vec::new(),
+            deadline: None,
+            last_rx: now,
+            flags: 0,
+        }
+    }
+
+    pub(crate) fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+
+    pub(crate) fn set(&mut self, f: u16) {
+        self.flags |= f;
+    }
+
+    pub(crate) fn clear(&mut self, f: u16) {
+        self.flags &= !f;
+    }
+
+    /// Bytes queued for the peer and not yet handed to the socket or to TLS.
+    pub(crate) fn buffered(&self) -> usize {
+        self.pre.len() + self.ws.as_ref().map_or(0, Connection::buffered_amount)
+    }
+
+    /// Reads plaintext into `buf` (the free tail of the receive buffer).
+    pub(crate) fn read_chunk(&mut self, buf: &mut [u8]) -> Chunk {
+        let Some(sock) = self.sock.as_mut() else {
+            return Chunk::WouldBlock;
+        };
+        match self.tls.as_deref_mut() {
+            None => loop {
+                match sock.read(buf) {
+                    Ok(0) => return Chunk::Eof,
+                    Ok(n) => return Chunk::Data(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Chunk::WouldBlock,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Chunk::Error(e),
+                }
+            },
+            Some(tls) => read_tls_chunk(sock, tls, buf),
+        }
+    }
+
+    /// Writes what is queued until done or until the socket would block. Returns whether
+    /// everything went out.
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(false);
+        };
+        match self.tls.as_deref_mut() {
+            None => flush_plain(sock, &mut self.pre, self.ws.as_mut()),
+            Some(tls) => flush_tls(sock, tls, &mut self.pre, self.ws.as_mut()),
+        }
+    }
+
+    /// Whether a whole message may bypass the engine's output buffer: a plain server
+    /// connection (no mask to apply, no TLS to encrypt, no compression), open, with nothing
+    /// queued before it and no fragmented message in progress.
+    pub(crate) fn can_write_direct(&self) -> bool {
+        let Some(ws) = self.ws.as_ref() else {
+            return false;
+        };
+        self.tls.is_none()
+            && self.sock.is_some()
+            && self.pre.is_empty()
+            && !self.has(flag::STREAMING)
+            && ws.role() == Role::Server
+            && !ws.deflate_enabled()
+            && ws.state() == State::Open
+            && ws.buffered_amount() == 0
+    }
+
+    /// Writes one unfragmented frame straight from `data` (header and payload in one
+    /// `writev`). What the socket does not take goes to `pre`, which is flushed before
+    /// anything the engine queues later, so frame order holds. A socket error is left for
+    /// the next flush to find.
+    pub(crate) fn write_direct(&mut self, kind: MessageKind, data: &[u8]) {
+        let header = FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: match kind {
+                MessageKind::Text => OpCode::Text,
+                MessageKind::Binary => OpCode::Binary,
+            },
+            mask: None,
+            payload_len: data.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        let head = &head[..head_len];
+        let mut written = 0;
+        if let Some(sock) = self.sock.as_mut() {
+            loop {
+                match sock.write_vectored(&[IoSlice::new(head), IoSlice::new(data)]) {
+                    Ok(n) => written = n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {}
+                }
+                break;
+            }
+        }
+        if written < head_len {
+            self.pre.vec().extend_from_slice(&head[written..]);
+            self.pre.vec().extend_from_slice(data);
+        } else {
+            self.pre
+                .vec()
+                .extend_from_slice(&data[written - head_len..]);
+        }
+    }
+
+    /// Whether TLS still has records to send (alerts, handshake, close_notify).
+    pub(crate) fn tls_wants_write(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+}
+
+fn read_tls_chunk(
+    sock: &mut mio::net::TcpStream,
+    tls: &mut rustls::Connection,
+    buf: &mut [u8],
+) -> Chunk {
+    loop {
+        // Plaintext already decrypted comes first.
+        match tls.reader().read(buf) {
+            Ok(0) => return Chunk::Eof, // close_notify
+            Ok(n) => return Chunk::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The peer closed TCP without close_notify: for WebSocket the close frame is
+            // what matters, so this is an ordinary EOF.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Chunk::Eof,
+            Err(e) => return Chunk::Error(e),
+        }
+        match tls.read_tls(sock) {
+            Ok(0) => {
+                // Let rustls see the EOF; the reader then answers Ok(0) or UnexpectedEof.
+                if let Err(e) = tls.process_new_packets() {
+                    return Chunk::Tls(e);
+                }
+                match tls.reader().read(buf) {
+                    Ok(n) if n > 0 => return Chunk::Data(n),
+                    _ => return Chunk::Eof,
+                }
+            }
+            Ok(_) => {
+                if let Err(e) = tls.process_new_packets() {
+                    return Chunk::Tls(e);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Chunk::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Chunk::Error(e),
+        }
+    }
+}
+
+/// Handshake bytes first, then frames: one `writev` per round, rounds until the socket
+/// refuses (a short write is followed by one more attempt, which sees `WouldBlock`, so mio's
+/// edge-triggered writable event is re-armed).
+fn flush_plain(
+    sock: &mut mio::net::TcpStream,
+    pre: &mut OutBuf,
+    mut ws: Option<&mut Connection>,
+) -> io::Result<bool> {
+    loop {
+        let out: &[u8] = ws.as_deref().map_or(&[], Connection::pending_output);
+        let first = pre.pending();
+        let result = match (first.is_empty(), out.is_empty()) {
+            (true, true) => return Ok(true),
+            (false, true) => sock.write(first),
+            (true, false) => sock.write(out),
+            (false, false) => sock.write_vectored(&[IoSlice::new(first), IoSlice::new(out)]),
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_pre = n.min(first.len());
+                pre.consume(from_pre);
+                if let Some(ws) = ws.as_deref_mut() {
+                    ws.consume(n - from_pre);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Bytes to send before the engine's output: handshake messages, and the unsent rest of a
+/// message written directly. Consumed from the front without moving the rest each time.
+#[derive(Default)]
+pub(crate) struct OutBuf {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// The vector to append to.
+    pub(crate) fn vec(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Replaces the content.
+    pub(crate) fn set(&mut self, bytes: Vec<u8>) {
+        self.buf = bytes;
+        self.pos = 0;
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            // Mostly sent once (handshakes): give the memory back.
+            *self = OutBuf::default();
+        } else if self.pos >= 64 << 10 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+}
+
+/// Moves plaintext into rustls (bounded by its buffer limit) and records out, alternately,
+/// until everything is out or the socket would block.
+fn flush_tls(
+    sock: &mut mio::net::TcpStream,
+    tls: &mut rustls::Connection,
+    pre: &mut OutBuf,
+    mut ws: Option<&mut Connection>,
+) -> io::Result<bool> {
+    loop {
+        if !pre.is_empty() {
+            let n = tls.writer().write(pre.pending())?;
+            pre.consume(n);
+        }
+        if pre.is_empty() {
+            if let Some(ws) = ws.as_deref_mut() {
+                let out = ws.pending_output();
+                if !out.is_empty() {
+                    let n = tls.writer().write(out)?;
+                    ws.consume(n);
+                }
+            }
+        }
+        if !tls.wants_write() {
+            let rest = pre.len() + ws.as_deref().map_or(0, |w| w.pending_output().len());
+            // Nothing to send, or plaintext rustls cannot take yet (handshake not done):
+            // the next readable event moves the handshake on and marks us dirty again.
+            return Ok(rest == 0);
+        }
+        match tls.write_tls(sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot of an idle open connection is most of its memory; keep an eye on it.
+    #[test]
+    fn connection_state_stays_small() {
+        let conn = std::mem::size_of::<Conn>();
+        let engine = std::mem::size_of::<Connection>();
+        let stage = std::mem::size_of::<Stage>();
+        eprintln!("Conn {conn} bytes (engine {engine}, stage {stage})");
+        assert_eq!(stage, 16, "stage data lives behind a Box");
+        assert!(conn <= 1024, "Conn is {conn} bytes");
+    }
+}

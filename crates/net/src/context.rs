@@ -1,0 +1,661 @@
+//! [`Context`]: one mio `Poll` with every listener and connection on it, driven by
+//! [`Context::poll`] on the caller's thread.
+//!
+//! One poll cycle: forget the previous cycle's events; flush what the application sent
+//! since; wait for readiness (never longer than the timeout, the next timer, or not at all
+//! when work is pending); read every ready connection until `WouldBlock` into the shared
+//! receive buffer and turn the bytes into events; run due timers; flush again (pongs, close
+//! replies, handshake answers). Output is only ever written in the two flush steps, so all
+//! messages sent to one connection between two polls leave in one `write`/`writev`.
+//!
+//! This file holds the public API; `cycle.rs` the internal steps.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+use tidewire_proto::deflate::client_offer;
+use tidewire_proto::handshake::{http_response, ClientHandshake, ClientOptions, Url};
+use tidewire_proto::MessageKind;
+
+use crate::config::{Config, ConnectOptions, ListenOptions};
+use crate::conn::{flag, Conn, Dial, Stage};
+use crate::error::{Error, Result};
+use crate::events::{Events, OpenInfo, Raw};
+use crate::listener::{self, Listener};
+use crate::resolve::ResolverPool;
+use crate::sender::{Inbox, Sender, Shared};
+use crate::slab::{split, ConnId, ListenerId, Slab};
+use crate::timer::{TimerKind, Timers};
+use crate::tls::{TlsClientOptions, TlsConnector};
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Listener tokens carry this bit; connection tokens are plain slot indices.
+pub(crate) const LISTENER_BIT: usize = 1 << (usize::BITS - 2);
+
+/// Messages at least this long skip the engine's output buffer when it is empty: they are
+/// written straight from the caller's slice, and only what the socket does not take is
+/// copied (issue 3: "copy outgoing payload at most once, only when the socket cannot take it
+/// all"). Smaller ones are buffered and coalesced per poll cycle.
+const DIRECT_MIN: usize = 16 << 10;
+
+/// What a send did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SendStatus {
+    /// Queued; the buffer is below the high water mark.
+    Queued,
+    /// Queued, but the buffer is above [`Config::high_water_mark`]: stop sending until
+    /// [`crate::Event::Writable`].
+    Backpressure,
+}
+
+/// Events made outside `poll` (by `accept`), delivered by the next one.
+pub(crate) enum Pending {
+    Open(ConnId, OpenInfo),
+}
+
+/// The runtime: owns a mio `Poll`, the listeners and connections registered on it, their
+/// timers and TLS state. Lives on one thread; other threads use a [`Sender`].
+pub struct Context {
+    pub(crate) poll: mio::Poll,
+    pub(crate) mio_events: Option<mio::Events>,
+    pub(crate) config: Config,
+    pub(crate) proto_config: tidewire_proto::Config,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) listeners: Slab<Listener>,
+    pub(crate) timers: Timers,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inbox: Inbox,
+    pub(crate) resolver: ResolverPool,
+    /// Connections with output to flush or a state to look at, at the end of the cycle.
+    pub(crate) dirty: Vec<u64>,
+    /// Connections left readable because the receive buffer was full.
+    pub(crate) read_later: Vec<u64>,
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) default_tls: Option<TlsConnector>,
+    pub(crate) now: Instant,
+    pub(crate) last_sweep: Instant,
+    /// Set by `shutdown`: when to drop whatever is still open.
+    pub(crate) shutdown: Option<Instant>,
+    /// `shutdown` was called and the not-yet-open connections are still to be dropped.
+    pub(crate) shutdown_pending: bool,
+    /// The last wait filled mio's event buffer: more readiness may be waiting in the kernel.
+    pub(crate) more_ready: bool,
+}
+
+impl Context {
+    pub fn new(config: Config) -> Result<Context> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared::new(waker, config.sender_queue_limit));
+        let resolver = ResolverPool::new(
+            config.resolver.clone(),
+            shared.clone(),
+            config.resolver_threads,
+        );
+        let proto_config = tidewire_proto::Config {
+            max_frame_size: config.max_frame_size,
+            max_message_size: config.max_message_size,
+            // The application sees a whole batch of events after the engine has parsed
+            // them; the close the engine decides on goes out only at the next poll, after
+            // whatever the application sent in answer to the messages before it.
+            defer_close_replies: true,
+        };
+        let now = Instant::now();
+        Ok(Context {
+            poll,
+            mio_events: Some(mio::Events::with_capacity(1024)),
+            config,
+            proto_config,
+            conns: Slab::new(),
+            listeners: Slab::new(),
+            timers: Timers::default(),
+            shared,
+            inbox: Inbox::default(),
+            resolver,
+            dirty: Vec::new(),
+            read_later: Vec::new(),
+            pending: Vec::new(),
+            default_tls: None,
+            now,
+            last_sweep: now,
+            shutdown: None,
+            shutdown_pending: false,
+            more_ready: false,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Events sized for this context (receive buffer of [`Config::receive_buffer_size`]).
+    pub fn new_events(&self) -> Events {
+        Events::with_receive_buffer(self.config.receive_buffer_size)
+    }
+
+    /// A handle for other threads. See [`Sender`].
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The Poll's file descriptor: readable when `poll(Some(Duration::ZERO))` has work. For
+    /// host loops (asyncio, libuv, epoll, game engines), together with
+    /// [`Context::next_timeout`].
+    pub fn fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+
+    /// How long a host loop may wait on [`Context::fd`] before calling `poll` again: zero
+    /// when work is pending (output to flush, data left to read), `None` when no timer is
+    /// armed.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        if !self.dirty.is_empty() || !self.read_later.is_empty() || !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.shutdown_pending || self.more_ready {
+            return Some(Duration::ZERO);
+        }
+        let next = match (self.timers.next(), self.shutdown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Connections of every kind (connecting, handshaking, open, closing).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn listener_count(&self) -> usize {
+        self.listeners.len()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Listeners
+    // ---------------------------------------------------------------------------------------
+
+    /// Listens on `host:port`. `host` is an IP literal (`127.0.0.1`, `::1`, `0.0.0.0`, `::`)
+    /// or a name, resolved here with the system resolver (this blocks; call it at start-up)
+    /// and bound to its first address. Port 0 picks a free port: see
+    /// [`Context::local_addr`].
+    pub fn listen(&mut self, host: &str, port: u16, options: ListenOptions) -> Result<ListenerId> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = match host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => (host, port)
+                .to_socket_addrs()
+                .map_err(|e| Error::Resolve {
+                    host: host.to_owned(),
+                    error: e,
+                })?
+                .next()
+                .ok_or_else(|| Error::Resolve {
+                    host: host.to_owned(),
+                    error: std::io::ErrorKind::NotFound.into(),
+                })?,
+        };
+        self.listen_addr(addr, options)
+    }
+
+    /// Listens on a socket address.
+    pub fn listen_addr(&mut self, addr: SocketAddr, options: ListenOptions) -> Result<ListenerId> {
+        if self.shutdown.is_some() {
+            return Err(Error::ShuttingDown);
+        }
+        let sock = listener::bind(addr, &options)?;
+        let local_addr = sock.local_addr()?;
+        // The token needs the slot index, so insert first, then register (undone on failure).
+        let id = self
+            .listeners
+            .insert(Listener {
+                sock,
+                options: Arc::new(options),
+                local_addr,
+            })
+            .ok_or(Error::TooManyConnections)?;
+        let (index, _) = split(id);
+        let registered = match self.listeners.get_mut(id) {
+            Some(l) => self.poll.registry().register(
+                &mut l.sock,
+                Token(LISTENER_BIT | index),
+                Interest::READABLE,
+            ),
+            None => Ok(()),
+        };
+        if let Err(e) = registered {
+            self.listeners.remove(id);
+            return Err(e.into());
+        }
+        Ok(ListenerId(id))
+    }
+
+    /// The address a listener is bound to (with the real port when 0 was asked).
+    pub fn local_addr(&self, listener: ListenerId) -> Result<SocketAddr> {
+        self.listeners
+            .get(listener.0)
+            .map(|l| l.local_addr)
+            .ok_or(Error::StaleId)
+    }
+
+    /// Stops listening (connections already accepted go on).
+    pub fn unlisten(&mut self, listener: ListenerId) -> Result<()> {
+        let mut l = self.listeners.remove(listener.0).ok_or(Error::StaleId)?;
+        let _ = self.poll.registry().deregister(&mut l.sock);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Client
+    // ---------------------------------------------------------------------------------------
+
+    /// Opens a client connection to a `ws://` or `wss://` URL. Returns at once: the
+    /// connection reports [`crate::Event::Open`] or a terminal [`crate::Event::Error`] saying
+    /// what failed. Errors returned here are about the arguments (bad URL, header, TLS
+    /// configuration) or local resources.
+    pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId> {
+        if self.shutdown.is_some() {
+            return Err(Error::ShuttingDown);
+        }
+        if self.conns.len() >= self.config.max_connections {
+            return Err(Error::TooManyConnections);
+        }
+        let url = Url::parse(url).map_err(|e| Error::InvalidUrl(format!("{url:?}: {e}")))?;
+        // Built now so that a bad header or subprotocol is an error of this call.
+        let handshake = ClientHandshake::new(
+            &url,
+            &ClientOptions {
+                origin: options.origin.clone(),
+                subprotocols: options.subprotocols.clone(),
+                extensions: options
+                    .deflate
+                    .as_ref()
+                    .filter(|d| d.enabled)
+                    .map(client_offer),
+                headers: options.headers.clone(),
+                limits: self.config.handshake_limits.clone(),
+            },
+        )?;
+        let tls = if url.secure {
+            let connector = match &options.tls {
+                Some(c) => c.clone(),
+                None => self.default_connector()?,
+            };
+            Some(Box::new(connector.session(&url.host)?))
+        } else {
+            None
+        };
+        let literal = url.host.parse::<IpAddr>().ok();
+        let (host, port) = (url.host.clone(), url.port);
+        let timeout = options
+            .connect_timeout
+            .unwrap_or(self.config.connect_timeout);
+        let dial = Box::new(Dial {
+            url,
+            options,
+            addrs: literal
+                .map(|ip| vec![SocketAddr::new(ip, port)])
+                .unwrap_or_default(),
+            next: 0,
+            last_error: None,
+            handshake: Some(handshake),
+            peer: None,
+        });
+        let now = Instant::now();
+        let mut conn = Conn::new(None, Stage::Resolving(dial), now);
+        conn.tls = tls;
+        conn.set(flag::VISIBLE);
+        let id = self.conns.insert(conn).ok_or(Error::TooManyConnections)?;
+        self.arm_phase(id, now + timeout);
+        let started = if literal.is_some() {
+            self.start_connect(id)
+        } else {
+            self.resolver.submit(id, &host, port).map_err(Error::Io)
+        };
+        if let Err(e) = started {
+            self.conns.remove(id);
+            return Err(e);
+        }
+        Ok(ConnId(id))
+    }
+
+    fn default_connector(&mut self) -> Result<TlsConnector> {
+        if let Some(c) = &self.default_tls {
+            return Ok(c.clone());
+        }
+        let c = TlsConnector::new(&TlsClientOptions::default())?;
+        self.default_tls = Some(c.clone());
+        Ok(c)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Server decisions
+    // ---------------------------------------------------------------------------------------
+
+    /// Accepts an upgrade request delivered as [`crate::Event::Request`], selecting
+    /// `subprotocol` (should be one the client offered) and adding `headers` to the 101
+    /// response. The connection is open when this returns (sending is allowed); its
+    /// [`crate::Event::Open`] comes with the next `poll`.
+    pub fn accept(
+        &mut self,
+        conn: ConnId,
+        subprotocol: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        match &c.stage {
+            Stage::AwaitingDecision(acc) if !acc.key.is_empty() => {}
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "no upgrade request is waiting".into(),
+                ))
+            }
+        }
+        let info = self.open_server(conn.0, subprotocol, headers)?;
+        self.pending.push(Pending::Open(conn, info));
+        // Data that followed the request is in the stash; read it (and the socket) soon.
+        self.queue_read(conn.0);
+        Ok(())
+    }
+
+    /// Refuses an upgrade request (or answers a plain HTTP request) with `status`,
+    /// `headers` and `body`, then closes the connection. No further event comes for it.
+    pub fn reject(
+        &mut self,
+        conn: ConnId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if !matches!(c.stage, Stage::AwaitingDecision(_)) {
+            return Err(Error::InvalidArgument("no request is waiting".into()));
+        }
+        let mut out = Vec::new();
+        http_response(status, headers, body, &mut out)?;
+        c.pre.set(out);
+        c.stash = Vec::new();
+        c.stage = Stage::Answering;
+        c.clear(flag::VISIBLE);
+        self.mark_dirty(conn.0);
+        Ok(())
+    }
+
+    /// Answers a plain HTTP request delivered as [`crate::Event::HttpRequest`] (same as
+    /// [`Context::reject`], named for what it does there).
+    pub fn respond(
+        &mut self,
+        conn: ConnId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<()> {
+        self.reject(conn, status, headers, body)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Sending
+    // ---------------------------------------------------------------------------------------
+
+    /// Queues a text message. Never blocks; the bytes leave at the next `poll`.
+    pub fn send_text(&mut self, conn: ConnId, text: &str) -> Result<SendStatus> {
+        self.send(conn, MessageKind::Text, text.as_bytes())
+    }
+
+    pub fn send_binary(&mut self, conn: ConnId, data: &[u8]) -> Result<SendStatus> {
+        self.send(conn, MessageKind::Binary, data)
+    }
+
+    /// Queues a message. Refused with [`Error::BufferFull`] while the output buffer holds
+    /// [`Config::max_buffered`] bytes or more; answers [`SendStatus::Backpressure`] when it
+    /// is above [`Config::high_water_mark`] after queueing. Text must be valid UTF-8.
+    pub fn send(&mut self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<SendStatus> {
+        let max_buffered = self.config.max_buffered;
+        let high = self.config.high_water_mark;
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if !c.stage.is_open() {
+            return Err(Error::NotOpen);
+        }
+        let buffered = c.buffered();
+        if buffered >= max_buffered {
+            return Err(Error::BufferFull {
+                buffered,
+                limit: max_buffered,
+            });
+        }
+        if data.len() >= DIRECT_MIN && c.can_write_direct() {
+            if kind == MessageKind::Text && tidewire_proto::utf8::validate(data).is_err() {
+                return Err(Error::Send(tidewire_proto::SendError::InvalidUtf8));
+            }
+            c.write_direct(kind, data);
+        } else {
+            let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
+            ws.send_message(kind, data, true)?;
+        }
+        Ok(self.after_send(conn.0, high))
+    }
+
+    /// Starts a message that is sent as several frames with [`Context::send_fragment`]
+    /// (for messages produced piece by piece). Pings and closes may go in between.
+    pub fn begin_message(&mut self, conn: ConnId, kind: MessageKind) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        let ws =
+            c.ws.as_mut()
+                .filter(|_| c.stage.is_open())
+                .ok_or(Error::NotOpen)?;
+        ws.begin_message(kind, true)?;
+        c.set(flag::STREAMING);
+        Ok(())
+    }
+
+    /// Queues the next frame of the message started by [`Context::begin_message`]; `fin`
+    /// ends the message. Same buffer rules as [`Context::send`].
+    pub fn send_fragment(&mut self, conn: ConnId, data: &[u8], fin: bool) -> Result<SendStatus> {
+        let max_buffered = self.config.max_buffered;
+        let high = self.config.high_water_mark;
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        let buffered = c.buffered();
+        if buffered >= max_buffered {
+            return Err(Error::BufferFull {
+                buffered,
+                limit: max_buffered,
+            });
+        }
+        let ws =
+            c.ws.as_mut()
+                .filter(|_| c.stage.is_open())
+                .ok_or(Error::NotOpen)?;
+        ws.send_fragment(data, fin)?;
+        if fin {
+            c.clear(flag::STREAMING);
+        }
+        Ok(self.after_send(conn.0, high))
+    }
+
+    /// Queues a ping (payload at most 125 bytes).
+    pub fn ping(&mut self, conn: ConnId, data: &[u8]) -> Result<SendStatus> {
+        let high = self.config.high_water_mark;
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        let ws =
+            c.ws.as_mut()
+                .filter(|_| c.stage.is_open())
+                .ok_or(Error::NotOpen)?;
+        ws.send_ping(data)?;
+        Ok(self.after_send(conn.0, high))
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (at most 123 bytes of UTF-8).
+    /// The connection ends with [`crate::Event::Closed`] when the peer answers, or after
+    /// [`Config::close_timeout`]. A connection that is not open yet is dropped at once
+    /// (reported by a terminal [`crate::Event::Error`] at the next poll).
+    pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) -> Result<()> {
+        let close_timeout = self.config.close_timeout;
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if !c.stage.is_open() {
+            c.set(flag::ABORT);
+            self.mark_dirty(conn.0);
+            return Ok(());
+        }
+        let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
+        ws.close(code, reason)?;
+        let at = Instant::now() + close_timeout;
+        self.arm_phase(conn.0, at);
+        self.mark_dirty(conn.0);
+        Ok(())
+    }
+
+    /// Bytes queued for the peer and not yet written to the socket (or to TLS).
+    pub fn buffered_amount(&self, conn: ConnId) -> Result<usize> {
+        self.conns
+            .get(conn.0)
+            .map(Conn::buffered)
+            .ok_or(Error::StaleId)
+    }
+
+    /// The peer's address (of the connected socket).
+    pub fn peer_addr(&self, conn: ConnId) -> Result<SocketAddr> {
+        let c = self.conns.get(conn.0).ok_or(Error::StaleId)?;
+        let sock = c.sock.as_ref().ok_or(Error::NotOpen)?;
+        Ok(sock.peer_addr()?)
+    }
+
+    /// Whether the connection is open (handshake done, no close frame sent or received).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.conns.get(conn.0).is_some_and(|c| {
+            c.stage.is_open()
+                && c.ws
+                    .as_ref()
+                    .is_some_and(|w| w.state() == tidewire_proto::State::Open)
+        })
+    }
+
+    fn after_send(&mut self, id: u64, high: usize) -> SendStatus {
+        let status = match self.conns.get_mut(id) {
+            Some(c) => {
+                c.set(flag::ACTIVE);
+                c.clear(flag::SHRUNK);
+                if c.buffered() > high {
+                    c.set(flag::ABOVE_HIGH);
+                    SendStatus::Backpressure
+                } else {
+                    SendStatus::Queued
+                }
+            }
+            None => SendStatus::Queued,
+        };
+        self.mark_dirty(id);
+        status
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Shutdown
+    // ---------------------------------------------------------------------------------------
+
+    /// Starts shutting down: stops listening, sends close 1001 on every open connection,
+    /// drops the ones not open yet, and gives the close handshakes `grace` to complete;
+    /// then the next `poll` drops what is left (Closed with 1006). Keep polling until
+    /// [`Context::connection_count`] is 0 (or use [`Context::shutdown_blocking`]).
+    pub fn shutdown(&mut self, grace: Duration) {
+        let now = Instant::now();
+        let deadline = now + grace;
+        self.shutdown = Some(match self.shutdown {
+            Some(d) => d.min(deadline),
+            None => deadline,
+        });
+        for id in self.listeners.ids() {
+            let _ = self.unlisten(ListenerId(id));
+        }
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
+            let open = c.stage.is_open()
+                && c.ws
+                    .as_ref()
+                    .is_some_and(|w| w.state() == tidewire_proto::State::Open);
+            if open {
+                if let Some(ws) = c.ws.as_mut() {
+                    let _ = ws.close(1001, "going away");
+                }
+                self.arm_phase(id, deadline);
+                self.mark_dirty(id);
+            }
+        }
+        self.shutdown_pending = true;
+    }
+
+    /// [`Context::shutdown`], then polls (discarding events) until every connection is gone
+    /// or `grace` has passed.
+    pub fn shutdown_blocking(&mut self, grace: Duration) -> Result<()> {
+        self.shutdown(grace);
+        let deadline = Instant::now() + grace;
+        let mut events = Events::with_receive_buffer(64 << 10);
+        while self.conns.len() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.poll(&mut events, Some(left.min(Duration::from_millis(100))))?;
+            if Instant::now() >= deadline {
+                // One more poll applies the deadline and drops what is left.
+                self.poll(&mut events, Some(Duration::ZERO))?;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Internal helpers shared with cycle.rs
+    // ---------------------------------------------------------------------------------------
+
+    pub(crate) fn mark_dirty(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(id) {
+            if !c.has(flag::DIRTY) {
+                c.set(flag::DIRTY);
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    pub(crate) fn queue_read(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(id) {
+            if !c.has(flag::READ_LATER) {
+                c.set(flag::READ_LATER);
+                self.read_later.push(id);
+            }
+        }
+    }
+
+    pub(crate) fn arm_phase(&mut self, id: u64, at: Instant) {
+        if let Some(c) = self.conns.get_mut(id) {
+            c.deadline = Some(at);
+            self.timers.push(at, id, TimerKind::Phase);
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.shared.mark_closed();
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("connections", &self.conns.len())
+            .field("listeners", &self.listeners.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn push_open(events: &mut Events, conn: ConnId, info: OpenInfo) {
+    events.opens.push(info);
+    events.list.push(Raw::Open {
+        conn,
+        index: events.opens.len() - 1,
+    });
+}

@@ -1,0 +1,1066 @@
+//! The steps of one poll cycle (see `context.rs` for the overview): readiness dispatch,
+//! accepting, connecting, reading and handshakes, feeding the protocol engine, flushing,
+//! timers and the end of connections.
+
+use std::io;
+use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+use tidewire_proto::deflate::{client_accept, server_negotiate};
+use tidewire_proto::handshake::{
+    accept_response, http_response, ClientResponse, Request, ServerHandshake, Upgrade,
+};
+use tidewire_proto::{Connection, Event as WsEvent, MessageKind, Role};
+
+use crate::conn::{flag, Accepting, Chunk, Conn, Stage};
+use crate::context::{push_open, Context, Pending, LISTENER_BIT, WAKER};
+use crate::error::{Error, Result, TimeoutKind};
+use crate::events::{Data, Events, OpenInfo, Raw, Source, MIN_READ};
+use crate::sender::{Command, Resolved};
+use crate::slab::{split, ConnId, ListenerId};
+use crate::timer::TimerKind;
+
+/// How long a server waits for the peer to close after sending it a final HTTP answer.
+const LINGER: Duration = Duration::from_secs(1);
+/// How often idle connections are looked at to release their buffers.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Context {
+    /// Runs one cycle: flushes what was sent since the last call, waits for I/O up to
+    /// `timeout` (`None`: until something happens; never past the next timer, and not at all
+    /// when work is already pending), handles it, and returns the number of events now in
+    /// `events`. The previous events of `events` (and the slices they lent) are gone.
+    pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
+        events.clear();
+        self.now = Instant::now();
+        for p in self.pending.drain(..) {
+            match p {
+                Pending::Open(conn, info) => push_open(events, conn, info),
+            }
+        }
+        if self.shutdown_pending {
+            self.shutdown_pending = false;
+            self.drop_unopened(events);
+        }
+        self.flush_dirty(events, true);
+        self.read_deferred(events);
+
+        let busy = !events.is_empty()
+            || !self.dirty.is_empty()
+            || !self.read_later.is_empty()
+            || self.more_ready;
+        let mut wait = if busy { Some(Duration::ZERO) } else { timeout };
+        let deadline = match (self.timers.next(), self.shutdown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = deadline {
+            let d = at.saturating_duration_since(self.now);
+            wait = Some(wait.map_or(d, |w| w.min(d)));
+        }
+        let mut mio_events = self
+            .mio_events
+            .take()
+            .unwrap_or_else(|| mio::Events::with_capacity(1024));
+        if let Err(e) = self.poll.poll(&mut mio_events, wait) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.mio_events = Some(mio_events);
+                return Err(e.into());
+            }
+        }
+        self.now = Instant::now();
+        self.more_ready = mio_events.iter().count() >= mio_events.capacity();
+        for e in mio_events.iter() {
+            let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+            let writable = e.is_writable() || e.is_write_closed();
+            self.dispatch(e.token(), readable, writable, events);
+        }
+        self.mio_events = Some(mio_events);
+
+        self.run_timers(events);
+        self.flush_dirty(events, false);
+        if self.now.saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = self.now;
+            self.sweep_idle();
+        }
+        Ok(events.len())
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool, ev: &mut Events) {
+        if token == WAKER {
+            self.drain_inbox(ev);
+            return;
+        }
+        if token.0 & LISTENER_BIT != 0 {
+            self.accept_all(token.0 & !LISTENER_BIT, ev);
+            return;
+        }
+        let Some(id) = self.conns.id_at(token.0) else {
+            return;
+        };
+        let connecting = self
+            .conns
+            .get(id)
+            .is_some_and(|c| matches!(c.stage, Stage::Connecting(_)));
+        if connecting {
+            self.finish_connect(id, ev);
+            return;
+        }
+        if readable {
+            self.read_conn(id, ev);
+        }
+        if writable {
+            self.mark_dirty(id);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Cross-thread inbox
+    // ---------------------------------------------------------------------------------------
+
+    fn drain_inbox(&mut self, ev: &mut Events) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        self.shared.take(&mut inbox);
+        for r in inbox.resolved.drain(..) {
+            self.resolver.answered();
+            self.on_resolved(r, ev);
+        }
+        let mut woke = false;
+        for cmd in inbox.commands.drain(..) {
+            let (conn, result) = match cmd {
+                Command::Text(conn, text) => (conn, self.send_text(conn, &text).map(drop)),
+                Command::Binary(conn, data) => (conn, self.send_binary(conn, &data).map(drop)),
+                Command::Ping(conn, data) => (conn, self.ping(conn, &data).map(drop)),
+                Command::Close(conn, code, reason) => (conn, self.close(conn, code, &reason)),
+                Command::Wake => {
+                    if !woke {
+                        woke = true;
+                        ev.list.push(Raw::Wake);
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = result {
+                ev.push_send_failed(conn, e);
+            }
+        }
+        self.inbox = inbox;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Server: accepting
+    // ---------------------------------------------------------------------------------------
+
+    fn accept_all(&mut self, index: usize, ev: &mut Events) {
+        let Some(lid) = self.listeners.id_at(index) else {
+            return;
+        };
+        loop {
+            let Some(l) = self.listeners.get_mut(lid) else {
+                return;
+            };
+            let (mut sock, peer) = match l.sock.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of descriptors, typically. The listener stays; the connections
+                    // waiting in the backlog are taken at the next readiness event.
+                    ev.push_error(Source::Listener(ListenerId(lid)), Error::Io(e));
+                    return;
+                }
+            };
+            if self.conns.len() >= self.config.max_connections || self.shutdown.is_some() {
+                continue; // dropping `sock` closes it
+            }
+            let options = l.options.clone();
+            let tls = match &options.tls {
+                Some(acceptor) => match acceptor.session() {
+                    Ok(s) => Some(Box::new(s)),
+                    Err(e) => {
+                        ev.push_error(Source::Listener(ListenerId(lid)), e);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            // Small frames must not wait for Nagle: latency matters more than packet count,
+            // and writes are coalesced per poll cycle anyway.
+            let _ = sock.set_nodelay(true);
+            let accepting = Box::new(Accepting {
+                listener: ListenerId(lid),
+                options,
+                handshake: ServerHandshake::new(self.config.handshake_limits.clone()),
+                peer,
+                key: String::new(),
+                path: String::new(),
+                deflate: None,
+            });
+            let mut conn = Conn::new(None, Stage::ServerHandshake(accepting), self.now);
+            conn.tls = tls;
+            let Some(id) = self.conns.insert(conn) else {
+                continue;
+            };
+            let (idx, _) = split(id);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut sock, Token(idx), interest)
+                .is_err()
+            {
+                self.conns.remove(id);
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(id) {
+                c.sock = Some(sock);
+            }
+            let at = self.now + self.config.handshake_timeout;
+            self.arm_phase(id, at);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Client: resolving and connecting
+    // ---------------------------------------------------------------------------------------
+
+    fn on_resolved(&mut self, r: Resolved, ev: &mut Events) {
+        let Some(c) = self.conns.get_mut(r.conn) else {
+            return; // timed out or closed meanwhile
+        };
+        let Stage::Resolving(dial) = &mut c.stage else {
+            return;
+        };
+        match r.result {
+            Ok(addrs) => {
+                dial.addrs = addrs;
+                dial.next = 0;
+                if let Err(e) = self.start_connect(r.conn) {
+                    self.finish(r.conn, ev, Some(e));
+                }
+            }
+            Err(error) => {
+                let host = dial.url.host.clone();
+                self.finish(r.conn, ev, Some(Error::Resolve { host, error }));
+            }
+        }
+    }
+
+    /// Starts a non-blocking connect to the next address of the list.
+    pub(crate) fn start_connect(&mut self, id: u64) -> Result<()> {
+        let (index, _) = split(id);
+        loop {
+            let c = self.conns.get_mut(id).ok_or(Error::StaleId)?;
+            let stage = std::mem::replace(&mut c.stage, Stage::Answering);
+            let mut dial = match stage {
+                Stage::Resolving(d) | Stage::Connecting(d) => d,
+                other => {
+                    c.stage = other;
+                    return Err(Error::InvalidArgument("not connecting".into()));
+                }
+            };
+            let Some(&addr) = dial.addrs.get(dial.next) else {
+                let e = dial.last_error.take().unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
+                });
+                c.stage = Stage::Connecting(dial);
+                return Err(Error::Connect(e));
+            };
+            dial.next += 1;
+            let attempt = mio::net::TcpStream::connect(addr).and_then(|mut sock| {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                self.poll
+                    .registry()
+                    .register(&mut sock, Token(index), interest)
+                    .map(|_| sock)
+            });
+            match attempt {
+                Ok(sock) => {
+                    dial.peer = Some(addr);
+                    c.sock = Some(sock);
+                    c.stage = Stage::Connecting(dial);
+                    return Ok(());
+                }
+                Err(e) => {
+                    dial.last_error = Some(e);
+                    c.stage = Stage::Connecting(dial);
+                }
+            }
+        }
+    }
+
+    /// The socket of a connecting client became ready: connected, or failed (then the next
+    /// address is tried).
+    fn finish_connect(&mut self, id: u64, ev: &mut Events) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(sock) = c.sock.as_ref() else {
+            return;
+        };
+        let error = match sock.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match sock.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = error {
+            c.sock = None;
+            if let Stage::Connecting(dial) = &mut c.stage {
+                dial.last_error = Some(e);
+            }
+            if let Err(e) = self.start_connect(id) {
+                self.finish(id, ev, Some(e));
+            }
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let stage = std::mem::replace(&mut c.stage, Stage::Answering);
+        let Stage::Connecting(dial) = stage else {
+            c.stage = stage;
+            return;
+        };
+        if let Some(hs) = &dial.handshake {
+            c.pre.set(hs.request().to_vec());
+        }
+        c.stage = Stage::ClientHandshake(dial);
+        let at = self.now + self.config.handshake_timeout;
+        self.arm_phase(id, at);
+        self.mark_dirty(id);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Reading
+    // ---------------------------------------------------------------------------------------
+
+    /// Connections whose reading was deferred (receive buffer full, or data stashed while
+    /// the application decided about a request).
+    fn read_deferred(&mut self, ev: &mut Events) {
+        if self.read_later.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.read_later);
+        for &id in &list {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.clear(flag::READ_LATER);
+            }
+        }
+        for &id in &list {
+            self.read_conn(id, ev);
+        }
+    }
+
+    /// Reads until `WouldBlock`, EOF, an error, or a full receive buffer.
+    fn read_conn(&mut self, id: u64, ev: &mut Events) {
+        loop {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            if matches!(
+                c.stage,
+                Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
+            ) || c.has(flag::EOF)
+            {
+                return;
+            }
+            if !c.stash.is_empty() {
+                // Frames that came right behind a request the application has now accepted.
+                if c.stash.len() > ev.free() {
+                    self.queue_read(id);
+                    return;
+                }
+                let stash = std::mem::take(&mut c.stash);
+                let start = ev.used;
+                ev.arena[start..start + stash.len()].copy_from_slice(&stash);
+                ev.used += stash.len();
+                if !self.feed_ws(id, start, start + stash.len(), ev) {
+                    return;
+                }
+                continue;
+            }
+            if ev.free() < MIN_READ {
+                self.queue_read(id);
+                return;
+            }
+            let start = ev.used;
+            let chunk = c.read_chunk(&mut ev.arena[start..]);
+            if c.tls_wants_write() && !c.has(flag::DIRTY) {
+                c.set(flag::DIRTY);
+                self.dirty.push(id);
+            }
+            match chunk {
+                Chunk::Data(n) => {
+                    c.last_rx = self.now;
+                    c.set(flag::ACTIVE);
+                    c.clear(flag::PINGED | flag::SHRUNK);
+                    if !self.on_data(id, start, n, ev) {
+                        return;
+                    }
+                }
+                Chunk::WouldBlock => return,
+                Chunk::Eof => return self.on_eof(id, None, ev),
+                Chunk::Error(e) => return self.on_eof(id, Some(e), ev),
+                Chunk::Tls(e) => {
+                    // rustls queued an alert; send it if the socket takes it.
+                    let _ = c.flush();
+                    return self.finish(id, ev, Some(Error::from(e)));
+                }
+            }
+        }
+    }
+
+    /// `n` bytes arrived at `ev.arena[start..]` (not yet counted as used). Returns whether
+    /// to keep reading.
+    fn on_data(&mut self, id: u64, start: usize, n: usize, ev: &mut Events) -> bool {
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let end = start + n;
+        match &mut c.stage {
+            Stage::Open => {
+                ev.used = end;
+                self.feed_ws(id, start, end, ev)
+            }
+            // Whatever a peer sends after being answered is read and dropped, so that the
+            // close does not turn into a reset that could destroy the answer in flight.
+            Stage::Answering => true,
+            Stage::ClientHandshake(dial) => {
+                let Some(hs) = dial.handshake.as_mut() else {
+                    return false;
+                };
+                match hs.receive(&ev.arena[start..end]) {
+                    Ok(None) => true,
+                    Ok(Some(response)) => {
+                        let body = start + response.body_start.min(n);
+                        if !self.open_client(id, response, ev) {
+                            return false;
+                        }
+                        ev.used = end;
+                        body >= end || self.feed_ws(id, body, end, ev)
+                    }
+                    Err(e) => {
+                        self.finish(id, ev, Some(Error::from(e)));
+                        false
+                    }
+                }
+            }
+            Stage::ServerHandshake(acc) => match acc.handshake.receive(&ev.arena[start..end]) {
+                Ok(None) => true,
+                Ok(Some(request)) => self.on_request(id, request, start, end, ev),
+                Err(e) => {
+                    match e.rejection() {
+                        Some(rejection) => {
+                            rejection.write_response(c.pre.vec());
+                            c.stage = Stage::Answering;
+                            self.mark_dirty(id);
+                        }
+                        None => self.finish(id, ev, Some(Error::from(e))),
+                    }
+                    true
+                }
+            },
+            _ => false,
+        }
+    }
+
+    /// The server accepted: opens the connection. False if the answer was unacceptable
+    /// (the connection is then gone).
+    fn open_client(&mut self, id: u64, response: ClientResponse, ev: &mut Events) -> bool {
+        let proto_config = self.proto_config.clone();
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let stage = std::mem::replace(&mut c.stage, Stage::Open);
+        let Stage::ClientHandshake(dial) = stage else {
+            c.stage = stage;
+            return false;
+        };
+        let mut ws = Connection::new(Role::Client, proto_config);
+        if let (Some(cfg), Some(answer)) = (&dial.options.deflate, &response.extensions) {
+            match client_accept(cfg, answer) {
+                Ok(params) => ws.set_deflate(params, cfg),
+                Err(e) => {
+                    // RFC 7692 7.1: a bad answer fails the connection before it opens.
+                    c.stage = Stage::ClientHandshake(dial);
+                    self.finish(id, ev, Some(Error::Extension(e.to_string())));
+                    return false;
+                }
+            }
+        }
+        c.ws = Some(ws);
+        c.deadline = None;
+        let info = OpenInfo {
+            listener: None,
+            subprotocol: response.subprotocol,
+            extensions: response.extensions,
+            peer_addr: dial
+                .peer
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+            path: dial.url.resource,
+        };
+        push_open(ev, ConnId(id), info);
+        self.arm_keepalive(id);
+        true
+    }
+
+    /// A complete request arrived at `ev.arena[start..end]`.
+    fn on_request(
+        &mut self,
+        id: u64,
+        request: Request,
+        start: usize,
+        end: usize,
+        ev: &mut Events,
+    ) -> bool {
+        let body = start + request.body_start.min(end - start);
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let Stage::ServerHandshake(acc) = &mut c.stage else {
+            return false;
+        };
+        let options = acc.options.clone();
+        let listener = acc.listener;
+        let key = match &request.upgrade {
+            Upgrade::Invalid(rejection) => {
+                rejection.write_response(c.pre.vec());
+                c.stage = Stage::Answering;
+                self.mark_dirty(id);
+                return true;
+            }
+            Upgrade::NotUpgrade => {
+                if options.handle_http {
+                    self.await_decision(id, ev);
+                    ev.requests.push(request);
+                    let index = ev.requests.len() - 1;
+                    ev.list.push(Raw::HttpRequest {
+                        conn: ConnId(id),
+                        listener,
+                        index,
+                    });
+                } else {
+                    let _ = http_response(
+                        426,
+                        &[
+                            ("Upgrade", "websocket"),
+                            ("Sec-WebSocket-Version", "13"),
+                            ("Content-Type", "text/plain; charset=utf-8"),
+                        ],
+                        b"This is a WebSocket endpoint.\n",
+                        c.pre.vec(),
+                    );
+                    c.stage = Stage::Answering;
+                    self.mark_dirty(id);
+                }
+                return false;
+            }
+            Upgrade::WebSocket { key } => key.clone(),
+        };
+        acc.key = key;
+        acc.path = request.path.clone();
+        if let (Some(cfg), Some(offers)) = (&options.deflate, &request.extensions) {
+            match server_negotiate(cfg, offers) {
+                Ok(agreed) => acc.deflate = agreed,
+                Err(_) => {
+                    // RFC 6455 4.2.1: a header that breaks the grammar makes the request bad.
+                    let _ = http_response(
+                        400,
+                        &[("Content-Type", "text/plain; charset=utf-8")],
+                        b"Malformed Sec-WebSocket-Extensions.\n",
+                        c.pre.vec(),
+                    );
+                    c.stage = Stage::Answering;
+                    self.mark_dirty(id);
+                    return true;
+                }
+            }
+        }
+        if options.handle_requests {
+            if body < end {
+                c.stash.extend_from_slice(&ev.arena[body..end]);
+            }
+            self.await_decision(id, ev);
+            ev.requests.push(request);
+            let index = ev.requests.len() - 1;
+            ev.list.push(Raw::Request {
+                conn: ConnId(id),
+                listener,
+                index,
+            });
+            return false;
+        }
+        if let (Some(allowed), Some(origin)) = (&options.allowed_origins, &request.origin) {
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+                let _ = http_response(
+                    403,
+                    &[("Content-Type", "text/plain; charset=utf-8")],
+                    b"Origin not allowed.\n",
+                    c.pre.vec(),
+                );
+                c.stage = Stage::Answering;
+                self.mark_dirty(id);
+                return true;
+            }
+        }
+        let subprotocol = options
+            .subprotocols
+            .iter()
+            .find(|p| request.subprotocols.iter().any(|o| o == *p))
+            .map(String::as_str);
+        match self.open_server(id, subprotocol, &[]) {
+            Ok(info) => {
+                push_open(ev, ConnId(id), info);
+                ev.used = end;
+                body >= end || self.feed_ws(id, body, end, ev)
+            }
+            Err(_) => {
+                self.finish(id, ev, None);
+                false
+            }
+        }
+    }
+
+    fn await_decision(&mut self, id: u64, _ev: &mut Events) {
+        if let Some(c) = self.conns.get_mut(id) {
+            let stage = std::mem::replace(&mut c.stage, Stage::Answering);
+            c.stage = match stage {
+                Stage::ServerHandshake(acc) => Stage::AwaitingDecision(acc),
+                other => other,
+            };
+            c.set(flag::VISIBLE);
+        }
+    }
+
+    /// Writes the 101 answer and opens the connection (server side).
+    pub(crate) fn open_server(
+        &mut self,
+        id: u64,
+        subprotocol: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<OpenInfo> {
+        let proto_config = self.proto_config.clone();
+        let c = self.conns.get_mut(id).ok_or(Error::StaleId)?;
+        let (Stage::ServerHandshake(acc) | Stage::AwaitingDecision(acc)) = &c.stage else {
+            return Err(Error::InvalidArgument("no upgrade request".into()));
+        };
+        let answer = acc.deflate.as_ref().map(|(_, answer)| answer.as_str());
+        accept_response(&acc.key, subprotocol, answer, headers, c.pre.vec())?;
+        let stage = std::mem::replace(&mut c.stage, Stage::Open);
+        let (Stage::ServerHandshake(acc) | Stage::AwaitingDecision(acc)) = stage else {
+            c.stage = stage;
+            return Err(Error::InvalidArgument("no upgrade request".into()));
+        };
+        let mut ws = Connection::new(Role::Server, proto_config);
+        let acc = *acc;
+        let mut extensions = None;
+        if let (Some((params, answer)), Some(cfg)) = (acc.deflate, &acc.options.deflate) {
+            ws.set_deflate(params, cfg);
+            extensions = Some(answer);
+        }
+        c.ws = Some(ws);
+        c.deadline = None;
+        c.set(flag::VISIBLE);
+        let info = OpenInfo {
+            listener: Some(acc.listener),
+            subprotocol: subprotocol.map(str::to_owned),
+            extensions,
+            peer_addr: acc.peer,
+            path: acc.path,
+        };
+        self.arm_keepalive(id);
+        self.mark_dirty(id);
+        Ok(info)
+    }
+
+    /// Runs `ev.arena[from..to]` through the protocol engine and records its events.
+    /// Returns whether to keep reading: yes, even after the peer's close or a failure (the
+    /// engine then discards the input), because reading on until EOF or `WouldBlock` is what
+    /// lets an edge-triggered poll report the peer's FIN that may already be queued.
+    fn feed_ws(&mut self, id: u64, from: usize, to: usize, ev: &mut Events) -> bool {
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let Some(ws) = c.ws.as_mut() else {
+            return false;
+        };
+        let conn = ConnId(id);
+        let base = ev.arena.as_ptr() as usize;
+        let cap = ev.arena.len();
+        let mut pos = from;
+        let mut ended = false;
+        let mut reply = false;
+        let mut failed = false;
+        while pos < to {
+            let r = ws.receive(&mut ev.arena[pos..to]);
+            pos += r.consumed;
+            let mut take = None;
+            match r.event {
+                None => break,
+                Some(WsEvent::Message {
+                    kind,
+                    data,
+                    buffered,
+                }) => {
+                    if buffered {
+                        take = Some(kind);
+                    } else {
+                        let data = locate(base, cap, data, &mut ev.side);
+                        ev.list.push(Raw::Message { conn, kind, data });
+                    }
+                }
+                Some(WsEvent::Ping(data)) => {
+                    let data = locate(base, cap, data, &mut ev.side);
+                    ev.list.push(Raw::Ping { conn, data });
+                    reply = true;
+                }
+                Some(WsEvent::Pong(data)) => {
+                    let data = locate(base, cap, data, &mut ev.side);
+                    ev.list.push(Raw::Pong { conn, data });
+                }
+                Some(WsEvent::Close { .. }) => {
+                    ended = true;
+                    reply = true;
+                }
+                Some(WsEvent::Failed { .. }) => {
+                    ended = true;
+                    reply = true;
+                    failed = true;
+                }
+            }
+            if let Some(kind) = take {
+                take_message(ws, kind, conn, ev);
+            }
+            if ended {
+                break;
+            }
+        }
+        if failed {
+            c.set(flag::FAILED);
+        }
+        if reply && !c.has(flag::DIRTY) {
+            c.set(flag::DIRTY);
+            self.dirty.push(id);
+        }
+        true
+    }
+
+    fn on_eof(&mut self, id: u64, error: Option<io::Error>, ev: &mut Events) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.set(flag::EOF);
+        let cause = match error {
+            Some(e) => Error::Io(e),
+            None if c.stage.is_open() => Error::Io(io::ErrorKind::UnexpectedEof.into()),
+            None => Error::HandshakeEof,
+        };
+        self.finish(id, ev, Some(cause));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Writing
+    // ---------------------------------------------------------------------------------------
+
+    /// Flushes every connection on the dirty list and acts on what the flush tells: drained
+    /// below the low water mark (Writable), transport to close, answer sent.
+    ///
+    /// `app_has_answered`: this is the flush at the start of a poll, after the application
+    /// handled the previous batch of events, so the close frames the engine held back
+    /// (`defer_close_replies`) may now follow what it sent. At the end of a cycle they stay
+    /// held and their connections stay dirty for the next poll.
+    fn flush_dirty(&mut self, ev: &mut Events, app_has_answered: bool) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut list = std::mem::take(&mut self.dirty);
+        let low = self.config.low_water_mark;
+        for &id in &list {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
+            c.clear(flag::DIRTY);
+            if let Some(ws) = c.ws.as_mut() {
+                if app_has_answered {
+                    ws.queue_close_reply();
+                } else if ws.close_reply_owed() {
+                    c.set(flag::DIRTY);
+                    self.dirty.push(id);
+                }
+            }
+            if c.has(flag::ABORT) {
+                self.finish(id, ev, Some(Error::Aborted));
+                continue;
+            }
+            if matches!(
+                c.stage,
+                Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
+            ) {
+                continue;
+            }
+            let done = match c.flush() {
+                Ok(done) => done && !c.tls_wants_write(),
+                Err(e) => {
+                    self.finish(id, ev, Some(Error::Io(e)));
+                    continue;
+                }
+            };
+            if c.has(flag::ABOVE_HIGH) && c.buffered() <= low {
+                c.clear(flag::ABOVE_HIGH);
+                ev.list.push(Raw::Writable { conn: ConnId(id) });
+            }
+            if !done {
+                continue;
+            }
+            match c.stage {
+                Stage::Answering => {
+                    if c.has(flag::EOF) {
+                        self.finish(id, ev, None);
+                    } else if !c.has(flag::LINGER) {
+                        // Half-close and let the peer read the answer and close first.
+                        c.set(flag::LINGER);
+                        if let Some(sock) = c.sock.as_ref() {
+                            let _ = sock.shutdown(Shutdown::Write);
+                        }
+                        let at = self.now + LINGER;
+                        self.arm_phase(id, at);
+                    }
+                }
+                Stage::Open => {
+                    let close = c.ws.as_ref().is_some_and(Connection::wants_transport_close);
+                    if !close {
+                        continue;
+                    }
+                    let server = c.ws.as_ref().is_some_and(|w| w.role() == Role::Server);
+                    if server || c.has(flag::FAILED) || c.has(flag::EOF) {
+                        self.finish(id, ev, None);
+                    } else if c.deadline.is_none() {
+                        // RFC 6455 7.1.1: the client waits for the server to close TCP.
+                        let at = self.now + self.config.close_timeout;
+                        self.arm_phase(id, at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        list.clear();
+        if self.dirty.is_empty() {
+            self.dirty = list;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timers
+    // ---------------------------------------------------------------------------------------
+
+    fn run_timers(&mut self, ev: &mut Events) {
+        while let Some((at, id, kind)) = self.timers.pop_due(self.now) {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
+            match kind {
+                TimerKind::Phase => {
+                    if c.deadline != Some(at) {
+                        continue;
+                    }
+                    c.deadline = None;
+                    let kind = match c.stage {
+                        Stage::Resolving(_) | Stage::Connecting(_) => TimeoutKind::Connect,
+                        Stage::Open => TimeoutKind::Close,
+                        _ => TimeoutKind::Handshake,
+                    };
+                    self.finish(id, ev, Some(Error::Timeout(kind)));
+                }
+                TimerKind::Keepalive => self.keepalive(id, ev),
+            }
+        }
+        if self.shutdown.is_some_and(|d| self.now >= d) {
+            for id in self.conns.ids() {
+                self.finish(id, ev, Some(Error::Timeout(TimeoutKind::Close)));
+            }
+        }
+    }
+
+    fn keepalive_step(&self) -> Option<Duration> {
+        match (self.config.ping_interval, self.config.idle_timeout) {
+            (None, None) => None,
+            (Some(p), None) => Some(p),
+            (None, Some(i)) => Some(i),
+            (Some(p), Some(i)) => Some(p.min(i)),
+        }
+    }
+
+    pub(crate) fn arm_keepalive(&mut self, id: u64) {
+        let Some(step) = self.keepalive_step() else {
+            return;
+        };
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(id) {
+            if !c.has(flag::KEEPALIVE) {
+                c.set(flag::KEEPALIVE);
+                self.timers.push(now + step, id, TimerKind::Keepalive);
+            }
+        }
+    }
+
+    fn keepalive(&mut self, id: u64, ev: &mut Events) {
+        let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.clear(flag::KEEPALIVE);
+        let open = c.stage.is_open()
+            && c.ws
+                .as_ref()
+                .is_some_and(|w| w.state() == tidewire_proto::State::Open);
+        if !open {
+            return;
+        }
+        let silent = now.saturating_duration_since(c.last_rx);
+        if idle.is_some_and(|i| silent >= i) {
+            self.finish(id, ev, Some(Error::Timeout(TimeoutKind::Idle)));
+            return;
+        }
+        if let Some(p) = ping {
+            if silent >= p && !c.has(flag::PINGED) {
+                if let Some(ws) = c.ws.as_mut() {
+                    let _ = ws.send_ping(b"");
+                }
+                c.set(flag::PINGED);
+                if !c.has(flag::DIRTY) {
+                    c.set(flag::DIRTY);
+                    self.dirty.push(id);
+                }
+            }
+        }
+        let mut next: Option<Instant> = idle.map(|i| c.last_rx + i);
+        if let Some(p) = ping {
+            let at = if c.has(flag::PINGED) {
+                now + p
+            } else {
+                c.last_rx + p
+            };
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        if let Some(at) = next {
+            let at = at.max(now + Duration::from_millis(1));
+            c.set(flag::KEEPALIVE);
+            self.timers.push(at, id, TimerKind::Keepalive);
+        }
+    }
+
+    /// Releases the buffers of open connections that were idle since the last sweep.
+    fn sweep_idle(&mut self) {
+        for (_, c) in self.conns.iter_mut() {
+            if c.has(flag::ACTIVE) {
+                c.clear(flag::ACTIVE);
+                continue;
+            }
+            if c.has(flag::SHRUNK) || !c.stage.is_open() || c.buffered() != 0 {
+                continue;
+            }
+            if let Some(ws) = c.ws.as_mut() {
+                ws.shrink();
+            }
+            c.set(flag::SHRUNK);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The end
+    // ---------------------------------------------------------------------------------------
+
+    fn drop_unopened(&mut self, ev: &mut Events) {
+        for id in self.conns.ids() {
+            let open = self.conns.get(id).is_some_and(|c| c.stage.is_open());
+            if !open {
+                self.finish(id, ev, Some(Error::ShuttingDown));
+            }
+        }
+    }
+
+    /// Removes a connection and reports its end: `Closed` if it was open, `Error` with
+    /// `cause` if the application knew it, nothing otherwise.
+    pub(crate) fn finish(&mut self, id: u64, ev: &mut Events, cause: Option<Error>) {
+        let Some(mut c) = self.conns.remove(id) else {
+            return;
+        };
+        if matches!(c.stage, Stage::Open | Stage::Answering) && !c.has(flag::EOF) {
+            // Best effort: a close frame or an answer may still fit in the socket.
+            let _ = c.flush();
+        }
+        let eof = c.has(flag::EOF);
+        if let (Some(tls), Some(sock), false) = (c.tls.as_deref_mut(), c.sock.as_mut(), eof) {
+            tls.send_close_notify();
+            let _ = tls.write_tls(sock);
+        }
+        // Dropping the socket closes it, which also removes it from the epoll set.
+        drop(c.sock.take());
+        let conn = ConnId(id);
+        if c.stage.is_open() {
+            let failed = c.has(flag::FAILED);
+            let (code, reason, clean) = match c.ws.as_ref() {
+                Some(ws) => match (ws.peer_close(), ws.sent_close()) {
+                    _ if failed => match ws.sent_close() {
+                        Some((code, reason)) => (code.0, reason, false),
+                        None => (1006, "", false),
+                    },
+                    (Some((code, reason)), sent) => (code.0, reason, sent.is_some()),
+                    (None, _) => (1006, "", false),
+                },
+                None => (1006, "", false),
+            };
+            let reason = if reason.is_empty() {
+                Data::EMPTY
+            } else {
+                ev.push_side(reason.as_bytes())
+            };
+            ev.list.push(Raw::Closed {
+                conn,
+                code,
+                reason,
+                clean,
+            });
+        } else if c.has(flag::VISIBLE) {
+            ev.push_error(Source::Conn(conn), cause.unwrap_or(Error::Aborted));
+        }
+    }
+}
+
+/// Where a payload slice handed out by the engine lives: inside the receive buffer (zero
+/// copy), or elsewhere (a control payload assembled inside the engine), then copied to the
+/// side buffer.
+fn locate(base: usize, cap: usize, data: &[u8], side: &mut Vec<u8>) -> Data {
+    if data.is_empty() {
+        return Data::EMPTY;
+    }
+    let p = data.as_ptr() as usize;
+    if p >= base && p + data.len() <= base + cap {
+        Data::Arena {
+            start: p - base,
+            len: data.len(),
+        }
+    } else {
+        let start = side.len();
+        side.extend_from_slice(data);
+        Data::Side {
+            start,
+            len: data.len(),
+        }
+    }
+}
+
+/// Moves a reassembled message out of the engine into `ev` (the `Vec`, not its bytes) and
+/// gives the engine a spare buffer from the previous cycle, if any.
+fn take_message(ws: &mut Connection, kind: MessageKind, conn: ConnId, ev: &mut Events) {
+    let buf = ws.take_message_buffer();
+    if let Some(spare) = ev.spare.pop() {
+        ws.recycle_buffer(spare);
+    }
+    let data = ev.push_owned(buf);
+    ev.list.push(Raw::Message { conn, kind, data });
+}

@@ -1,0 +1,446 @@
+//! What `poll` hands back: [`Events`], owned by the caller like `mio::Events`, and the
+//! [`Event`] views borrowed from it.
+//!
+//! `Events` is also the arena of one poll cycle. Every read of every connection goes into its
+//! receive buffer, frames are unmasked there, and a message that arrived whole is handed out
+//! as a slice of it: no copy, no allocation. Messages reassembled by the protocol engine are
+//! moved in (their `Vec`, not their bytes); small payloads that live elsewhere (close
+//! reasons, pings split across reads) are copied to a side buffer. All of it stays valid
+//! until the next `poll`, which clears it. Because the caller owns `Events`, it can walk the
+//! events and call `Context::send_*` at the same time.
+
+use std::net::SocketAddr;
+
+use tidewire_proto::handshake::Request;
+use tidewire_proto::MessageKind;
+
+use crate::error::Error;
+use crate::slab::{ConnId, ListenerId};
+
+/// Default size of the receive buffer (see [`crate::Config::receive_buffer_size`]).
+pub const DEFAULT_RECEIVE_BUFFER: usize = 256 << 10;
+
+/// Where an event's bytes are.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Data {
+    Arena { start: usize, len: usize },
+    Side { start: usize, len: usize },
+    Owned(usize),
+}
+
+impl Data {
+    pub(crate) const EMPTY: Data = Data::Side { start: 0, len: 0 };
+}
+
+/// Details of an opened connection.
+#[derive(Debug)]
+pub(crate) struct OpenInfo {
+    pub(crate) listener: Option<ListenerId>,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) extensions: Option<String>,
+    pub(crate) peer_addr: SocketAddr,
+    pub(crate) path: String,
+}
+
+#[derive(Debug)]
+pub(crate) enum Raw {
+    Request {
+        conn: ConnId,
+        listener: ListenerId,
+        index: usize,
+    },
+    HttpRequest {
+        conn: ConnId,
+        listener: ListenerId,
+        index: usize,
+    },
+    Open {
+        conn: ConnId,
+        index: usize,
+    },
+    Message {
+        conn: ConnId,
+        kind: MessageKind,
+        data: Data,
+    },
+    Ping {
+        conn: ConnId,
+        data: Data,
+    },
+    Pong {
+        conn: ConnId,
+        data: Data,
+    },
+    Writable {
+        conn: ConnId,
+    },
+    Closed {
+        conn: ConnId,
+        code: u16,
+        reason: Data,
+        clean: bool,
+    },
+    Error {
+        source: Source,
+        index: usize,
+    },
+    SendFailed {
+        conn: ConnId,
+        index: usize,
+    },
+    Wake,
+}
+
+/// What an error event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Conn(ConnId),
+    Listener(ListenerId),
+}
+
+/// One event. Borrowed slices stay valid until the next `poll` with the same [`Events`].
+///
+/// How connections end:
+/// * a connection for which [`Event::Open`] was delivered ends with exactly one
+///   [`Event::Closed`];
+/// * a client connection that fails before it opens ends with exactly one [`Event::Error`]
+///   saying what failed (name resolution, connect refused, timeout, TLS, the server's HTTP
+///   status, a malformed handshake);
+/// * a server connection the application saw as [`Event::Request`] or [`Event::HttpRequest`]
+///   and did not answer ends with an [`Event::Error`] (timeout, peer gone);
+/// * a server connection the application never saw (bad request, 426, Origin refused,
+///   handshake timeout) and one it answered itself with `reject` / `respond` end silently.
+///
+/// After its last event a connection's id is stale.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A valid upgrade request on a listener with `handle_requests`. Answer it with
+    /// [`crate::Context::accept`] or [`crate::Context::reject`] (the handshake timeout keeps
+    /// running meanwhile).
+    Request {
+        conn: ConnId,
+        listener: ListenerId,
+        request: &'a Request,
+    },
+    /// A request that is not an upgrade, on a listener with `handle_http`. Answer it with
+    /// [`crate::Context::respond`]; the connection then closes without further event.
+    HttpRequest {
+        conn: ConnId,
+        listener: ListenerId,
+        request: &'a Request,
+    },
+    /// The opening handshake completed; the connection can send and will receive.
+    Open {
+        conn: ConnId,
+        /// The listener that accepted it (`None` for client connections).
+        listener: Option<ListenerId>,
+        subprotocol: Option<&'a str>,
+        /// The negotiated `Sec-WebSocket-Extensions` value, if any.
+        extensions: Option<&'a str>,
+        peer_addr: SocketAddr,
+        /// The request path (server: what the client asked for; client: the URL's resource).
+        path: &'a str,
+    },
+    /// A whole message. Text messages are valid UTF-8 ([`Event::text`]).
+    Message {
+        conn: ConnId,
+        kind: MessageKind,
+        data: &'a [u8],
+    },
+    /// A ping arrived; the pong is already queued.
+    Ping {
+        conn: ConnId,
+        data: &'a [u8],
+    },
+    Pong {
+        conn: ConnId,
+        data: &'a [u8],
+    },
+    /// The output buffer, after having passed the high water mark, drained to the low water
+    /// mark: sending may go on.
+    Writable {
+        conn: ConnId,
+    },
+    /// The connection is over (terminal). `code` is the peer's close code (1005 when its
+    /// close frame had none), the code we failed the connection with when the peer broke the
+    /// protocol, or 1006 when the transport ended without a close frame (reset, timeout).
+    /// `clean` is true when the closing handshake completed.
+    Closed {
+        conn: ConnId,
+        code: u16,
+        reason: &'a str,
+        clean: bool,
+    },
+    /// Something failed. For a connection this is its last event (it never opened); for a
+    /// listener it is a report (accepting failed, e.g. out of descriptors; the listener
+    /// stays).
+    Error {
+        source: Source,
+        error: &'a Error,
+    },
+    /// A command from a [`crate::Sender`] could not be applied (connection gone or closing,
+    /// buffer full, invalid payload). Not terminal.
+    SendFailed {
+        conn: ConnId,
+        error: &'a Error,
+    },
+    /// [`crate::Sender::wake`] was called.
+    Wake,
+}
+
+impl<'a> Event<'a> {
+    /// The text of a text message.
+    pub fn text(&self) -> Option<&'a str> {
+        match *self {
+            Event::Message {
+                kind: MessageKind::Text,
+                data,
+                ..
+            } => {
+                // SAFETY: text messages are only recorded from the protocol engine's
+                // `Message { kind: Text }` events, whose payload it validated as UTF-8, and
+                // the bytes are not modified until the next poll clears the arena.
+                Some(unsafe { std::str::from_utf8_unchecked(data) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The connection the event is about, if any.
+    pub fn conn(&self) -> Option<ConnId> {
+        match *self {
+            Event::Request { conn, .. }
+            | Event::HttpRequest { conn, .. }
+            | Event::Open { conn, .. }
+            | Event::Message { conn, .. }
+            | Event::Ping { conn, .. }
+            | Event::Pong { conn, .. }
+            | Event::Writable { conn }
+            | Event::Closed { conn, .. }
+            | Event::SendFailed { conn, .. } => Some(conn),
+            Event::Error {
+                source: Source::Conn(conn),
+                ..
+            } => Some(conn),
+            Event::Error { .. } | Event::Wake => None,
+        }
+    }
+}
+
+/// The events of one `poll`, and the memory their payloads live in.
+pub struct Events {
+    pub(crate) arena: Box<[u8]>,
+    /// Bytes of `arena` in use this cycle.
+    pub(crate) used: usize,
+    pub(crate) side: Vec<u8>,
+    pub(crate) owned: Vec<Vec<u8>>,
+    pub(crate) list: Vec<Raw>,
+    pub(crate) requests: Vec<Request>,
+    pub(crate) opens: Vec<OpenInfo>,
+    pub(crate) errors: Vec<Error>,
+    /// Message buffers of the previous cycle, kept to recycle into connections.
+    pub(crate) spare: Vec<Vec<u8>>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::new()
+    }
+}
+
+/// Reads smaller than this are not worth a syscall: the connection waits for the next cycle.
+pub(crate) const MIN_READ: usize = 4096;
+
+/// Reassembly buffers kept from one cycle to the next: at most this many...
+const SPARE_BUFFERS: usize = 8;
+/// ...holding at most this many bytes in all.
+const SPARE_BYTES: usize = 8 << 20;
+
+impl Events {
+    /// Events with the default 256 KiB receive buffer.
+    pub fn new() -> Events {
+        Events::with_receive_buffer(DEFAULT_RECEIVE_BUFFER)
+    }
+
+    /// Events with a receive buffer of `bytes` (at least 16 KiB). A larger buffer lets one
+    /// poll read more before it has to return.
+    pub fn with_receive_buffer(bytes: usize) -> Events {
+        Events {
+            arena: vec![0u8; bytes.max(4 * MIN_READ)].into_boxed_slice(),
+            used: 0,
+            side: Vec::new(),
+            owned: Vec::new(),
+            list: Vec::new(),
+            requests: Vec::new(),
+            opens: Vec::new(),
+            errors: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Event<'_>> + '_ {
+        self.list.iter().map(move |raw| self.view(raw))
+    }
+
+    /// The event at `index` (in delivery order).
+    pub fn get(&self, index: usize) -> Option<Event<'_>> {
+        self.list.get(index).map(|raw| self.view(raw))
+    }
+
+    /// Starts a new cycle: forgets the previous events and their payloads.
+    pub(crate) fn clear(&mut self) {
+        self.used = 0;
+        self.side.clear();
+        // Keep a few message buffers to hand back to connections that reassemble: a large
+        // message then lands in memory that is already there instead of growing a new
+        // vector by doubling. Bounded in count and bytes so that a burst does not pin memory.
+        let mut kept: usize = self.spare.iter().map(Vec::capacity).sum();
+        for buf in self.owned.drain(..) {
+            if self.spare.len() < SPARE_BUFFERS && kept + buf.capacity() <= SPARE_BYTES {
+                kept += buf.capacity();
+                self.spare.push(buf);
+            }
+        }
+        self.list.clear();
+        self.requests.clear();
+        self.opens.clear();
+        self.errors.clear();
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.arena.len() - self.used
+    }
+
+    pub(crate) fn push_side(&mut self, bytes: &[u8]) -> Data {
+        let start = self.side.len();
+        self.side.extend_from_slice(bytes);
+        Data::Side {
+            start,
+            len: bytes.len(),
+        }
+    }
+
+    pub(crate) fn push_owned(&mut self, buf: Vec<u8>) -> Data {
+        self.owned.push(buf);
+        Data::Owned(self.owned.len() - 1)
+    }
+
+    pub(crate) fn push_error(&mut self, source: Source, error: Error) {
+        self.errors.push(error);
+        self.list.push(Raw::Error {
+            source,
+            index: self.errors.len() - 1,
+        });
+    }
+
+    pub(crate) fn push_send_failed(&mut self, conn: ConnId, error: Error) {
+        self.errors.push(error);
+        self.list.push(Raw::SendFailed {
+            conn,
+            index: self.errors.len() - 1,
+        });
+    }
+
+    fn bytes(&self, data: Data) -> &[u8] {
+        let found = match data {
+            Data::Arena { start, len } => self.arena.get(start..start + len),
+            Data::Side { start, len } => self.side.get(start..start + len),
+            Data::Owned(i) => self.owned.get(i).map(Vec::as_slice),
+        };
+        found.unwrap_or(&[])
+    }
+
+    fn text(&self, data: Data) -> &str {
+        // Reasons and paths are recorded from `&str`s; checked again because a wrong
+        // record must not become undefined behaviour.
+        std::str::from_utf8(self.bytes(data)).unwrap_or("")
+    }
+
+    fn view<'a>(&'a self, raw: &Raw) -> Event<'a> {
+        match *raw {
+            Raw::Request {
+                conn,
+                listener,
+                index,
+            } => match self.requests.get(index) {
+                Some(request) => Event::Request {
+                    conn,
+                    listener,
+                    request,
+                },
+                None => Event::Wake,
+            },
+            Raw::HttpRequest {
+                conn,
+                listener,
+                index,
+            } => match self.requests.get(index) {
+                Some(request) => Event::HttpRequest {
+                    conn,
+                    listener,
+                    request,
+                },
+                None => Event::Wake,
+            },
+            Raw::Open { conn, index } => match self.opens.get(index) {
+                Some(info) => Event::Open {
+                    conn,
+                    listener: info.listener,
+                    subprotocol: info.subprotocol.as_deref(),
+                    extensions: info.extensions.as_deref(),
+                    peer_addr: info.peer_addr,
+                    path: &info.path,
+                },
+                None => Event::Wake,
+            },
+            Raw::Message { conn, kind, data } => Event::Message {
+                conn,
+                kind,
+                data: self.bytes(data),
+            },
+            Raw::Ping { conn, data } => Event::Ping {
+                conn,
+                data: self.bytes(data),
+            },
+            Raw::Pong { conn, data } => Event::Pong {
+                conn,
+                data: self.bytes(data),
+            },
+            Raw::Writable { conn } => Event::Writable { conn },
+            Raw::Closed {
+                conn,
+                code,
+                reason,
+                clean,
+            } => Event::Closed {
+                conn,
+                code,
+                reason: self.text(reason),
+                clean,
+            },
+            Raw::Error { source, index } => match self.errors.get(index) {
+                Some(error) => Event::Error { source, error },
+                None => Event::Wake,
+            },
+            Raw::SendFailed { conn, index } => match self.errors.get(index) {
+                Some(error) => Event::SendFailed { conn, error },
+                None => Event::Wake,
+            },
+            Raw::Wake => Event::Wake,
+        }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}

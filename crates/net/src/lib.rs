@@ -1,0 +1,54 @@
+//! `tidewire-net`: the runtime of tidewire.
+//!
+//! One [`Context`] owns a mio `Poll` with every listener and connection on it, their timers
+//! and TLS state, and is driven by [`Context::poll`] on the caller's thread. Nothing blocks
+//! in `poll` beyond its timeout: name resolution runs on helper threads, TLS is driven
+//! without blocking, and other threads send through a [`Sender`] that wakes the Poll.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tidewire_net::{Config, Context, Event, ListenOptions};
+//!
+//! let mut ctx = Context::new(Config::default())?;
+//! ctx.listen("127.0.0.1", 9001, ListenOptions::default())?;
+//! let mut events = ctx.new_events();
+//! loop {
+//!     ctx.poll(&mut events, Some(Duration::from_millis(100)))?;
+//!     for event in events.iter() {
+//!         if let Event::Message { conn, kind, data } = event {
+//!             ctx.send(conn, kind, data)?; // echo; leaves at the next poll
+//!         }
+//!     }
+//! }
+//! # Ok::<(), tidewire_net::Error>(())
+//! ```
+//!
+//! Data of [`Event::Message`] is a slice of the receive buffer owned by [`Events`]: valid
+//! until the next `poll` with the same `Events`, copied nowhere on the way.
+
+mod config;
+mod conn;
+mod context;
+mod cycle;
+mod error;
+mod events;
+mod listener;
+mod resolve;
+mod sender;
+mod slab;
+mod timer;
+mod tls;
+
+pub use config::{Config, ConnectOptions, ListenOptions};
+pub use context::{Context, SendStatus};
+pub use error::{Error, Result, TimeoutKind};
+pub use events::{Event, Events, Source, DEFAULT_RECEIVE_BUFFER};
+pub use resolve::{Resolve, SystemResolver};
+pub use sender::Sender;
+pub use slab::{ConnId, ListenerId};
+pub use tls::{TlsAcceptor, TlsClientOptions, TlsConnector};
+
+/// Re-exported from `tidewire-proto` so that applications need only this crate.
+pub use tidewire_proto::deflate::DeflateConfig;
+pub use tidewire_proto::handshake::{Header, Request};
+pub use tidewire_proto::{CloseCode, MessageKind};

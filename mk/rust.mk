@@ -1,0 +1,21 @@
+# The Rust face: example programs and the demo.
+
+EXAMPLE_TARGETS += examples-rust
+
+RUST_EXAMPLES := echo_server autobahn_client demo_server
+
+.PHONY: examples-rust demo bench-echo
+
+examples-rust:
+	$(CARGO) build --release -p tidewire-net --examples
+	@mkdir -p $(BIN)
+	@dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples; \
+	for p in $(RUST_EXAMPLES); do cp "$$dir/$$p" $(BIN)/$$p; done
+
+# A chat/echo page on http://127.0.0.1:8080/ (every open tab sees every message).
+demo: examples-rust
+	$(BIN)/demo_server --host 127.0.0.1 --port 8080
+
+# Echo throughput of echo_server next to a raw TCP echo and tokio-tungstenite (issue 3).
+bench-echo: examples-rust
+	crates/net/bench/run.sh
