@@ -2,7 +2,7 @@
 
 EXAMPLE_TARGETS += examples-rust
 
-RUST_EXAMPLES := echo_server autobahn_client demo_server
+RUST_EXAMPLES := echo_server autobahn_client demo_server ws_client
 
 .PHONY: examples-rust demo bench-echo
 
@@ -19,3 +19,9 @@ demo: examples-rust
 # Echo throughput of echo_server next to a raw TCP echo and tokio-tungstenite (issue 3).
 bench-echo: examples-rust
 	crates/net/bench/run.sh
+
+# Interop with the Python `websockets` package, permessage-deflate on both sides (issue 5).
+TEST_TARGETS += test-interop
+.PHONY: test-interop
+test-interop: examples-rust
+	tests/interop/run.sh $(BIN)

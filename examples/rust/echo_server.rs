@@ -2,9 +2,10 @@
 //! pings (the engine does), negotiates permessage-deflate when a client offers it, and exits
 //! 0 on SIGINT or SIGTERM after closing its connections with 1001.
 //!
-//! Usage: echo_server --host H --port P [--tls-cert F --tls-key F]
+//! Usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--verbose]
 //!
-//! Prints `listening on ws://H:P` (or wss://) once ready, with the real port when 0 was asked.
+//! Prints `listening on ws://H:P` (or wss://) once ready, with the real port when 0 was asked;
+//! with `--verbose`, also `open PEER PATH extensions=VALUE` for every connection.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +18,11 @@ struct Args {
     host: String,
     port: u16,
     tls: Option<(String, String)>,
+    verbose: bool,
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: echo_server --host H --port P [--tls-cert F --tls-key F]");
+    eprintln!("usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--verbose]");
     ExitCode::from(2)
 }
 
@@ -28,8 +30,13 @@ fn parse_args() -> Option<Args> {
     let mut host = String::from("127.0.0.1");
     let mut port = None;
     let (mut cert, mut key) = (None, None);
+    let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--verbose" {
+            verbose = true;
+            continue;
+        }
         let value = args.next()?;
         match flag.as_str() {
             "--host" => host = value,
@@ -48,6 +55,7 @@ fn parse_args() -> Option<Args> {
         host,
         port: port?,
         tls,
+        verbose,
     })
 }
 
@@ -100,9 +108,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     while !stop.load(Ordering::SeqCst) {
         ctx.poll(&mut events, None)?;
         for event in events.iter() {
-            if let Event::Message { conn, kind, data } = event {
-                // A connection that is closing or over its buffer cap just misses the echo.
-                let _ = ctx.send(conn, kind, data);
+            match event {
+                Event::Message { conn, kind, data } => {
+                    // A connection that is closing or over its buffer cap misses the echo.
+                    let _ = ctx.send(conn, kind, data);
+                }
+                Event::Open {
+                    peer_addr,
+                    path,
+                    extensions,
+                    ..
+                } if args.verbose => {
+                    println!(
+                        "open {peer_addr} {path} extensions={}",
+                        extensions.unwrap_or("-")
+                    );
+                }
+                _ => {}
             }
         }
     }

@@ -132,9 +132,12 @@ pub struct ListenOptions {
     /// application answers with [`crate::Context::respond`]. Default false (answered with
     /// 426 Upgrade Required).
     pub handle_http: bool,
-    /// Accept permessage-deflate (RFC 7692) when a client offers it, with these settings.
-    /// Default `None`: never compress. A compressed connection costs about 420 KiB of codec
-    /// state (see `tidewire_proto::deflate`), so turn it on where bandwidth matters more.
+    /// Accept permessage-deflate (RFC 7692) when a client offers it, with these settings;
+    /// `None` never compresses. Default: on, as browsers expect, with
+    /// [`server_deflate_default`]: the server compresses each message on its own, so its
+    /// compressor (about 370 KiB with zlib-rs) exists only while messages are being sent and
+    /// is released when the connection goes idle. The client's context is kept as it asks
+    /// (about 46 KiB of inflate state per connection that has received compressed data).
     pub deflate: Option<DeflateConfig>,
 }
 
@@ -148,13 +151,24 @@ impl Default for ListenOptions {
             allowed_origins: None,
             handle_requests: false,
             handle_http: false,
-            deflate: None,
+            deflate: Some(server_deflate_default()),
         }
     }
 }
 
+/// The permessage-deflate settings a listener uses by default: RFC 7692's defaults, except
+/// that the server answers with `server_no_context_takeover`. That costs some compression
+/// on streams of small similar messages and saves a compressor's memory on every idle
+/// connection: many connections stay cheap.
+pub fn server_deflate_default() -> DeflateConfig {
+    DeflateConfig {
+        server_no_context_takeover: true,
+        ..DeflateConfig::default()
+    }
+}
+
 /// How a client connection is opened.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ConnectOptions {
     /// Extra request headers. Default none.
     pub headers: Vec<(String, String)>,
@@ -166,6 +180,20 @@ pub struct ConnectOptions {
     pub tls: Option<TlsConnector>,
     /// Overrides [`Config::connect_timeout`] for this connection.
     pub connect_timeout: Option<Duration>,
-    /// Offer permessage-deflate (RFC 7692) with these settings. Default `None`.
+    /// Offer permessage-deflate (RFC 7692) with these settings; `None` offers nothing.
+    /// Default: on, with RFC 7692's defaults (as browsers offer it).
     pub deflate: Option<DeflateConfig>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            headers: Vec::new(),
+            origin: None,
+            subprotocols: Vec::new(),
+            tls: None,
+            connect_timeout: None,
+            deflate: Some(DeflateConfig::default()),
+        }
+    }
 }

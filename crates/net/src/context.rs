@@ -415,6 +415,19 @@ impl Context {
     /// [`Config::max_buffered`] bytes or more; answers [`SendStatus::Backpressure`] when it
     /// is above [`Config::high_water_mark`] after queueing. Text must be valid UTF-8.
     pub fn send(&mut self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<SendStatus> {
+        self.send_with(conn, kind, data, true)
+    }
+
+    /// [`Context::send`] with a choice: `compress: false` sends this one message uncompressed
+    /// even on a connection that negotiated permessage-deflate (for data that is already
+    /// compressed, or latency-critical).
+    pub fn send_with(
+        &mut self,
+        conn: ConnId,
+        kind: MessageKind,
+        data: &[u8],
+        compress: bool,
+    ) -> Result<SendStatus> {
         let max_buffered = self.config.max_buffered;
         let high = self.config.high_water_mark;
         let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
@@ -435,7 +448,7 @@ impl Context {
             c.write_direct(kind, data);
         } else {
             let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
-            ws.send_message(kind, data, true)?;
+            ws.send_message(kind, data, compress)?;
         }
         Ok(self.after_send(conn.0, high))
     }

@@ -451,6 +451,48 @@ fn permessage_deflate_is_negotiated_and_messages_round_trip() {
 }
 
 #[test]
+fn deflate_is_on_by_default_and_one_message_can_go_uncompressed() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let port = h.port;
+    let raw = std::thread::spawn(move || {
+        let (mut raw, head) = RawClient::upgrade(
+            port,
+            "/",
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        )
+        .expect("upgrade");
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains(
+                "sec-websocket-extensions: permessage-deflate; server_no_context_takeover"
+            ),
+            "{head}"
+        );
+        raw.send_frame(true, 1, b"go");
+        let first = raw.read_frame_raw().expect("first");
+        let second = raw.read_frame_raw().expect("second");
+        (first, second)
+    });
+    let text = "compressible ".repeat(100);
+    let mut sent = false;
+    assert!(h.run_until(TEST_DEADLINE, |ctx, ev| {
+        if let Event::Message { conn, .. } = ev {
+            ctx.send_text(conn, &text).expect("compressed");
+            ctx.send_with(conn, MessageKind::Text, text.as_bytes(), false)
+                .expect("uncompressed");
+            sent = true;
+        }
+        sent
+    }));
+    h.run_until(Duration::from_millis(200), |_, _| false);
+    let ((b0, compressed), (b1, plain)) = raw.join().expect("raw client");
+    assert_eq!(b0 & 0x40, 0x40, "RSV1 set on the compressed message");
+    assert!(compressed.len() < text.len() / 4);
+    assert_eq!(b1 & 0x40, 0, "RSV1 clear when asked not to compress");
+    assert_eq!(plain, text.as_bytes());
+}
+
+#[test]
 fn shutdown_closes_every_connection_with_1001() {
     let mut h = Harness::new(Config::default(), ListenOptions::default());
     let clients: Vec<_> = (0..5)

@@ -40,18 +40,24 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn an_idle_open_ws_connection_costs_at_most_2_kib() {
-    const PAIRS: usize = 1000;
-    let mut h = Harness::new(Config::default(), ListenOptions::default());
+/// Opens `pairs` client/server pairs on one context, exchanges one message of `message`
+/// each way, lets them idle past the sweep period, and returns the heap bytes per open
+/// connection (both ends counted, so this is the mean of a client's and a server's cost).
+fn idle_bytes_per_connection(
+    pairs: usize,
+    listen: ListenOptions,
+    connect: &ConnectOptions,
+    message: &str,
+) -> isize {
+    let mut h = Harness::new(Config::default(), listen);
     // Warm up the poll machinery so that its one-time allocations are in the baseline.
     h.run_until(Duration::from_millis(50), |_, _| false);
     let baseline = LIVE.load(Ordering::Relaxed);
 
-    let clients: Vec<_> = (0..PAIRS)
+    let clients: Vec<_> = (0..pairs)
         .map(|_| {
             h.ctx
-                .connect(&h.url("/"), ConnectOptions::default())
+                .connect(&h.url("/"), connect.clone())
                 .expect("connect")
         })
         .collect();
@@ -63,7 +69,7 @@ fn an_idle_open_ws_connection_costs_at_most_2_kib() {
                 opened += 1;
                 if listener.is_none() {
                     // Some traffic, so that buffers were used before going idle.
-                    ctx.send_text(conn, "hello").expect("send");
+                    ctx.send_text(conn, message).expect("send");
                 }
             }
             Event::Message { conn, kind, data } => {
@@ -76,7 +82,7 @@ fn an_idle_open_ws_connection_costs_at_most_2_kib() {
             Event::Error { error, .. } => panic!("{error}"),
             _ => {}
         }
-        opened == 2 * PAIRS && echoed == PAIRS
+        opened == 2 * pairs && echoed == pairs
     }));
     // Idle for longer than the sweep period: buffers of idle connections are released.
     let idle_until = Instant::now() + Duration::from_millis(2500);
@@ -85,10 +91,53 @@ fn an_idle_open_ws_connection_costs_at_most_2_kib() {
             .poll(&mut h.events, Some(Duration::from_millis(100)))
             .expect("poll");
     }
+    assert_eq!(h.ctx.connection_count(), 2 * pairs);
     let used = LIVE.load(Ordering::Relaxed) - baseline;
-    let conns = (2 * PAIRS) as isize;
-    let per_conn = used / conns;
-    eprintln!("idle memory: {used} bytes for {conns} open connections = {per_conn} bytes each");
-    assert_eq!(h.ctx.connection_count(), 2 * PAIRS);
-    assert!(per_conn <= 2048, "{per_conn} bytes per idle connection");
+    used / (2 * pairs) as isize
+}
+
+// One test, run in sequence: the allocation counter is global to the test binary.
+#[test]
+fn idle_connections_cost_little_memory_with_and_without_deflate() {
+    let compressible = "tidewire idle memory, compressible text. ".repeat(40);
+
+    let no_deflate = ConnectOptions {
+        deflate: None,
+        ..ConnectOptions::default()
+    };
+    let plain = idle_bytes_per_connection(1000, ListenOptions::default(), &no_deflate, "hello");
+    eprintln!("idle memory, no deflate: {plain} bytes per connection");
+    assert!(plain <= 2048, "{plain} bytes per idle connection");
+
+    // Deflate negotiated with the defaults (the client keeps its context, as browsers do; the
+    // server compresses each message on its own): the client's compressor and the server's
+    // inflater keep their windows; the server's compressor and the client's inflater go.
+    let defaults = idle_bytes_per_connection(
+        100,
+        ListenOptions::default(),
+        &ConnectOptions::default(),
+        &compressible,
+    );
+    eprintln!(
+        "idle memory, deflate with defaults: {defaults} bytes per connection (mean of both ends)"
+    );
+    assert!(
+        defaults <= 256 * 1024,
+        "{defaults} bytes per idle connection"
+    );
+
+    // No context takeover either way: every codec is released when the connection idles.
+    let mut reset = tidewire_net::server_deflate_default();
+    reset.client_no_context_takeover = true;
+    let connect = ConnectOptions {
+        deflate: Some(reset.clone()),
+        ..ConnectOptions::default()
+    };
+    let listen = ListenOptions {
+        deflate: Some(reset),
+        ..ListenOptions::default()
+    };
+    let released = idle_bytes_per_connection(100, listen, &connect, &compressible);
+    eprintln!("idle memory, deflate without context takeover: {released} bytes per connection");
+    assert!(released <= 4096, "{released} bytes per idle connection");
 }

@@ -180,6 +180,12 @@ impl RawClient {
 
     /// Reads one (unmasked, server) frame: (fin, opcode, payload).
     pub fn read_frame(&mut self) -> std::io::Result<(bool, u8, Vec<u8>)> {
+        let (b0, payload) = self.read_frame_raw()?;
+        Ok((b0 & 0x80 != 0, b0 & 0x0f, payload))
+    }
+
+    /// Reads one (unmasked, server) frame: its first byte (FIN, RSV1-3, opcode) and payload.
+    pub fn read_frame_raw(&mut self) -> std::io::Result<(u8, Vec<u8>)> {
         self.fill(2)?;
         let (b0, b1) = (self.pending[0], self.pending[1]);
         let (len, header) = match b1 & 0x7f {
@@ -201,7 +207,7 @@ impl RawClient {
         self.fill(header + len)?;
         let payload = self.pending[header..header + len].to_vec();
         self.pending.drain(..header + len);
-        Ok((b0 & 0x80 != 0, b0 & 0x0f, payload))
+        Ok((b0, payload))
     }
 
     /// Reads until EOF (or error); returns whether EOF came.
