@@ -1,0 +1,187 @@
+"""Exceptions raised by tidewire.
+
+The tree follows the ``websockets`` package, so that code written for it catches the same
+names::
+
+    WebSocketException
+    ├── ConnectionClosed (code, reason)
+    │   ├── ConnectionClosedOK
+    │   └── ConnectionClosedError
+    ├── InvalidURI (uri)
+    ├── InvalidHandshake
+    │   ├── InvalidMessage
+    │   ├── InvalidHeader (name, value)
+    │   ├── InvalidStatus (status_code, response)
+    │   └── NegotiationError
+    ├── ProtocolError
+    ├── PayloadTooBig
+    ├── InvalidState
+    └── ConcurrencyError
+
+Timeouts raise the built-in ``TimeoutError``; failures of the operating system (refused,
+reset, unresolvable names, TLS) raise ``OSError`` subclasses (``ConnectionRefusedError``,
+``socket.gaierror``, ``ssl.SSLError``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .datastructures import Headers, Response
+
+__all__ = [
+    "WebSocketException",
+    "ConnectionClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "InvalidURI",
+    "InvalidHandshake",
+    "InvalidMessage",
+    "InvalidHeader",
+    "InvalidStatus",
+    "NegotiationError",
+    "ProtocolError",
+    "PayloadTooBig",
+    "InvalidState",
+    "ConcurrencyError",
+]
+
+# Close codes that end a connection normally (RFC 6455 section 7.4.1); 1005 is what a close
+# frame without a code reads as.
+OK_CLOSE_CODES = frozenset({1000, 1001, 1005})
+
+_CODE_NAMES = {
+    1000: "OK",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status received",
+    1006: "connection closed abnormally",
+    1007: "invalid frame payload data",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+    1015: "TLS handshake failed",
+}
+
+
+class WebSocketException(Exception):
+    """Base class of every exception defined by tidewire."""
+
+
+class ConnectionClosed(WebSocketException):
+    """The connection is closed: raised by every operation that needs an open connection.
+
+    ``code`` is the close code (1005 when the peer's close frame had none, 1006 when the
+    connection ended without a closing handshake) and ``reason`` the close reason.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        name = _CODE_NAMES.get(self.code, "registered" if self.code < 3000 else "private use")
+        text = f"{self.code} ({name})"
+        return f"{text} {self.reason}" if self.reason else text
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection ended with a completed closing handshake and code 1000, 1001 or 1005."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection ended abnormally, or with an error code.
+
+    When tidewire failed the connection because the peer broke the protocol, ``__cause__`` is
+    a ``ProtocolError`` (or ``PayloadTooBig`` for code 1009).
+    """
+
+
+class InvalidURI(WebSocketException):
+    """The URI is not a valid ``ws://`` or ``wss://`` URI."""
+
+    def __init__(self, uri: str, msg: str = "") -> None:
+        super().__init__(uri, msg)
+        self.uri = uri
+        self.msg = msg
+
+    def __str__(self) -> str:
+        return self.msg or f"{self.uri} isn't a valid URI"
+
+
+class InvalidHandshake(WebSocketException):
+    """The opening handshake failed."""
+
+
+class InvalidMessage(InvalidHandshake):
+    """The handshake's HTTP message was malformed, too large, or cut short."""
+
+
+class InvalidHeader(InvalidHandshake):
+    """A handshake header is missing or has a wrong value."""
+
+    def __init__(self, name: str, value: Optional[str] = None) -> None:
+        super().__init__(name, value)
+        self.name = name
+        self.value = value
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"missing {self.name} header"
+        return self.value if self.name in self.value else f"invalid {self.name} header: {self.value}"
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server answered the upgrade request with ``status_code`` instead of 101."""
+
+    def __init__(self, status_code: int, reason_phrase: str = "") -> None:
+        super().__init__(status_code, reason_phrase)
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+
+    @property
+    def response(self) -> Response:
+        """The response, as far as it is known (status and reason)."""
+        return Response(self.status_code, self.reason_phrase, Headers())
+
+    def __str__(self) -> str:
+        return f"server rejected WebSocket connection: HTTP {self.status_code} {self.reason_phrase}".rstrip()
+
+
+class NegotiationError(InvalidHandshake):
+    """Subprotocol or extension negotiation failed."""
+
+
+class ProtocolError(WebSocketException):
+    """A frame or message broke RFC 6455 (received, or refused when sending)."""
+
+
+class PayloadTooBig(WebSocketException):
+    """A message was larger than ``max_size``."""
+
+
+class InvalidState(WebSocketException, AssertionError):
+    """The operation does not fit the connection's state (or the context was freed)."""
+
+
+class ConcurrencyError(WebSocketException, RuntimeError):
+    """Two coroutines or threads called ``recv`` on one connection at the same time."""
+
+
+def closed_exception(code: int, reason: str, clean: bool) -> ConnectionClosed:
+    """The exception for a connection that ended with ``code``, with a cause when tidewire
+    failed it because of the peer."""
+    if clean and code in OK_CLOSE_CODES:
+        return ConnectionClosedOK(code, reason)
+    exc = ConnectionClosedError(code, reason)
+    if code == 1009:
+        exc.__cause__ = PayloadTooBig(reason or "message too big")
+    elif code in (1002, 1007):
+        exc.__cause__ = ProtocolError(reason or _CODE_NAMES[code])
+    return exc

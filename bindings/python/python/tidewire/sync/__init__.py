@@ -1,0 +1,7 @@
+"""The blocking API: ``connect`` and ``serve``, a thread per server connection."""
+
+from .client import ClientConnection, connect
+from .connection import Connection, State
+from .server import Server, ServerConnection, serve
+
+__all__ = ["connect", "serve", "ClientConnection", "ServerConnection", "Server", "Connection", "State"]

@@ -1,0 +1,251 @@
+"""The blocking server: ``serve(handler, host, port) -> Server``, a thread per connection."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional, Sequence, Set, Tuple, Union
+
+from .._options import (
+    DEFAULT_MAX_SIZE,
+    compression_name,
+    context_kwargs,
+    header_list,
+    select_subprotocol,
+    server_tls_kwargs,
+    subprotocol_list,
+)
+from .._tidewire import Context, RawRequest
+from .._tidewire import Request as RequestEvent
+from ..datastructures import Headers, Request, Response
+from ..exceptions import ConnectionClosed, InvalidState
+from .connection import Connection, State
+from ._engine import Engine
+
+__all__ = ["serve", "Server", "ServerConnection"]
+
+logger = logging.getLogger("tidewire.server")
+
+
+def request_from_raw(raw: RawRequest) -> Request:
+    path = raw.path if raw.query is None else f"{raw.path}?{raw.query}"
+    return Request(path, Headers(raw.headers))
+
+
+class ServerConnection(Connection):
+    """A connection accepted by a ``Server``, handed to the handler in its own thread."""
+
+    def __init__(self, engine: Engine, conn_id: int, raw: RawRequest, *,
+                 close_timeout: Optional[float]) -> None:
+        super().__init__(engine, conn_id, close_timeout=close_timeout)
+        self.raw_request = raw
+        self.request = request_from_raw(raw)
+
+    def respond(self, status: int, text: str) -> Response:
+        """A plain-text response for ``process_request`` to return."""
+        body = text.encode()
+        headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
+        return Response(status, "", headers, body)
+
+    def _reject(self, response: Response) -> None:
+        with self._cond:
+            try:
+                self._ctx.reject(self.id, response.status_code,
+                                 header_list(response.headers), response.body)
+            except InvalidState:
+                pass
+            self._engine.handlers.pop(self.id, None)
+            self._state = State.CLOSED
+            self.close_code = 1006
+            self.response = response
+            self._engine.kick()
+
+    def _accept(self, subprotocol: Optional[str]) -> bool:
+        with self._cond:
+            try:
+                self._ctx.accept(self.id, subprotocol)
+            except InvalidState:
+                # The handshake timed out or the server shut down meanwhile.
+                self._engine.handlers.pop(self.id, None)
+                self._state = State.CLOSED
+                self.close_code = 1006
+                return False
+            self._state = State.OPEN
+            self._opened = True
+            self.subprotocol = subprotocol
+            self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
+            h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
+            if subprotocol is not None:
+                h["Sec-WebSocket-Protocol"] = subprotocol
+            self.response = Response(101, "Switching Protocols", h)
+            self._engine.kick()
+            return True
+
+    def _on_open(self) -> None:
+        if self.response is not None and self.extensions is not None:
+            self.response.headers["Sec-WebSocket-Extensions"] = self.extensions
+
+
+Handler = Callable[[ServerConnection], Any]
+ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
+
+
+class Server:
+    """A listening WebSocket server. Connections are served as soon as it exists;
+    ``serve_forever`` just blocks until ``shutdown``."""
+
+    def __init__(self, handler: Handler, host: str, port: int, *, ssl: Any = None,
+                 subprotocols: Optional[Sequence[str]] = None,
+                 origins: Optional[Sequence[Optional[str]]] = None,
+                 process_request: Optional[ProcessRequest] = None,
+                 compression: Optional[str] = "deflate",
+                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
+                 open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
+                 ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
+                 write_limit: Union[int, Tuple[int, int], None] = None,
+                 reuse_port: bool = False) -> None:
+        self._handler = handler
+        self._subprotocols = subprotocol_list(subprotocols)
+        self._origins = None if origins is None else list(origins)
+        self._process_request = process_request
+        self._close_timeout = close_timeout
+        self._threads: Set[threading.Thread] = set()
+        self._done = threading.Event()
+        self._shutting_down = False
+        self._ctx = Context(**context_kwargs(
+            max_size=max_size, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            close_timeout=close_timeout, open_timeout=open_timeout, write_limit=write_limit))
+        try:
+            self._listener = self._ctx.listen(
+                host, port, handle_requests=True, compression=compression_name(compression),
+                reuse_port=reuse_port, **server_tls_kwargs(ssl))
+            bound_host, bound_port = self._ctx.local_addr(self._listener)
+        except BaseException:
+            self._ctx.free()
+            raise
+        #: ``(host, port)`` the server listens on (the real port when 0 was asked).
+        self.address: Tuple[str, int] = (bound_host, bound_port)
+        self._engine = Engine(self._ctx, name="tidewire-server", on_request=self._on_request)
+        self._engine.start()
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    # -- engine side (lock held) ---------------------------------------------------------
+
+    def _on_request(self, event: RequestEvent) -> None:
+        conn = ServerConnection(self._engine, event.conn, event.request,
+                                close_timeout=self._close_timeout)
+        self._engine.handlers[event.conn] = conn
+        thread = threading.Thread(target=self._handle, args=(conn,), daemon=True,
+                                  name=f"tidewire-handler-{event.conn:#x}")
+        self._threads.add(thread)
+        thread.start()
+
+    # -- handler threads -----------------------------------------------------------------
+
+    def _check_request(self, conn: ServerConnection) -> Tuple[Optional[Response], Optional[str]]:
+        raw = conn.raw_request
+        if self._origins is not None and raw.origin not in self._origins:
+            return conn.respond(403, "Failed to open a WebSocket connection: invalid Origin header.\n"), None
+        subprotocol, error = select_subprotocol(raw.subprotocols, self._subprotocols)
+        if error is not None:
+            return conn.respond(400, f"Failed to open a WebSocket connection: {error}.\n"), None
+        return None, subprotocol
+
+    def _handle(self, conn: ServerConnection) -> None:
+        try:
+            try:
+                response = None
+                if self._process_request is not None:
+                    response = self._process_request(conn, conn.request)  # type: ignore[arg-type]
+                subprotocol = None
+                if response is None:
+                    response, subprotocol = self._check_request(conn)
+                if response is not None:
+                    conn._reject(response)
+                    return
+                if not conn._accept(subprotocol):
+                    return
+            except Exception:
+                logger.exception("opening handshake failed")
+                conn._reject(conn.respond(500, "Failed to open a WebSocket connection.\n"))
+                return
+            try:
+                self._handler(conn)
+            except ConnectionClosed:
+                pass  # the peer went away while the handler was talking to it: not a failure
+            except Exception:
+                logger.exception("connection handler failed")
+                try:
+                    conn.close(1011, "internal error")
+                except Exception:
+                    pass
+            else:
+                conn.close()
+        finally:
+            self._threads.discard(threading.current_thread())
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Blocks until ``shutdown`` is called (from another thread or a handler)."""
+        self._done.wait()
+
+    def shutdown(self) -> None:
+        """Stops listening, closes every connection with 1001 (going away), waits for the
+        closing handshakes (at most ``close_timeout``) and for the handlers to return."""
+        with self._engine.lock:
+            if self._shutting_down:
+                return
+            self._shutting_down = True
+            grace = 0.0 if self._close_timeout is None else self._close_timeout
+            if self._engine.running:
+                self._ctx.shutdown(grace)
+                self._engine.kick()
+                deadline = time.monotonic() + grace + 1.0
+                while self._engine.handlers and time.monotonic() < deadline:
+                    self._engine.changed.wait(max(0.0, deadline - time.monotonic()))
+        self._engine.stop()
+        current = threading.current_thread()
+        deadline = time.monotonic() + 1.0 + (grace or 0.0)
+        for thread in list(self._threads):
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._done.set()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<Server {self.address[0]}:{self.address[1]}>"
+
+
+def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = None, *,
+          ssl: Any = None, subprotocols: Optional[Sequence[str]] = None,
+          origins: Optional[Sequence[Optional[str]]] = None,
+          process_request: Optional[ProcessRequest] = None,
+          compression: Optional[str] = "deflate", max_size: Optional[int] = DEFAULT_MAX_SIZE,
+          open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
+          ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
+          write_limit: Union[int, Tuple[int, int], None] = None,
+          reuse_port: bool = False) -> Server:
+    """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
+    every accepted connection; the connection is closed when the handler returns (with
+    1011 if it raised, which is logged; the server keeps serving).
+
+    ``process_request(connection, request)`` may return a ``Response`` to refuse the
+    upgrade. ``origins`` lists the accepted Origin values (``None`` in the list accepts
+    requests without one). With ``subprotocols``, clients offering none of them are refused.
+    """
+    return Server(handler, "127.0.0.1" if host is None else host, 0 if port is None else port,
+                  ssl=ssl, subprotocols=subprotocols, origins=origins,
+                  process_request=process_request, compression=compression, max_size=max_size,
+                  open_timeout=open_timeout, close_timeout=close_timeout,
+                  ping_interval=ping_interval, ping_timeout=ping_timeout,
+                  write_limit=write_limit, reuse_port=reuse_port)

@@ -1,0 +1,608 @@
+//! `Context`: one `tidewire_net::Context` and the `Events` it fills, behind a mutex.
+//!
+//! The class is frozen (shared across threads by reference) and locks its inner state for
+//! every call; the net context itself only ever runs on the thread holding the lock. The GIL is
+//! released while `poll` waits and works; payloads are copied into Python objects afterwards,
+//! still under the lock, because they borrow the receive buffer until the next poll.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
+use tidewire_net::{
+    Config, ConnId, ConnectOptions, ListenOptions, ListenerId, MessageKind, SendStatus,
+    TlsAcceptor, TlsClientOptions, TlsConnector,
+};
+use tidewire_proto::deflate::DeflateConfig;
+
+use crate::errors::{invalid_state, to_pyerr};
+use crate::events::convert;
+use crate::sender::Sender;
+
+struct Inner {
+    ctx: tidewire_net::Context,
+    events: tidewire_net::Events,
+    /// The last TLS connector built for custom client settings, with its settings: building
+    /// one reads certificate files, so consecutive connects with the same settings share it.
+    connector: Option<(TlsKey, TlsConnector)>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct TlsKey {
+    cafile: Option<String>,
+    cadata: Option<Vec<u8>>,
+    verify: bool,
+}
+
+/// A WebSocket runtime: listeners and connections driven by `poll`.
+///
+/// Belongs to one thread at a time: calls from several threads are serialized by a lock,
+/// and a thread blocked in `poll(timeout)` holds it. Other threads use `sender()`.
+#[pyclass(module = "tidewire._tidewire", frozen)]
+pub struct Context {
+    inner: Mutex<Option<Inner>>,
+    fd: i32,
+    /// Set by `free`, read without the lock (a thread blocked in `poll` holds it).
+    freed: AtomicBool,
+    sender: tidewire_net::Sender,
+}
+
+fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        PyValueError::new_err(format!("{what} must be a non-negative number of seconds"))
+    })
+}
+
+fn opt_duration(seconds: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
+    seconds.map(|s| duration(s, what)).transpose()
+}
+
+fn deflate(compression: Option<&str>) -> PyResult<Option<DeflateConfig>> {
+    match compression {
+        None => Ok(None),
+        Some("deflate") => Ok(Some(DeflateConfig::default())),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "unsupported compression {other:?}: use \"deflate\" or None"
+        ))),
+    }
+}
+
+/// A message to send: text for `str`, binary for bytes-like objects.
+pub(crate) enum Payload<'a> {
+    Text(Cow<'a, str>),
+    Binary(Cow<'a, [u8]>),
+}
+
+pub(crate) fn payload<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<Payload<'a>> {
+    if let Ok(s) = data.cast::<PyString>() {
+        return Ok(Payload::Text(s.to_cow()?));
+    }
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(Payload::Binary(Cow::Borrowed(b.as_bytes())));
+    }
+    if let Ok(b) = data.cast::<PyByteArray>() {
+        return Ok(Payload::Binary(Cow::Owned(b.to_vec())));
+    }
+    if data.is_instance_of::<PyMemoryView>() {
+        let bytes = data.py().get_type::<PyBytes>().call1((data,))?;
+        return Ok(Payload::Binary(Cow::Owned(
+            bytes.cast::<PyBytes>()?.as_bytes().to_vec(),
+        )));
+    }
+    Err(PyTypeError::new_err(format!(
+        "data must be str or bytes-like, not {}",
+        data.get_type().name()?
+    )))
+}
+
+fn ping_payload<'a>(data: Option<&'a Bound<'_, PyAny>>) -> PyResult<Cow<'a, [u8]>> {
+    match data {
+        None => Ok(Cow::Borrowed(&[])),
+        Some(d) => match payload(d)? {
+            Payload::Text(t) => Ok(match t {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            }),
+            Payload::Binary(b) => Ok(b),
+        },
+    }
+}
+
+/// Header lists from Python: a mapping or an iterable of `(name, value)` pairs.
+pub fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
+    let Some(h) = headers else {
+        return Ok(Vec::new());
+    };
+    let items = if h.hasattr("items")? && !h.is_instance_of::<PyList>() {
+        h.call_method0("items")?
+    } else {
+        h.clone()
+    };
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (name, value): (String, String) = item?.extract()?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+impl Context {
+    /// Locks the inner state without holding the GIL while waiting (a thread blocked in
+    /// `poll` holds the lock and may need the GIL to finish).
+    fn lock<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, Option<Inner>>> {
+        let guard = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => self
+                .inner
+                .lock_py_attached(py)
+                .unwrap_or_else(|p| p.into_inner()),
+            // A panic while holding the lock was turned into a Python exception; the net
+            // context stays usable (each of its calls leaves it consistent).
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        if guard.is_none() {
+            return Err(invalid_state(py, "the context was freed"));
+        }
+        Ok(guard)
+    }
+
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Inner) -> tidewire_net::Result<T>,
+    ) -> PyResult<T> {
+        let mut guard = self.lock(py)?;
+        let inner = guard
+            .as_mut()
+            .ok_or_else(|| invalid_state(py, "the context was freed"))?;
+        f(inner).map_err(|e| to_pyerr(py, &e))
+    }
+}
+
+#[pymethods]
+impl Context {
+    /// Every argument defaults to the runtime's default (see the stub for the values).
+    #[new]
+    #[pyo3(signature = (*, max_message_size=None, max_frame_size=None, handshake_timeout=None,
+        connect_timeout=None, close_timeout=None, ping_interval=None, idle_timeout=None,
+        high_water_mark=None, low_water_mark=None, max_buffered=None, max_connections=None,
+        receive_buffer_size=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        max_message_size: Option<usize>,
+        max_frame_size: Option<usize>,
+        handshake_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        close_timeout: Option<f64>,
+        ping_interval: Option<f64>,
+        idle_timeout: Option<f64>,
+        high_water_mark: Option<usize>,
+        low_water_mark: Option<usize>,
+        max_buffered: Option<usize>,
+        max_connections: Option<usize>,
+        receive_buffer_size: Option<usize>,
+        py: Python<'_>,
+    ) -> PyResult<Context> {
+        let mut config = Config::default();
+        if let Some(v) = max_message_size {
+            config.max_message_size = v;
+            config.max_frame_size = v;
+        }
+        if let Some(v) = max_frame_size {
+            config.max_frame_size = v;
+        }
+        if let Some(v) = opt_duration(handshake_timeout, "handshake_timeout")? {
+            config.handshake_timeout = v;
+        }
+        if let Some(v) = opt_duration(connect_timeout, "connect_timeout")? {
+            config.connect_timeout = v;
+        }
+        if let Some(v) = opt_duration(close_timeout, "close_timeout")? {
+            config.close_timeout = v;
+        }
+        config.ping_interval = opt_duration(ping_interval, "ping_interval")?;
+        config.idle_timeout = opt_duration(idle_timeout, "idle_timeout")?;
+        if let Some(v) = high_water_mark {
+            config.high_water_mark = v;
+        }
+        if let Some(v) = low_water_mark {
+            config.low_water_mark = v;
+        }
+        if config.low_water_mark > config.high_water_mark {
+            return Err(PyValueError::new_err(
+                "low_water_mark must not be above high_water_mark",
+            ));
+        }
+        if let Some(v) = max_buffered {
+            config.max_buffered = v;
+        }
+        if let Some(v) = max_connections {
+            config.max_connections = v;
+        }
+        if let Some(v) = receive_buffer_size {
+            config.receive_buffer_size = v;
+        }
+        let ctx = tidewire_net::Context::new(config).map_err(|e| to_pyerr(py, &e))?;
+        let events = ctx.new_events();
+        let fd = ctx.fd();
+        let sender = ctx.sender();
+        Ok(Context {
+            inner: Mutex::new(Some(Inner {
+                ctx,
+                events,
+                connector: None,
+            })),
+            fd,
+            freed: AtomicBool::new(false),
+            sender,
+        })
+    }
+
+    /// The file descriptor to wait on (readable when `poll(0)` has work).
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        if self.freed.load(Ordering::Acquire) {
+            return Err(invalid_state(py, "the context was freed"));
+        }
+        Ok(self.fd)
+    }
+
+    /// Seconds a host loop may wait on `fileno()` before calling `poll` again; 0.0 when work
+    /// is pending, None when no timer is armed.
+    fn next_timeout(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        self.with(py, |i| Ok(i.ctx.next_timeout().map(|d| d.as_secs_f64())))
+    }
+
+    /// Does all ready I/O, waiting at most `timeout` seconds (None: until something happens),
+    /// and returns the events. The GIL is released meanwhile.
+    #[pyo3(signature = (timeout=None))]
+    fn poll<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
+        let timeout = opt_duration(timeout, "timeout")?;
+        let mut guard = self.lock(py)?;
+        let inner = guard
+            .as_mut()
+            .ok_or_else(|| invalid_state(py, "the context was freed"))?;
+        let Inner { ctx, events, .. } = inner;
+        // Released even for `poll(0)`: the cycle writes and reads sockets, and other Python
+        // threads (the blocking API's handlers) can run meanwhile.
+        let polled = py.detach(|| ctx.poll(events, timeout));
+        polled.map_err(|e| to_pyerr(py, &e))?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events.iter() {
+            out.push(convert(py, &ev)?);
+        }
+        drop(guard);
+        if out.is_empty() {
+            // A signal (Ctrl-C) ended the wait: raise its exception now. With events in hand
+            // it is left to the interpreter's next check, so that no event is lost.
+            py.check_signals()?;
+        }
+        PyList::new(py, out)
+    }
+
+    /// Listens on `host:port` (port 0 picks a free one: see `local_addr`). Returns the
+    /// listener id.
+    #[pyo3(signature = (host, port, *, certfile=None, keyfile=None, subprotocols=None,
+        origins=None, handle_requests=false, handle_http=false, compression=None,
+        reuse_port=false, backlog=1024))]
+    #[allow(clippy::too_many_arguments)]
+    fn listen(
+        &self,
+        py: Python<'_>,
+        host: &str,
+        port: u16,
+        certfile: Option<String>,
+        keyfile: Option<String>,
+        subprotocols: Option<Vec<String>>,
+        origins: Option<Vec<String>>,
+        handle_requests: bool,
+        handle_http: bool,
+        compression: Option<&str>,
+        reuse_port: bool,
+        backlog: i32,
+    ) -> PyResult<u64> {
+        let tls = match (certfile, keyfile) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(
+                py.detach(|| TlsAcceptor::from_pem_files(&cert, &key))
+                    .map_err(|e| to_pyerr(py, &e))?,
+            ),
+            (Some(cert), None) => Some(
+                py.detach(|| TlsAcceptor::from_pem_files(&cert, &cert))
+                    .map_err(|e| to_pyerr(py, &e))?,
+            ),
+            (None, Some(_)) => return Err(PyValueError::new_err("keyfile given without certfile")),
+        };
+        let options = ListenOptions {
+            reuse_port,
+            backlog,
+            tls,
+            subprotocols: subprotocols.unwrap_or_default(),
+            allowed_origins: origins,
+            handle_requests,
+            handle_http,
+            deflate: deflate(compression)?,
+        };
+        let host = host.to_owned();
+        self.with(py, |i| i.ctx.listen(&host, port, options).map(|l| l.0))
+    }
+
+    /// `(host, port)` a listener is bound to.
+    fn local_addr<'py>(&self, py: Python<'py>, listener: u64) -> PyResult<Bound<'py, PyTuple>> {
+        let addr = self.with(py, |i| i.ctx.local_addr(ListenerId(listener)))?;
+        PyTuple::new(
+            py,
+            [
+                addr.ip().to_string().into_pyobject(py)?.into_any(),
+                addr.port().into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+
+    /// Stops listening; accepted connections go on.
+    fn unlisten(&self, py: Python<'_>, listener: u64) -> PyResult<()> {
+        self.with(py, |i| i.ctx.unlisten(ListenerId(listener)))
+    }
+
+    /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
+    /// `Open` or a terminal `Error` event follows. For `wss://`: `cafile` / `cadata` (PEM)
+    /// replace the system's roots; `verify=False` accepts any certificate (tests only).
+    #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
+        cafile=None, cadata=None, verify=true, connect_timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+        origin: Option<String>,
+        subprotocols: Option<Vec<String>>,
+        compression: Option<&str>,
+        cafile: Option<String>,
+        cadata: Option<&Bound<'_, PyAny>>,
+        verify: bool,
+        connect_timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let cadata = match cadata {
+            None => None,
+            Some(d) => Some(match payload(d)? {
+                Payload::Text(t) => t.into_owned().into_bytes(),
+                Payload::Binary(b) => b.into_owned(),
+            }),
+        };
+        let key = TlsKey {
+            cafile,
+            cadata,
+            verify,
+        };
+        let custom_tls = key.cafile.is_some() || key.cadata.is_some() || !key.verify;
+        let mut options = ConnectOptions {
+            headers: header_pairs(headers)?,
+            origin,
+            subprotocols: subprotocols.unwrap_or_default(),
+            tls: None,
+            connect_timeout: opt_duration(connect_timeout, "connect_timeout")?,
+            deflate: deflate(compression)?,
+        };
+        let url = url.to_owned();
+        let mut guard = self.lock(py)?;
+        let inner = guard
+            .as_mut()
+            .ok_or_else(|| invalid_state(py, "the context was freed"))?;
+        if custom_tls && url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
+            let cached = inner
+                .connector
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, c)| c.clone());
+            let connector = match cached {
+                Some(c) => c,
+                None => {
+                    let tls_options = TlsClientOptions {
+                        use_system_roots: key.cafile.is_none() && key.cadata.is_none(),
+                        extra_ca_pem: key.cadata.clone(),
+                        extra_ca_file: key.cafile.clone().map(Into::into),
+                        dangerous_skip_verification: !key.verify,
+                    };
+                    let c = py
+                        .detach(|| TlsConnector::new(&tls_options))
+                        .map_err(|e| to_pyerr(py, &e))?;
+                    inner.connector = Some((key, c.clone()));
+                    c
+                }
+            };
+            options.tls = Some(connector);
+        }
+        inner
+            .ctx
+            .connect(&url, options)
+            .map(|c| c.0)
+            .map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Accepts an upgrade request (`Request` event) with an optional subprotocol and extra
+    /// response headers. The connection is open when this returns.
+    #[pyo3(signature = (conn, subprotocol=None, headers=None))]
+    fn accept(
+        &self,
+        py: Python<'_>,
+        conn: u64,
+        subprotocol: Option<&str>,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let headers = header_pairs(headers)?;
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.with(py, |i| i.ctx.accept(ConnId(conn), subprotocol, &refs))
+    }
+
+    /// Refuses an upgrade request (or answers a plain HTTP request) with an HTTP response,
+    /// then closes the connection.
+    #[pyo3(signature = (conn, status, headers=None, body=None))]
+    fn reject(
+        &self,
+        py: Python<'_>,
+        conn: u64,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let headers = header_pairs(headers)?;
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let body = ping_payload(body)?;
+        self.with(py, |i| i.ctx.reject(ConnId(conn), status, &refs, &body))
+    }
+
+    /// Same as `reject`, named for answering `HttpRequest` events.
+    #[pyo3(signature = (conn, status, headers=None, body=None))]
+    fn respond(
+        &self,
+        py: Python<'_>,
+        conn: u64,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.reject(py, conn, status, headers, body)
+    }
+
+    /// Queues a message (text for `str`, binary for bytes-like); it leaves at the next poll.
+    /// Returns True when the output buffer is now over the high water mark: stop sending until
+    /// the `Writable` event.
+    fn send(&self, py: Python<'_>, conn: u64, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let data = payload(data)?;
+        let status = self.with(py, |i| match &data {
+            Payload::Text(t) => i.ctx.send(ConnId(conn), MessageKind::Text, t.as_bytes()),
+            Payload::Binary(b) => i.ctx.send(ConnId(conn), MessageKind::Binary, b),
+        })?;
+        Ok(status == SendStatus::Backpressure)
+    }
+
+    /// Starts a message sent in fragments (`send_fragment`); `text` picks its type.
+    fn begin_message(&self, py: Python<'_>, conn: u64, text: bool) -> PyResult<()> {
+        let kind = if text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        self.with(py, |i| i.ctx.begin_message(ConnId(conn), kind))
+    }
+
+    /// Queues the next fragment of the current message; `fin` ends it. Returns True over
+    /// the high water mark, like `send`.
+    #[pyo3(signature = (conn, data, fin=false))]
+    fn send_fragment(
+        &self,
+        py: Python<'_>,
+        conn: u64,
+        data: &Bound<'_, PyAny>,
+        fin: bool,
+    ) -> PyResult<bool> {
+        let data = ping_payload(Some(data))?;
+        let status = self.with(py, |i| i.ctx.send_fragment(ConnId(conn), &data, fin))?;
+        Ok(status == SendStatus::Backpressure)
+    }
+
+    /// Queues a ping (at most 125 bytes).
+    #[pyo3(signature = (conn, data=None))]
+    fn ping(&self, py: Python<'_>, conn: u64, data: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let data = ping_payload(data)?;
+        let status = self.with(py, |i| i.ctx.ping(ConnId(conn), &data))?;
+        Ok(status == SendStatus::Backpressure)
+    }
+
+    /// Starts the closing handshake (a connection not open yet is dropped).
+    #[pyo3(signature = (conn, code=1000, reason=""))]
+    fn close(&self, py: Python<'_>, conn: u64, code: u16, reason: &str) -> PyResult<()> {
+        self.with(py, |i| i.ctx.close(ConnId(conn), code, reason))
+    }
+
+    /// Bytes queued for the peer and not yet written.
+    fn buffered_amount(&self, py: Python<'_>, conn: u64) -> PyResult<usize> {
+        self.with(py, |i| i.ctx.buffered_amount(ConnId(conn)))
+    }
+
+    /// `(host, port)` of the peer.
+    fn peer_addr<'py>(&self, py: Python<'py>, conn: u64) -> PyResult<Bound<'py, PyTuple>> {
+        let addr = self.with(py, |i| i.ctx.peer_addr(ConnId(conn)))?;
+        PyTuple::new(
+            py,
+            [
+                addr.ip().to_string().into_pyobject(py)?.into_any(),
+                addr.port().into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+
+    /// Whether the connection is open (handshake done, no close frame sent or received).
+    fn is_open(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
+        self.with(py, |i| Ok(i.ctx.is_open(ConnId(conn))))
+    }
+
+    /// Connections of every kind (connecting, open, closing).
+    fn connection_count(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |i| Ok(i.ctx.connection_count()))
+    }
+
+    /// A handle that other threads may use to send, close and wake this context.
+    fn sender(&self) -> Sender {
+        Sender::new(self.sender.clone())
+    }
+
+    /// Stops listening, closes every open connection with 1001 and gives the closing
+    /// handshakes `grace` seconds; keep polling until `connection_count()` is 0.
+    fn shutdown(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
+        let grace = duration(grace, "grace")?;
+        self.with(py, |i| {
+            i.ctx.shutdown(grace);
+            Ok(())
+        })
+    }
+
+    /// Drops the runtime now: every socket is closed without a closing handshake and every
+    /// later call raises `InvalidState`. Calling it twice is harmless.
+    fn free(&self, py: Python<'_>) {
+        self.freed.store(true, Ordering::Release);
+        let taken = match self.inner.try_lock() {
+            Ok(mut g) => g.take(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().take(),
+            Err(TryLockError::WouldBlock) => self
+                .inner
+                .lock_py_attached(py)
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        };
+        // Dropping joins nothing but closes sockets: cheap, no need to release the GIL.
+        drop(taken);
+    }
+
+    /// Whether `free()` was called.
+    #[getter]
+    fn freed(&self) -> bool {
+        self.freed.load(Ordering::Acquire)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.lock(py) {
+            Ok(g) => match g.as_ref() {
+                Some(i) => format!(
+                    "<Context fd={} connections={} listeners={}>",
+                    self.fd,
+                    i.ctx.connection_count(),
+                    i.ctx.listener_count()
+                ),
+                None => "<Context freed>".to_owned(),
+            },
+            Err(_) => "<Context freed>".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The event classes returned by `Context.poll`, one frozen class per kind of
+//! `tidewire_net::Event`. Payloads are copied once, from the receive buffer straight into the
+//! `bytes` or `str` object: the net event only borrows them until the next poll.
+
+use std::net::SocketAddr;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use tidewire_net::{Event, MessageKind, Request as NetRequest, Source};
+
+use crate::errors::to_exception;
+
+fn addr_tuple(py: Python<'_>, addr: &SocketAddr) -> PyResult<Py<PyTuple>> {
+    Ok(PyTuple::new(
+        py,
+        [
+            addr.ip().to_string().into_pyobject(py)?.into_any(),
+            addr.port().into_pyobject(py)?.into_any(),
+        ],
+    )?
+    .unbind())
+}
+
+/// Header values are bytes on the wire; decoded as Latin-1 so that no value is lost (what
+/// `http.client` does too).
+fn latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.is_ascii() => s.to_owned(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// An HTTP request as the server read it (the upgrade request, or a plain HTTP request).
+#[pyclass(module = "tidewire._tidewire", frozen, get_all)]
+pub struct RawRequest {
+    method: String,
+    /// The request target up to `?`.
+    path: String,
+    /// What follows `?`, if anything.
+    query: Option<String>,
+    /// Every header as received, in order, values decoded as Latin-1.
+    headers: Py<PyList>,
+    host: Option<String>,
+    origin: Option<String>,
+    subprotocols: Vec<String>,
+    extensions: Option<String>,
+}
+
+impl RawRequest {
+    fn new(py: Python<'_>, r: &NetRequest) -> PyResult<RawRequest> {
+        let headers = PyList::empty(py);
+        for h in &r.headers {
+            headers.append((h.name.as_str(), latin1(&h.value)))?;
+        }
+        Ok(RawRequest {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            query: r.query.clone(),
+            headers: headers.unbind(),
+            host: r.host.clone(),
+            origin: r.origin.clone(),
+            subprotocols: r.subprotocols.clone(),
+            extensions: r.extensions.clone(),
+        })
+    }
+}
+
+#[pymethods]
+impl RawRequest {
+    fn __repr__(&self) -> String {
+        format!("<RawRequest {} {}>", self.method, self.path)
+    }
+}
+
+macro_rules! event_class {
+    ($name:ident, $doc:literal, [$($field:ident : $ty:ty),*], $fmt:literal $(, $arg:ident)*) => {
+        #[doc = $doc]
+        #[pyclass(module = "tidewire._tidewire", frozen, get_all)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+        }
+
+        #[pymethods]
+        impl $name {
+            #[classattr]
+            fn __match_args__() -> Vec<&'static str> {
+                vec![$(stringify!($field)),*]
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+                let _ = py;
+                Ok(format!(concat!("<", stringify!($name), " ", $fmt, ">")
+                    $(, repr_of(py, &self.$arg)?)*))
+            }
+        }
+    };
+}
+
+/// `repr()` of a field, for the event reprs.
+trait ReprArg {
+    fn repr_arg(&self, py: Python<'_>) -> PyResult<String>;
+}
+
+macro_rules! repr_by_debug {
+    ($($t:ty),*) => {$(
+        impl ReprArg for $t {
+            fn repr_arg(&self, _py: Python<'_>) -> PyResult<String> {
+                Ok(format!("{self:?}"))
+            }
+        }
+    )*};
+}
+repr_by_debug!(u64, u16, Option<u64>);
+
+impl ReprArg for bool {
+    fn repr_arg(&self, _py: Python<'_>) -> PyResult<String> {
+        Ok(if *self { "True" } else { "False" }.to_owned())
+    }
+}
+
+impl ReprArg for String {
+    fn repr_arg(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(PyString::new(py, self).repr()?.to_cow()?.into_owned())
+    }
+}
+
+impl ReprArg for Option<String> {
+    fn repr_arg(&self, py: Python<'_>) -> PyResult<String> {
+        match self {
+            Some(s) => s.repr_arg(py),
+            None => Ok("None".to_owned()),
+        }
+    }
+}
+
+impl<T> ReprArg for Py<T> {
+    fn repr_arg(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.bind(py).as_any().repr()?.to_cow()?.into_owned())
+    }
+}
+
+fn repr_of<T: ReprArg>(py: Python<'_>, value: &T) -> PyResult<String> {
+    value.repr_arg(py)
+}
+
+event_class!(Request, "A valid upgrade request on a listener with `handle_requests`: answer it with `Context.accept` or `Context.reject`.",
+    [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
+event_class!(HttpRequest, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
+    [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
+event_class!(Open, "The opening handshake completed.",
+    [conn: u64, listener: Option<u64>, subprotocol: Option<String>, extensions: Option<String>,
+     peer_addr: Py<PyTuple>, path: String], "conn={} subprotocol={}", conn, subprotocol);
+event_class!(Message, "A whole message: `data` is `str` for text, `bytes` for binary.",
+    [conn: u64, data: Py<PyAny>], "conn={}", conn);
+event_class!(Ping, "A ping arrived (the pong is already queued).",
+    [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
+event_class!(Pong, "A pong arrived.",
+    [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
+event_class!(Writable, "The output buffer drained below the low water mark after back-pressure.",
+    [conn: u64], "conn={}", conn);
+event_class!(Closed, "The connection is over (terminal). `clean`: the closing handshake completed.",
+    [conn: u64, code: u16, reason: String, clean: bool], "conn={} code={} reason={} clean={}",
+    conn, code, reason, clean);
+event_class!(Error, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
+    [conn: Option<u64>, listener: Option<u64>, error: Py<PyAny>], "conn={} listener={} error={}",
+    conn, listener, error);
+event_class!(SendFailed, "A command from a `Sender` could not be applied. Not terminal.",
+    [conn: u64, error: Py<PyAny>], "conn={} error={}", conn, error);
+event_class!(Wake, "`Sender.wake()` was called.", [], "");
+
+/// Builds the Python object for one net event.
+pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
+    Ok(match *ev {
+        Event::Message { conn, kind, data } => {
+            let data = match kind {
+                MessageKind::Text => match ev.text() {
+                    Some(text) => PyString::new(py, text).into_any().unbind(),
+                    None => PyBytes::new(py, data).into_any().unbind(),
+                },
+                MessageKind::Binary => PyBytes::new(py, data).into_any().unbind(),
+            };
+            Py::new(py, Message { conn: conn.0, data })?.into_any()
+        }
+        Event::Writable { conn } => Py::new(py, Writable { conn: conn.0 })?.into_any(),
+        Event::Open {
+            conn,
+            listener,
+            subprotocol,
+            extensions,
+            peer_addr,
+            path,
+        } => Py::new(
+            py,
+            Open {
+                conn: conn.0,
+                listener: listener.map(|l| l.0),
+                subprotocol: subprotocol.map(str::to_owned),
+                extensions: extensions.map(str::to_owned),
+                peer_addr: addr_tuple(py, &peer_addr)?,
+                path: path.to_owned(),
+            },
+        )?
+        .into_any(),
+        Event::Request {
+            conn,
+            listener,
+            request,
+        } => Py::new(
+            py,
+            Request {
+                conn: conn.0,
+                listener: listener.0,
+                request: Py::new(py, RawRequest::new(py, request)?)?,
+            },
+        )?
+        .into_any(),
+        Event::HttpRequest {
+            conn,
+            listener,
+            request,
+        } => Py::new(
+            py,
+            HttpRequest {
+                conn: conn.0,
+                listener: listener.0,
+                request: Py::new(py, RawRequest::new(py, request)?)?,
+            },
+        )?
+        .into_any(),
+        Event::Ping { conn, data } => Py::new(
+            py,
+            Ping {
+                conn: conn.0,
+                data: PyBytes::new(py, data).unbind(),
+            },
+        )?
+        .into_any(),
+        Event::Pong { conn, data } => Py::new(
+            py,
+            Pong {
+                conn: conn.0,
+                data: PyBytes::new(py, data).unbind(),
+            },
+        )?
+        .into_any(),
+        Event::Closed {
+            conn,
+            code,
+            reason,
+            clean,
+        } => Py::new(
+            py,
+            Closed {
+                conn: conn.0,
+                code,
+                reason: reason.to_owned(),
+                clean,
+            },
+        )?
+        .into_any(),
+        Event::Error { source, error } => {
+            let (conn, listener) = match source {
+                Source::Conn(c) => (Some(c.0), None),
+                Source::Listener(l) => (None, Some(l.0)),
+            };
+            Py::new(
+                py,
+                Error {
+                    conn,
+                    listener,
+                    error: to_exception(py, error),
+                },
+            )?
+            .into_any()
+        }
+        Event::SendFailed { conn, error } => Py::new(
+            py,
+            SendFailed {
+                conn: conn.0,
+                error: to_exception(py, error),
+            },
+        )?
+        .into_any(),
+        Event::Wake => Py::new(py, Wake {})?.into_any(),
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RawRequest>()?;
+    m.add_class::<Request>()?;
+    m.add_class::<HttpRequest>()?;
+    m.add_class::<Open>()?;
+    m.add_class::<Message>()?;
+    m.add_class::<Ping>()?;
+    m.add_class::<Pong>()?;
+    m.add_class::<Writable>()?;
+    m.add_class::<Closed>()?;
+    m.add_class::<Error>()?;
+    m.add_class::<SendFailed>()?;
+    m.add_class::<Wake>()?;
+    Ok(())
+}

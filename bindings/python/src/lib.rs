@@ -1,0 +1,19 @@
+//! `tidewire._tidewire`: the native half of the Python package. Conversion and locking only;
+//! every behaviour lives in `tidewire-net`. The pure-Python package `tidewire` builds the
+//! blocking and asyncio APIs on the `Context` class defined here.
+
+use pyo3::prelude::*;
+
+mod context;
+mod errors;
+mod events;
+mod sender;
+
+#[pymodule]
+fn _tidewire(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<context::Context>()?;
+    m.add_class::<sender::Sender>()?;
+    events::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `Sender`: the thread-safe handle of a context. Its calls queue a command and wake the
+//! context's `poll`, which applies it on the context's own thread.
+
+use pyo3::prelude::*;
+use tidewire_net::ConnId;
+
+use crate::context::{payload, Payload};
+use crate::errors::to_pyerr;
+
+/// Sends to and closes connections of one `Context` from any thread. Failures to apply a
+/// command come back as `SendFailed` events from the context's `poll`.
+#[pyclass(module = "tidewire._tidewire", frozen)]
+pub struct Sender {
+    inner: tidewire_net::Sender,
+}
+
+impl Sender {
+    pub fn new(inner: tidewire_net::Sender) -> Sender {
+        Sender { inner }
+    }
+}
+
+#[pymethods]
+impl Sender {
+    /// Queues a message: text for `str`, binary for bytes-like objects.
+    fn send(&self, py: Python<'_>, conn: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let result = match payload(data)? {
+            Payload::Text(text) => self.inner.send_text(ConnId(conn), text.into_owned()),
+            Payload::Binary(bytes) => self.inner.send_binary(ConnId(conn), bytes.into_owned()),
+        };
+        result.map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Queues a ping (at most 125 bytes).
+    #[pyo3(signature = (conn, data=None))]
+    fn ping(&self, py: Python<'_>, conn: u64, data: Option<&[u8]>) -> PyResult<()> {
+        self.inner
+            .ping(ConnId(conn), data.unwrap_or_default().to_vec())
+            .map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Starts the closing handshake.
+    #[pyo3(signature = (conn, code=1000, reason=""))]
+    fn close(&self, py: Python<'_>, conn: u64, code: u16, reason: &str) -> PyResult<()> {
+        self.inner
+            .close(ConnId(conn), code, reason)
+            .map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Makes the context's current or next `poll` return soon with a `Wake` event.
+    fn wake(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.wake().map_err(|e| to_pyerr(py, &e))
+    }
+}

@@ -1,0 +1,110 @@
+"""Shared fixtures. Every test is loopback-only, binds port 0 and runs under a timeout
+(pytest-timeout, see pyproject.toml); coroutine tests run in a fresh event loop each."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Tuple
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
+    """Runs ``async def`` tests with ``asyncio.run`` (no plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+        asyncio.run(pyfuncitem.obj(**kwargs))
+        return True
+    return None
+
+
+@pytest.fixture
+def certs() -> Tuple[str, str, str]:
+    """``(ca.pem, server.pem, server.key)``: a test CA and a certificate for 127.0.0.1."""
+    return str(DATA / "ca.pem"), str(DATA / "server.pem"), str(DATA / "server.key")
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], int]]:
+    """Starts a plain TCP server on 127.0.0.1 whose single connection is handed to the given
+    function in a thread (to script misbehaving peers); returns its port."""
+    sockets = []
+    threads = []
+
+    def start(script: Callable[[socket.socket], None]) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        sockets.append(listener)
+
+        def run() -> None:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    script(conn)
+                except OSError:
+                    pass
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+        return int(listener.getsockname()[1])
+
+    yield start
+    for s in sockets:
+        s.close()
+    for t in threads:
+        t.join(5)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Reads an HTTP request head from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def accept_key(request: bytes) -> str:
+    import base64
+    import hashlib
+
+    for line in request.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+            digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            return base64.b64encode(digest).decode()
+    raise AssertionError("no Sec-WebSocket-Key in request")
+
+
+@pytest.fixture
+def handshake() -> Callable[[socket.socket, str], bytes]:
+    """Answers a client's upgrade request on a raw socket with a 101 (plus extra header
+    lines); returns the request."""
+
+    def answer(conn: socket.socket, extra: str = "") -> bytes:
+        request = read_request(conn)
+        conn.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(request)}\r\n"
+                f"{extra}\r\n"
+            ).encode()
+        )
+        return request
+
+    return answer

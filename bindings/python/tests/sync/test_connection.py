@@ -1,0 +1,175 @@
+"""Blocking connections: messages, iteration, fragments, ping, close, back-pressure,
+timeouts, concurrency and KeyboardInterrupt."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import tidewire
+from tidewire import connect, serve
+
+
+def echo(ws):
+    for message in ws:
+        ws.send(message)
+
+
+@pytest.fixture
+def echo_server():
+    with serve(echo, "127.0.0.1", 0) as server:
+        yield server
+
+
+def url(server, path="/"):
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def test_text_and_binary_round_trip_with_their_types(echo_server):
+    with connect(url(echo_server)) as ws:
+        ws.send("héllo")
+        assert ws.recv(timeout=5) == "héllo"
+        ws.send(b"\x00\x01")
+        assert ws.recv(timeout=5) == b"\x00\x01"
+        ws.send(bytearray(b"ba"))
+        assert ws.recv(timeout=5) == b"ba"
+
+
+def test_large_compressed_message_round_trips(echo_server):
+    payload = os.urandom(300_000)
+    with connect(url(echo_server), max_size=2**20) as ws:
+        assert ws.extensions is not None and "permessage-deflate" in ws.extensions
+        ws.send(payload)
+        assert ws.recv(timeout=5) == payload
+
+
+def test_iterable_is_sent_as_one_fragmented_message(echo_server):
+    with connect(url(echo_server)) as ws:
+        ws.send(["frag", "men", "ted"])
+        assert ws.recv(timeout=5) == "fragmented"
+        ws.send(iter([b"a", b"b"]))
+        assert ws.recv(timeout=5) == b"ab"
+        with pytest.raises(TypeError):
+            ws.send(["a", b"b"])
+
+
+def test_iteration_ends_when_the_server_closes_normally():
+    def handler(ws):
+        for i in range(3):
+            ws.send(str(i))
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        with connect(url(server)) as ws:
+            assert list(ws) == ["0", "1", "2"]
+            assert ws.close_code == 1000
+
+
+def test_recv_after_close_raises_connection_closed_ok(echo_server):
+    ws = connect(url(echo_server))
+    ws.close()
+    assert ws.state is tidewire.State.CLOSED
+    with pytest.raises(tidewire.ConnectionClosedOK) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1000
+    with pytest.raises(tidewire.ConnectionClosedOK):
+        ws.send("late")
+    ws.close()  # idempotent
+
+
+def test_close_code_and_reason_of_the_peer_are_reported():
+    def handler(ws):
+        ws.close(4001, "custom reason")
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        with connect(url(server)) as ws:
+            with pytest.raises(tidewire.ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+            assert (info.value.code, info.value.reason) == (4001, "custom reason")
+            assert (ws.close_code, ws.close_reason) == (4001, "custom reason")
+
+
+def test_ping_event_is_set_by_the_pong(echo_server):
+    with connect(url(echo_server)) as ws:
+        assert ws.ping().wait(5)
+        assert ws.ping(b"data").wait(5)
+
+
+def test_recv_timeout_raises_timeout_error(echo_server):
+    with connect(url(echo_server)) as ws:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.2)
+        assert 0.15 < time.monotonic() - start < 3
+        ws.send("still usable")
+        assert ws.recv(timeout=5) == "still usable"
+
+
+def test_two_threads_in_recv_raise_concurrency_error(echo_server):
+    with connect(url(echo_server)) as ws:
+        got = []
+        thread = threading.Thread(target=lambda: got.append(ws.recv(timeout=5)))
+        thread.start()
+        time.sleep(0.2)
+        with pytest.raises(tidewire.ConcurrencyError):
+            ws.recv(timeout=1)
+        ws.send("release")
+        thread.join()
+        assert got == ["release"]
+
+
+def test_keyboard_interrupt_during_recv_leaves_the_connection_usable(echo_server):
+    with connect(url(echo_server)) as ws:
+        threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            ws.recv()
+        ws.send("after interrupt")
+        assert ws.recv(timeout=5) == "after interrupt"
+
+
+def test_send_blocks_over_the_high_water_mark_until_the_peer_reads(raw_server, handshake):
+    release = threading.Event()
+    received = []
+
+    def reader_after_release(conn):
+        handshake(conn)
+        release.wait(10)
+        total = 0
+        while total < 64 * 256 * 1024:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+        received.append(total)
+
+    port = raw_server(reader_after_release)
+    with connect(f"ws://127.0.0.1:{port}/", write_limit=(64 * 1024, 16 * 1024),
+                 compression=None, close_timeout=0.5) as ws:
+        sent = []
+        chunk = b"x" * (256 * 1024)
+
+        def writer():
+            for _ in range(64):  # 16 MiB: more than the kernel buffers hold
+                ws.send(chunk)
+                sent.append(1)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(0.5)
+        assert len(sent) < 64, "send never blocked"
+        release.set()
+        thread.join(10)
+        assert len(sent) == 64
+
+
+def test_many_threads_share_one_connection_for_sending(echo_server):
+    with connect(url(echo_server)) as ws:
+        threads = [threading.Thread(target=lambda i=i: [ws.send(f"{i}") for _ in range(50)])
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        received = [ws.recv(timeout=5) for _ in range(200)]
+        assert sorted(set(received)) == ["0", "1", "2", "3"]

@@ -1,0 +1,291 @@
+"""The low-level Context: listen, connect, poll(timeout) returning events, fileno,
+next_timeout, Sender, free. Everything on one thread, as a game loop would."""
+
+import os
+import select
+import signal
+import threading
+import time
+
+import pytest
+
+import tidewire
+from tidewire import (
+    Closed,
+    Context,
+    Error,
+    HttpRequest,
+    Message,
+    Open,
+    Pong,
+    RequestEvent,
+    SendFailed,
+    Wake,
+)
+
+
+def pump(ctxs, until, timeout=5.0):
+    """Polls every context until ``until(events)`` is true for the events gathered so far."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ctx in ctxs:
+            seen.extend(ctx.poll(0.01))
+        if until(seen):
+            return seen
+    raise AssertionError(f"condition not reached; events: {seen}")
+
+
+def of(kind, events):
+    return [e for e in events if type(e) is kind]
+
+
+@pytest.fixture
+def pair():
+    """A server context and a client context with one open connection between them."""
+    server, client = Context(), Context()
+    listener = server.listen("127.0.0.1", 0)
+    port = server.local_addr(listener)[1]
+    conn = client.connect(f"ws://127.0.0.1:{port}/game?x=1")
+    events = pump([server, client], lambda ev: len(of(Open, ev)) == 2)
+    server_conn = next(e.conn for e in of(Open, events) if e.listener is not None)
+    yield server, client, server_conn, conn
+    server.free()
+    client.free()
+
+
+def test_poll_returns_open_events_for_both_roles(pair):
+    server, client, server_conn, conn = pair
+    assert server.is_open(server_conn) and client.is_open(conn)
+    assert server.peer_addr(server_conn)[0] == "127.0.0.1"
+    assert server.connection_count() == 1
+
+
+def test_text_and_binary_messages_keep_their_type(pair):
+    server, client, server_conn, conn = pair
+    assert client.send(conn, "héllo") is False
+    client.send(conn, b"\x00\xff")
+    client.send(conn, bytearray(b"ba"))
+    client.send(conn, memoryview(b"mv"))
+    events = pump([client, server], lambda ev: len(of(Message, ev)) == 4)
+    assert [m.data for m in of(Message, events)] == ["héllo", b"\x00\xff", b"ba", b"mv"]
+    assert all(m.conn == server_conn for m in of(Message, events))
+
+
+def test_send_rejects_other_types(pair):
+    _, client, _, conn = pair
+    with pytest.raises(TypeError):
+        client.send(conn, 42)
+
+
+def test_fragmented_message_arrives_whole(pair):
+    server, client, _, conn = pair
+    client.begin_message(conn, True)
+    client.send_fragment(conn, b"frag")
+    client.send_fragment(conn, b"ments", fin=True)
+    events = pump([client, server], lambda ev: of(Message, ev))
+    assert of(Message, events)[0].data == "fragments"
+
+
+def test_ping_is_answered_with_pong(pair):
+    server, client, _, conn = pair
+    client.ping(conn, b"hi")
+    events = pump([client, server], lambda ev: of(Pong, ev))
+    assert of(Pong, events)[0].data == b"hi"
+
+
+def test_close_ends_both_sides_with_closed_events(pair):
+    server, client, server_conn, conn = pair
+    client.close(conn, 4000, "bye")
+    events = pump([client, server], lambda ev: len(of(Closed, ev)) == 2)
+    server_side = next(e for e in of(Closed, events) if e.conn == server_conn)
+    assert (server_side.code, server_side.reason, server_side.clean) == (4000, "bye", True)
+
+
+def test_stale_id_raises_invalid_state(pair):
+    server, client, server_conn, conn = pair
+    client.close(conn)
+    pump([client, server], lambda ev: len(of(Closed, ev)) == 2)
+    with pytest.raises(tidewire.InvalidState):
+        client.send(conn, "late")
+
+
+def test_invalid_close_code_raises_protocol_error(pair):
+    _, client, _, conn = pair
+    with pytest.raises(tidewire.ProtocolError):
+        client.close(conn, 1005)
+
+
+def test_request_events_let_the_application_accept(pair):
+    server = Context()
+    listener = server.listen("127.0.0.1", 0, handle_requests=True, subprotocols=["chat"])
+    client = Context()
+    conn = client.connect(f"ws://127.0.0.1:{server.local_addr(listener)[1]}/room?id=3",
+                          subprotocols=["chat", "other"], headers={"X-Token": "abc"},
+                          origin="https://example.com")
+    events = pump([server, client], lambda ev: of(RequestEvent, ev))
+    request = of(RequestEvent, events)[0].request
+    assert (request.method, request.path, request.query) == ("GET", "/room", "id=3")
+    assert request.subprotocols == ["chat", "other"]
+    assert request.origin == "https://example.com"
+    assert ("X-Token", "abc") in request.headers
+    server.accept(of(RequestEvent, events)[0].conn, "other", [("X-Extra", "1")])
+    events = pump([server, client], lambda ev: len(of(Open, ev)) == 2)
+    assert next(e for e in of(Open, events) if e.conn == conn).subprotocol == "other"
+    server.free()
+    client.free()
+
+
+def test_rejected_request_is_an_error_event_with_invalid_status():
+    server, client = Context(), Context()
+    listener = server.listen("127.0.0.1", 0, handle_requests=True)
+    conn = client.connect(f"ws://127.0.0.1:{server.local_addr(listener)[1]}/")
+    events = pump([server, client], lambda ev: of(RequestEvent, ev))
+    server.reject(of(RequestEvent, events)[0].conn, 401, {"WWW-Authenticate": "Basic"}, b"no")
+    events = pump([server, client], lambda ev: of(Error, ev))
+    error = of(Error, events)[0]
+    assert error.conn == conn
+    assert isinstance(error.error, tidewire.InvalidStatus)
+    assert error.error.status_code == 401
+    server.free()
+    client.free()
+
+
+def test_plain_http_requests_can_be_answered():
+    server = Context()
+    listener = server.listen("127.0.0.1", 0, handle_http=True)
+    import socket
+
+    with socket.create_connection(server.local_addr(listener)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        events = pump([server], lambda ev: of(HttpRequest, ev))
+        server.respond(of(HttpRequest, events)[0].conn, 200, [("Content-Type", "text/plain")], "ok")
+        deadline = time.monotonic() + 5
+        reply = b""
+        while b"ok" not in reply and time.monotonic() < deadline:
+            server.poll(0.01)
+            sock.settimeout(0.05)
+            try:
+                reply += sock.recv(4096)
+            except socket.timeout:
+                pass
+    assert reply.startswith(b"HTTP/1.1 200")
+    server.free()
+
+
+def test_connect_errors_are_terminal_error_events():
+    ctx = Context()
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    conn = ctx.connect(f"ws://127.0.0.1:{port}/")
+    events = pump([ctx], lambda ev: of(Error, ev))
+    assert of(Error, events)[0].conn == conn
+    assert isinstance(of(Error, events)[0].error, ConnectionRefusedError)
+    ctx.free()
+
+
+def test_invalid_uri_is_raised_by_connect():
+    ctx = Context()
+    with pytest.raises(tidewire.InvalidURI):
+        ctx.connect("http://127.0.0.1/")
+    with pytest.raises(ValueError):
+        ctx.connect("ws://127.0.0.1/", headers=[("Bad Name", "x")])
+    ctx.free()
+
+
+def test_fileno_becomes_readable_when_poll_has_work(pair):
+    server, client, server_conn, conn = pair
+    client.send(conn, "wake up")
+    client.poll(0)  # flush
+    readable, _, _ = select.select([server.fileno()], [], [], 5)
+    assert readable == [server.fileno()]
+    assert of(Message, pump([server], lambda ev: of(Message, ev)))[0].data == "wake up"
+
+
+def test_next_timeout_follows_the_engine_timers():
+    ctx = Context(close_timeout=3.0)
+    assert ctx.next_timeout() is None
+    ctx.free()
+    ctx = Context(ping_interval=0.5)
+    listener = ctx.listen("127.0.0.1", 0)
+    ctx.connect(f"ws://127.0.0.1:{ctx.local_addr(listener)[1]}/")
+    pump([ctx], lambda ev: len(of(Open, ev)) == 2)
+    timeout = ctx.next_timeout()
+    assert timeout is not None and 0 <= timeout <= 10
+    ctx.free()
+
+
+def test_sender_sends_from_another_thread(pair):
+    server, client, server_conn, conn = pair
+    sender = client.sender()
+    thread = threading.Thread(target=lambda: (sender.send(conn, "from thread"), sender.wake()))
+    thread.start()
+    events = pump([client, server], lambda ev: of(Message, ev))
+    thread.join()
+    assert of(Message, events)[0].data == "from thread"
+
+
+def test_sender_failure_is_a_send_failed_event(pair):
+    _, client, _, _ = pair
+    client.sender().send(0x7FFF_FFFF_0000_0001, "nobody")
+    events = pump([client], lambda ev: of(SendFailed, ev))
+    assert isinstance(of(SendFailed, events)[0].error, tidewire.InvalidState)
+
+
+def test_wake_interrupts_a_blocking_poll():
+    ctx = Context()
+    sender = ctx.sender()
+    threading.Timer(0.1, sender.wake).start()
+    start = time.monotonic()
+    events = ctx.poll(5)
+    assert time.monotonic() - start < 4
+    assert any(type(e) is Wake for e in events)
+    ctx.free()
+
+
+def test_keyboard_interrupt_ends_a_blocking_poll():
+    ctx = Context()
+    threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        ctx.poll(None)
+    ctx.free()
+
+
+def test_freed_context_raises_invalid_state():
+    ctx = Context()
+    ctx.free()
+    ctx.free()
+    assert ctx.freed
+    for call in (lambda: ctx.poll(0), ctx.fileno, lambda: ctx.listen("127.0.0.1", 0)):
+        with pytest.raises(tidewire.InvalidState):
+            call()
+
+
+def test_bad_arguments_raise_value_error():
+    with pytest.raises(ValueError):
+        Context(close_timeout=-1)
+    with pytest.raises(ValueError):
+        Context(high_water_mark=10, low_water_mark=20)
+    ctx = Context()
+    with pytest.raises(ValueError):
+        ctx.listen("127.0.0.1", 0, compression="brotli")
+    ctx.free()
+
+
+def test_event_repr_and_match_args(pair):
+    _, client, _, conn = pair
+    client.send(conn, "x")
+    server = pair[0]
+    msg = of(Message, pump([client, server], lambda ev: of(Message, ev)))[0]
+    assert repr(msg).startswith("<Message conn=")
+    assert Message.__match_args__ == ["conn", "data"]
+
+
+def test_sender_refuses_non_bytes_like_data(pair):
+    _, client, _, conn = pair
+    with pytest.raises(TypeError):
+        client.sender().send(conn, 5)

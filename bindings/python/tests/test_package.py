@@ -1,0 +1,31 @@
+"""The package as installed: the wheel, not the source tree; typed; one native module."""
+
+from pathlib import Path
+
+import tidewire
+import tidewire._tidewire as native
+
+SOURCE = Path(__file__).resolve().parents[1] / "python"
+
+
+def test_tests_run_against_the_installed_wheel_not_the_source_tree():
+    installed = Path(tidewire.__file__).resolve()
+    assert SOURCE not in installed.parents
+    assert "site-packages" in installed.parts
+
+
+def test_native_module_is_private_and_reexported():
+    assert native.__name__ == "tidewire._tidewire"
+    assert tidewire.Context is native.Context
+    assert tidewire.__version__ == native.__version__
+
+
+def test_package_ships_stubs_and_py_typed():
+    package = Path(tidewire.__file__).parent
+    assert (package / "py.typed").exists()
+    assert (package / "_tidewire.pyi").exists()
+
+
+def test_every_public_name_exists():
+    for name in tidewire.__all__:
+        assert hasattr(tidewire, name), name

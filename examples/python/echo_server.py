@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Echo server (the DESIGN.md contract): echoes every message with its own type, answers
+pings, negotiates permessage-deflate when offered, exits 0 on SIGINT/SIGTERM.
+
+    echo_server.py --host 127.0.0.1 --port 9001 [--tls-cert cert.pem --tls-key key.pem]
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import tidewire
+import tidewire.asyncio
+
+
+async def echo(ws: tidewire.asyncio.ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def main(args: argparse.Namespace) -> None:
+    ssl = tidewire.ServerTLS(args.tls_cert, args.tls_key) if args.tls_cert else None
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    async with tidewire.asyncio.serve(
+        echo,
+        args.host,
+        args.port,
+        ssl=ssl,
+        compression="deflate",
+        max_size=64 * 2**20,  # Autobahn sends messages of up to 16 MiB
+        ping_interval=None,
+    ) as server:
+        scheme = "wss" if ssl else "ws"
+        print(f"echo_server_py listening on {scheme}://{server.address[0]}:{server.port}/", flush=True)
+        await stop
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="tidewire echo server (Python)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve wss://")
+    parser.add_argument("--tls-key", help="PEM private key (default: in --tls-cert)")
+    args = parser.parse_args()
+    if args.tls_key and not args.tls_cert:
+        parser.error("--tls-key needs --tls-cert")
+    asyncio.run(main(args))
+    sys.exit(0)
