@@ -2,8 +2,9 @@
 # Every target installs what it needs and skips what is already there.
 #
 # Each face adds its own targets in mk/<face>.mk and registers them here through
-#   TEST_TARGETS     += test-<face>      (run by `make test`, in order)
-#   EXAMPLE_TARGETS  += examples-<face>  (run by `make examples`)
+#   TEST_TARGETS      += test-<face>      (run by `make test`, in order)
+#   SLOW_TEST_TARGETS += test-<suite>     (run by `make test` after all the others)
+#   EXAMPLE_TARGETS   += examples-<face>  (run by `make examples`)
 
 CARGO ?= cargo
 BUILD := build
@@ -11,6 +12,7 @@ BIN := $(abspath $(BUILD)/bin)
 export CARGO_TERM_COLOR ?= never
 
 TEST_TARGETS :=
+SLOW_TEST_TARGETS :=
 EXAMPLE_TARGETS :=
 
 .PHONY: all build test lint fmt test-rust examples bench-mask bench-engine clean help
@@ -49,8 +51,8 @@ clean:
 
 -include $(sort $(wildcard mk/*.mk))
 
-# `make test`: lint and the Rust suites first, then every face's suites.
-test: lint test-rust $(TEST_TARGETS)
+# `make test`: lint and the Rust suites first, then every face's suites, the slow ones last.
+test: lint test-rust $(TEST_TARGETS) $(SLOW_TEST_TARGETS)
 	@echo "== make test: all suites passed"
 
 examples: $(EXAMPLE_TARGETS)

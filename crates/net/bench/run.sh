@@ -9,8 +9,9 @@
 #   tt      tokio-tungstenite 0.30 echo on a single-threaded tokio runtime
 # For 16 B, 1 KiB, 64 KiB and 1 MiB messages, 16 connections with 8 messages in flight each
 # (2 for 1 MiB), 1 s warm-up, 5 s measured (2 s with --quick). Prints messages per second and
-# the server's CPU time per echoed message (user + system, from /proc/PID/stat), then the
-# resident memory per idle connection with 5,000 WebSocket connections open.
+# the server's CPU time per echoed message (user + system, from /proc/PID/stat), then 64 KiB
+# of compressible text with and without permessage-deflate, then the resident memory per idle
+# connection with 5,000 WebSocket connections open.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -73,6 +74,19 @@ for size in 16 1024 65536 1048576; do
         ratio=$(awk -v a="$rate" -v b="$raw_rate" 'BEGIN { printf "%.2f", a / b }')
         printf '%-8s %-4s %12s %14s %10s\n' "$size" "$srv" "$rate" "$us" "$ratio"
     done
+done
+
+echo
+# permessage-deflate (issue 5): 64 KiB of compressible text per message, sent plain and sent
+# compressed (the server inflates each message and deflates its echo).
+printf '%-22s %12s %14s %10s\n' "64 KiB text, tw" msg_per_s server_us/msg mib_per_s
+for mode in text deflate; do
+    start_server tw
+    out=$(taskset -c 1 "$bin/loadgen" --port "$port" "--$mode" --size 65536 \
+        --conns 16 --inflight 8 --warmup 1 --duration "$duration" --server-pid "$server_pid")
+    stop_server
+    printf '%-22s %12s %14s %10s\n' "$mode" "$(echo "$out" | field msg_per_s)" \
+        "$(echo "$out" | field server_us_per_msg)" "$(echo "$out" | field mib_per_s)"
 done
 
 echo

@@ -6,7 +6,11 @@
 //! unchanged) and WebSocket servers.
 //!
 //! Throughput:  loadgen --port P [--raw] [--conns 16] [--inflight 8] [--size 16]
-//!                      [--warmup 1] [--duration 5] [--server-pid PID]
+//!                      [--warmup 1] [--duration 5] [--server-pid PID] [--text] [--deflate]
+//!   --text     compressible text messages (JSON-like lines) instead of binary noise
+//!   --deflate  --text, compressed: offers permessage-deflate with client_no_context_takeover,
+//!              so one precompressed frame stands for every message; the server inflates
+//!              and deflates each one
 //! Idle memory: loadgen --port P --idle 5000 [--duration 3] --server-pid PID
 //!
 //! Prints one line of `key=value` fields.
@@ -27,6 +31,8 @@ struct Args {
     duration: f64,
     server_pid: Option<u32>,
     idle: usize,
+    text: bool,
+    deflate: bool,
 }
 
 fn parse_args() -> Args {
@@ -40,6 +46,8 @@ fn parse_args() -> Args {
         duration: 5.0,
         server_pid: None,
         idle: 0,
+        text: false,
+        deflate: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +56,12 @@ fn parse_args() -> Args {
         match args[i].as_str() {
             "--raw" => {
                 a.raw = true;
+                i += 1;
+                continue;
+            }
+            "--text" | "--deflate" => {
+                a.text = true;
+                a.deflate |= args[i] == "--deflate";
                 i += 1;
                 continue;
             }
@@ -66,9 +80,56 @@ fn parse_args() -> Args {
     a
 }
 
-/// One binary frame with a fixed mask, payload already masked.
-fn client_frame(size: usize) -> Vec<u8> {
-    let mut f = vec![0x82];
+/// `size` bytes of compressible text: JSON-like lines with changing numbers.
+fn text_payload(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 100);
+    let mut i = 0u64;
+    while out.len() < size {
+        let line = format!(
+            "{{\"id\":{i},\"user\":\"player{}\",\"x\":{},\"y\":{},\"event\":\"move\"}}\n",
+            i % 97,
+            i * 7 % 1000,
+            i * 13 % 1000
+        );
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out.truncate(size);
+    out
+}
+
+/// Raw deflate with a sync flush, minus the 00 00 ff ff tail (RFC 7692 section 7.2.1).
+fn deflate_message(data: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, FlushCompress::Sync)
+        .expect("deflate");
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// One frame with a fixed mask, payload already masked: binary noise, or text (compressed
+/// and marked with RSV1 for `deflate`).
+fn client_frame(size: usize, text: bool, deflate: bool) -> Vec<u8> {
+    let payload: Vec<u8> = if text {
+        let t = text_payload(size);
+        if deflate {
+            deflate_message(&t)
+        } else {
+            t
+        }
+    } else {
+        (0..size).map(|i| i as u8 ^ 0x5a).collect()
+    };
+    let size = payload.len();
+    let first = match (text, deflate) {
+        (false, _) => 0x82,
+        (true, false) => 0x81,
+        (true, true) => 0xc1,
+    };
+    let mut f = vec![first];
     if size < 126 {
         f.push(0x80 | size as u8);
     } else if size < 65536 {
@@ -80,7 +141,7 @@ fn client_frame(size: usize) -> Vec<u8> {
     }
     let key = [0x12, 0x34, 0x56, 0x78];
     f.extend_from_slice(&key);
-    f.extend((0..size).map(|i| (i as u8 ^ 0x5a) ^ key[i % 4]));
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
     f
 }
 
@@ -88,8 +149,15 @@ const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
+const UPGRADE_DEFLATE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n";
+
 struct Conn {
     sock: TcpStream,
+    /// The upgrade request to send.
+    upgrade: &'static [u8],
     /// Still reading the 101 response (WebSocket mode).
     handshaking: bool,
     head: Vec<u8>,
@@ -160,8 +228,8 @@ fn count_frames(c: &mut Conn, data: &[u8]) -> u64 {
 /// Writes pending frames from `batch` (the frame repeated). Returns false on a dead socket.
 fn write_frames(c: &mut Conn, batch: &[u8], flen: usize) -> bool {
     if c.request_left > 0 {
-        let start = UPGRADE.len() - c.request_left;
-        match c.sock.write(&UPGRADE[start..]) {
+        let start = c.upgrade.len() - c.request_left;
+        match c.sock.write(&c.upgrade[start..]) {
             Ok(n) => c.request_left -= n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
@@ -206,7 +274,8 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn connect(poll: &Poll, port: u16, token: usize, raw: bool) -> io::Result<Conn> {
+fn connect(poll: &Poll, port: u16, token: usize, raw: bool, deflate: bool) -> io::Result<Conn> {
+    let upgrade = if deflate { UPGRADE_DEFLATE } else { UPGRADE };
     let mut sock = TcpStream::connect(([127, 0, 0, 1], port).into())?;
     poll.registry().register(
         &mut sock,
@@ -215,9 +284,10 @@ fn connect(poll: &Poll, port: u16, token: usize, raw: bool) -> io::Result<Conn> 
     )?;
     Ok(Conn {
         sock,
+        upgrade,
         handshaking: !raw,
         head: Vec::new(),
-        request_left: if raw { 0 } else { UPGRADE.len() },
+        request_left: if raw { 0 } else { upgrade.len() },
         carry: [0; 14],
         carry_len: 0,
         skip: 0,
@@ -233,13 +303,13 @@ fn main() -> io::Result<()> {
     if a.idle > 0 {
         return idle(&a, &mut poll, &mut events);
     }
-    let frame = client_frame(a.size);
+    let frame = client_frame(a.size, a.text, a.deflate);
     let flen = frame.len();
     let copies = ((256 << 10) / flen).max(2);
     let batch: Vec<u8> = frame.iter().copied().cycle().take(flen * copies).collect();
     let mut conns = Vec::new();
     for i in 0..a.conns {
-        let mut c = connect(&poll, a.port, i, a.raw)?;
+        let mut c = connect(&poll, a.port, i, a.raw, a.deflate)?;
         if a.raw {
             c.to_send = a.inflight;
         }
@@ -276,6 +346,10 @@ fn main() -> io::Result<()> {
                                     continue;
                                 };
                                 assert!(c.head.starts_with(b"HTTP/1.1 101"), "upgrade refused");
+                                let agreed = String::from_utf8_lossy(&c.head[..p])
+                                    .to_ascii_lowercase()
+                                    .contains("permessage-deflate");
+                                assert_eq!(agreed, a.deflate, "deflate negotiation");
                                 c.handshaking = false;
                                 c.to_send = a.inflight;
                                 let rest = c.head.split_off(p + 4);
@@ -338,7 +412,7 @@ fn idle(a: &Args, poll: &mut Poll, events: &mut Events) -> io::Result<()> {
     while open < a.idle && Instant::now() < deadline {
         // Connect in batches so that the server's accept queue never overflows.
         while conns.len() < a.idle && conns.len() < open + 512 {
-            let c = connect(poll, a.port, conns.len(), false)?;
+            let c = connect(poll, a.port, conns.len(), false, false)?;
             conns.push(c);
         }
         poll.poll(events, Some(Duration::from_millis(50)))?;
