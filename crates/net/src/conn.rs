@@ -96,6 +96,8 @@ pub(crate) mod flag {
     pub const SHRUNK: u16 = 1 << 11;
     /// A message started with `begin_message` is not finished yet.
     pub const STREAMING: u16 = 1 << 12;
+    /// The application paused reading (`Context::pause_reading`).
+    pub const PAUSED: u16 = 1 << 13;
 }
 
 pub(crate) struct Conn {

@@ -537,6 +537,44 @@ impl Context {
         Ok(sock.peer_addr()?)
     }
 
+    /// Our own address on the connection's socket.
+    pub fn conn_local_addr(&self, conn: ConnId) -> Result<SocketAddr> {
+        let c = self.conns.get(conn.0).ok_or(Error::StaleId)?;
+        let sock = c.sock.as_ref().ok_or(Error::NotOpen)?;
+        Ok(sock.local_addr()?)
+    }
+
+    /// Stops reading from an open connection: nothing more is received (the kernel's buffer
+    /// fills, then TCP flow control slows the peer down) until [`Context::resume_reading`].
+    /// Sending and timers go on. This is receive-side back-pressure for an application that
+    /// queues messages faster than it consumes them. Pausing twice is the same as once.
+    pub fn pause_reading(&mut self, conn: ConnId) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if !c.stage.is_open() {
+            return Err(Error::NotOpen);
+        }
+        c.set(flag::PAUSED);
+        Ok(())
+    }
+
+    /// Reads again from a connection paused with [`Context::pause_reading`]; what arrived
+    /// meanwhile is delivered at the next `poll`.
+    pub fn resume_reading(&mut self, conn: ConnId) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if c.has(flag::PAUSED) {
+            c.clear(flag::PAUSED);
+            // Readiness is edge-triggered: an edge may have come while paused.
+            self.queue_read(conn.0);
+        }
+        Ok(())
+    }
+
+    /// Whether reading is paused on this connection.
+    pub fn is_reading_paused(&self, conn: ConnId) -> Result<bool> {
+        let c = self.conns.get(conn.0).ok_or(Error::StaleId)?;
+        Ok(c.has(flag::PAUSED))
+    }
+
     /// Whether the connection is open (handshake done, no close frame sent or received).
     pub fn is_open(&self, conn: ConnId) -> bool {
         self.conns.get(conn.0).is_some_and(|c| {

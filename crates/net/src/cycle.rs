@@ -363,7 +363,7 @@ impl Context {
             if matches!(
                 c.stage,
                 Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
-            ) || c.has(flag::EOF)
+            ) || c.has(flag::EOF | flag::PAUSED)
             {
                 return;
             }

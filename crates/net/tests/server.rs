@@ -462,3 +462,41 @@ fn peer_that_stops_reading_gets_backpressure_and_memory_stays_bounded() {
     assert!(received >= TOTAL);
     assert_eq!(received, sent);
 }
+
+#[test]
+fn paused_connection_receives_nothing_until_resumed() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let port = h.port;
+    let sent = thread::spawn(move || {
+        let mut raw = RawClient::open(port);
+        for i in 0..3u8 {
+            raw.send_frame(true, 2, &[i; 1000]);
+        }
+        raw
+    });
+    let server = wait_server_open(&mut h);
+    h.ctx.pause_reading(server).expect("pause");
+    assert!(h.ctx.is_reading_paused(server).expect("state"));
+    let _raw = sent.join().expect("client");
+    let mut early = 0;
+    h.run_until(Duration::from_millis(300), |_, ev| {
+        if matches!(ev, Event::Message { .. }) {
+            early += 1;
+        }
+        false
+    });
+    assert_eq!(early, 0, "nothing is read while paused");
+    h.ctx.resume_reading(server).expect("resume");
+    let mut got = Vec::new();
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
+        if let Event::Message { data, .. } = ev {
+            got.push(data[0]);
+        }
+        got.len() == 3
+    }));
+    assert_eq!(got, vec![0, 1, 2], "in order, none lost");
+    assert!(matches!(
+        h.ctx.pause_reading(ConnId(u64::MAX)),
+        Err(Error::StaleId)
+    ));
+}
