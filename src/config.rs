@@ -1,0 +1,474 @@
+//! `tw_config`: limits, timeouts and buffer sizes of a context (`tidewire_net::Config`).
+//!
+//! A builder: `tw_config_new`, any setters, `tw_context_new` (which copies it), then
+//! `tw_config_free`. Setters check their range and leave the config unchanged on failure.
+
+use tidewire_net::Config;
+
+use crate::ffi::{
+    free_handle, guard, guard_void, into_handle, millis, try_mut, try_out, Checked, Failure,
+    Opaque, OK,
+};
+use crate::status::tw_status;
+
+/// Settings for a context. Create with `tw_config_new`, change with the `tw_config_set_*`
+/// functions, pass to `tw_context_new` (which copies it), free with `tw_config_free`.
+#[allow(non_camel_case_types)]
+pub struct tw_config {
+    _private: [u8; 0],
+}
+
+// SAFETY: every `*mut tw_config` handed out is a `Box<Config>` from `tw_config_new`.
+unsafe impl Opaque for tw_config {
+    type Rust = Config;
+}
+
+/// Shared shape of the setters: check the handle, check the value, store it.
+///
+/// # Safety
+/// `config` is NULL or a live handle used by nobody else during the call.
+unsafe fn set(config: *mut tw_config, apply: impl FnOnce(&mut Config) -> Checked<()>) -> tw_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let c = unsafe { try_mut(config, "config") }?;
+        apply(c)?;
+        OK
+    })
+}
+
+fn at_least(value: usize, min: usize, what: &str) -> Checked<usize> {
+    if value < min {
+        return Err(Failure::invalid(format!(
+            "{what} must be at least {min}, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+fn positive_ms(ms: u64, what: &str) -> Checked<std::time::Duration> {
+    if ms == 0 {
+        return Err(Failure::invalid(format!("{what} must be at least 1 ms")));
+    }
+    Ok(millis(ms))
+}
+
+impl tw_config {
+    /// Creates a config holding the defaults (each setter's doc gives its default).
+    ///
+    /// Ownership: on success `*out_config` is a new handle owned by the caller, to be freed
+    /// with `tw_config_free`. On failure `*out_config` is untouched.
+    ///
+    /// Returns `TW_STATUS_OK`, or `TW_STATUS_NULL_ARGUMENT` when `out_config` is NULL.
+    ///
+    /// # Safety
+    /// `out_config` is NULL or valid for writing one pointer.
+    ///
+    /// Thread safety: may be called from any thread.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_new(out_config: *mut *mut tw_config) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let out = unsafe { try_out(out_config, "out_config") }?;
+            out.write(into_handle::<tw_config>(Config::default()));
+            OK
+        })
+    }
+
+    /// Frees a config. NULL is a no-op. Contexts created from it are not affected (they hold
+    /// a copy).
+    ///
+    /// Ownership: takes ownership of `config`, which must not be used afterwards. Freeing
+    /// the same handle twice is undefined behaviour.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle from `tw_config_new`.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_free(config: *mut tw_config) {
+        // SAFETY: caller contract.
+        guard_void(|| unsafe { free_handle(config) })
+    }
+
+    /// Largest message accepted from a peer, after reassembly and decompression; a larger
+    /// one fails the connection with close code 1009. Default 16 MiB. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_message_size(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.max_message_size = at_least(bytes, 1, "max_message_size")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Largest single frame accepted from a peer (1009 beyond). Default 16 MiB. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_frame_size(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.max_frame_size = at_least(bytes, 1, "max_frame_size")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Largest opening-handshake header block (request line, headers, empty line) accepted
+    /// from a peer. Default 8192. At least 256.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_handshake_bytes(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.handshake_limits.max_header_bytes = at_least(bytes, 256, "max_handshake_bytes")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Most header fields accepted in an opening handshake. Default 64. At least 8.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_handshake_headers(
+        config: *mut tw_config,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.handshake_limits.max_headers = at_least(count, 8, "max_handshake_headers")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Time a connection gets to finish TLS and the HTTP upgrade, counted from accept
+    /// (server) or from the TCP connection being established (client). Default 10000 ms.
+    /// At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_handshake_timeout_ms(
+        config: *mut tw_config,
+        ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.handshake_timeout = positive_ms(ms, "handshake_timeout_ms")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Time for establishing a client's TCP connection, name resolution included. Default
+    /// 10000 ms; `tw_connect_options_set_connect_timeout_ms` overrides it per connection.
+    /// At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_connect_timeout_ms(
+        config: *mut tw_config,
+        ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.connect_timeout = positive_ms(ms, "connect_timeout_ms")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Time the peer gets to answer a close frame; then the connection is dropped and
+    /// reported by `TW_EVENT_CLOSE` with code 1006. Default 5000 ms. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_close_timeout_ms(
+        config: *mut tw_config,
+        ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.close_timeout = positive_ms(ms, "close_timeout_ms")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Send a ping when nothing was received for this long. 0 turns it off (the default).
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_ping_interval_ms(
+        config: *mut tw_config,
+        ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.ping_interval = (ms > 0).then(|| millis(ms));
+                Ok(())
+            })
+        }
+    }
+
+    /// Drop a connection (reported with close code 1006) when nothing at all was received
+    /// for this long: dead-peer detection, usually a few ping intervals. 0 turns it off (the
+    /// default).
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_idle_timeout_ms(
+        config: *mut tw_config,
+        ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.idle_timeout = (ms > 0).then(|| millis(ms));
+                Ok(())
+            })
+        }
+    }
+
+    /// Above this many buffered output bytes a send returns `TW_STATUS_AGAIN` (queued, but
+    /// stop sending until `TW_EVENT_WRITABLE`). Default 1 MiB. Must not be below the low
+    /// water mark when the context is created.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_high_water_mark(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.high_water_mark = bytes;
+                Ok(())
+            })
+        }
+    }
+
+    /// After `TW_STATUS_AGAIN`, `TW_EVENT_WRITABLE` comes once the output buffer drained to
+    /// this many bytes or fewer. Default 256 KiB.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_low_water_mark(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.low_water_mark = bytes;
+                Ok(())
+            })
+        }
+    }
+
+    /// Hard cap: while this many output bytes or more are buffered, sends are refused with
+    /// `TW_STATUS_BUFFER_FULL`. A send below it is taken whole. Default 16 MiB. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_buffered(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.max_buffered = at_least(bytes, 1, "max_buffered")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Connections of all kinds (connecting, open, closing) the context holds at most;
+    /// beyond it accepted sockets are closed at once and `tw_context_connect` returns
+    /// `TW_STATUS_TOO_MANY_CONNECTIONS`. Default 100000. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_max_connections(
+        config: *mut tw_config,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.max_connections = at_least(count, 1, "max_connections")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// The receive buffer shared by every connection of the context: the reads of one poll
+    /// go into it, and message payloads handed out by `tw_poll` point into it. Default
+    /// 256 KiB. At least 16 KiB.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_receive_buffer_size(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.receive_buffer_size = at_least(bytes, 16 << 10, "receive_buffer_size")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Payload bytes that senders (`tw_sender_*`) may have queued and not yet applied;
+    /// beyond it they return `TW_STATUS_BUFFER_FULL`. Default 64 MiB. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_sender_queue_limit(
+        config: *mut tw_config,
+        bytes: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.sender_queue_limit = at_least(bytes, 1, "sender_queue_limit")?;
+                Ok(())
+            })
+        }
+    }
+
+    /// Helper threads for name resolution, started on demand (so that connecting never
+    /// blocks the polling thread). Default 2. At least 1.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `config` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same config.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_config_set_resolver_threads(
+        config: *mut tw_config,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(config, |c| {
+                c.resolver_threads = at_least(count, 1, "resolver_threads")?;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Checks made when a context is created from a config (relations between fields).
+pub(crate) fn validate(c: &Config) -> Checked<()> {
+    if c.low_water_mark > c.high_water_mark {
+        return Err(Failure::invalid(format!(
+            "low_water_mark ({}) is above high_water_mark ({})",
+            c.low_water_mark, c.high_water_mark
+        )));
+    }
+    Ok(())
+}

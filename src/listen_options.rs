@@ -1,0 +1,331 @@
+//! `tw_listen_options`: how a listener accepts connections (`tidewire_net::ListenOptions`).
+
+use std::ffi::c_char;
+
+use tidewire_net::{ListenOptions, TlsAcceptor};
+
+use crate::deflate::tw_deflate_config;
+use crate::ffi::{
+    free_handle, guard, guard_void, into_handle, try_bytes, try_cstr, try_mut, try_out, try_ref,
+    Checked, Failure, Opaque, OK,
+};
+use crate::status::tw_status;
+
+/// Options of one listener. Create with `tw_listen_options_new`, adjust, pass to
+/// `tw_context_listen` (which copies them), free with `tw_listen_options_free`.
+#[allow(non_camel_case_types)]
+pub struct tw_listen_options {
+    _private: [u8; 0],
+}
+
+// SAFETY: every `*mut tw_listen_options` handed out is a `Box<ListenOptions>`.
+unsafe impl Opaque for tw_listen_options {
+    type Rust = ListenOptions;
+}
+
+/// # Safety
+/// `options` is NULL or a live handle used by nobody else during the call.
+unsafe fn set(
+    options: *mut tw_listen_options,
+    apply: impl FnOnce(&mut ListenOptions) -> Checked<()>,
+) -> tw_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let o = unsafe { try_mut(options, "options") }?;
+        apply(o)?;
+        OK
+    })
+}
+
+impl tw_listen_options {
+    /// Creates listen options with the defaults: plain `ws://`, backlog 1024, no
+    /// SO_REUSEPORT, no subprotocols, any origin, upgrades accepted automatically, plain
+    /// HTTP requests answered with 426, permessage-deflate accepted when offered (RFC 7692's
+    /// defaults with `server_no_context_takeover`, so an idle connection holds no
+    /// compressor).
+    ///
+    /// Ownership: on success `*out_options` is a new handle owned by the caller (free with
+    /// `tw_listen_options_free`); on failure it is untouched.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `out_options` is NULL or valid for writing one pointer.
+    ///
+    /// Thread safety: may be called from any thread.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_new(
+        out_options: *mut *mut tw_listen_options,
+    ) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let out = unsafe { try_out(out_options, "out_options") }?;
+            out.write(into_handle::<tw_listen_options>(ListenOptions::default()));
+            OK
+        })
+    }
+
+    /// Frees listen options. NULL is a no-op. Listeners created with them are not affected.
+    ///
+    /// Ownership: takes ownership of `options`; freeing twice is undefined behaviour.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle from `tw_listen_options_new`.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_free(options: *mut tw_listen_options) {
+        // SAFETY: caller contract.
+        guard_void(|| unsafe { free_handle(options) })
+    }
+
+    /// Sets SO_REUSEPORT so that several contexts (one per core) can listen on the same
+    /// port and the kernel spreads connections over them. Default false.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_reuse_port(
+        options: *mut tw_listen_options,
+        on: bool,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.reuse_port = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// Length of the kernel's accept queue, 1 to 65535. Default 1024.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_backlog(
+        options: *mut tw_listen_options,
+        backlog: u32,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                if !(1..=65535).contains(&backlog) {
+                    return Err(Failure::invalid(format!(
+                        "backlog {backlog} is not in 1..=65535"
+                    )));
+                }
+                o.backlog = backlog as i32;
+                Ok(())
+            })
+        }
+    }
+
+    /// Serves `wss://` with a certificate chain (leaf first) and its private key (PKCS#8,
+    /// PKCS#1 or SEC1), both PEM text in memory. Replaces an earlier TLS setting.
+    ///
+    /// Ownership: the PEM bytes are borrowed for the call and parsed; nothing is kept.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_TLS` (unusable
+    /// certificate or key; the options are unchanged).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; a non-NULL `cert_pem` / `key_pem` is readable for
+    /// `cert_len` / `key_len` bytes.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_tls_pem(
+        options: *mut tw_listen_options,
+        cert_pem: *const u8,
+        cert_len: usize,
+        key_pem: *const u8,
+        key_len: usize,
+    ) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let o = unsafe { try_mut(options, "options") }?;
+            // SAFETY: caller contract.
+            let cert = unsafe { try_bytes(cert_pem, cert_len, "cert_pem") }?;
+            // SAFETY: caller contract.
+            let key = unsafe { try_bytes(key_pem, key_len, "key_pem") }?;
+            o.tls = Some(TlsAcceptor::from_pem(cert, key)?);
+            OK
+        })
+    }
+
+    /// Serves `wss://` with a certificate chain and private key read from two PEM files.
+    /// Reading the files blocks: call it at start-up. Replaces an earlier TLS setting.
+    ///
+    /// Ownership: the paths (NUL-terminated UTF-8) are borrowed for the call.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+    /// `TW_STATUS_TLS` (unreadable file, unusable certificate or key; options unchanged).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; the paths are NULL or NUL-terminated strings.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_tls_pem_files(
+        options: *mut tw_listen_options,
+        cert_path: *const c_char,
+        key_path: *const c_char,
+    ) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let o = unsafe { try_mut(options, "options") }?;
+            // SAFETY: caller contract.
+            let cert = unsafe { try_cstr(cert_path, "cert_path") }?;
+            // SAFETY: caller contract.
+            let key = unsafe { try_cstr(key_path, "key_path") }?;
+            o.tls = Some(TlsAcceptor::from_pem_files(cert, key)?);
+            OK
+        })
+    }
+
+    /// Adds a subprotocol this server speaks (in order of preference). Unless requests are
+    /// handled by the application (`tw_listen_options_set_handle_requests`), the first one
+    /// the client also offered is selected.
+    ///
+    /// Ownership: `name` (NUL-terminated UTF-8, not empty) is copied.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+    /// `TW_STATUS_INVALID_ARGUMENT` (empty name).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_add_subprotocol(
+        options: *mut tw_listen_options,
+        name: *const c_char,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                // SAFETY: caller contract.
+                let name = try_cstr(name, "name")?;
+                if name.is_empty() {
+                    return Err(Failure::invalid("subprotocol name is empty"));
+                }
+                o.subprotocols.push(name.to_owned());
+                Ok(())
+            })
+        }
+    }
+
+    /// Adds an allowed Origin. Once one is added, upgrade requests whose Origin is not in
+    /// the list (compared without regard to ASCII case) are rejected with 403, unless the
+    /// application handles requests itself. Requests without Origin are let through.
+    ///
+    /// Ownership: `origin` (NUL-terminated UTF-8) is copied.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; `origin` is NULL or a NUL-terminated string.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_add_allowed_origin(
+        options: *mut tw_listen_options,
+        origin: *const c_char,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                // SAFETY: caller contract.
+                let origin = try_cstr(origin, "origin")?;
+                o.allowed_origins
+                    .get_or_insert_with(Vec::new)
+                    .push(origin.to_owned());
+                Ok(())
+            })
+        }
+    }
+
+    /// When on, every valid upgrade request is delivered as `TW_EVENT_REQUEST` and waits
+    /// for `tw_conn_accept` or `tw_conn_reject` (the handshake timeout keeps running).
+    /// Default off: requests are accepted automatically.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_handle_requests(
+        options: *mut tw_listen_options,
+        on: bool,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.handle_requests = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// When on, HTTP requests that are not upgrades are delivered as
+    /// `TW_EVENT_HTTP_REQUEST`, to be answered with `tw_conn_respond`. Default off: they are
+    /// answered with 426 Upgrade Required.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_handle_http(
+        options: *mut tw_listen_options,
+        on: bool,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.handle_http = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// Accepts permessage-deflate when a client offers it, with these settings instead of
+    /// the default ones; a config with `tw_deflate_config_set_enabled(d, false)` turns
+    /// compression off for this listener.
+    ///
+    /// Ownership: `deflate` is copied; the caller still owns and frees it.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` and `deflate` are NULL or live handles.
+    ///
+    /// Thread safety: not while another thread uses `options`, or mutates `deflate`.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_deflate(
+        options: *mut tw_listen_options,
+        deflate: *const tw_deflate_config,
+    ) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let o = unsafe { try_mut(options, "options") }?;
+            // SAFETY: caller contract.
+            let d = unsafe { try_ref(deflate, "deflate") }?;
+            o.deflate = Some(d.clone());
+            OK
+        })
+    }
+}

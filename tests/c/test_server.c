@@ -1,0 +1,322 @@
+/* Server decisions: upgrade requests accepted (subprotocol, extra headers) or rejected,
+ * plain HTTP requests answered, origins and subprotocols chosen by the listener. */
+#include "runner.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "common.h"
+
+struct session {
+    tw_context *ctx[2]; /* server, client */
+    tw_listener listener;
+    uint16_t port;
+    tw_conn client;
+};
+
+static bool session_start(struct session *s, const tw_listen_options *lo, const tw_connect_options *co,
+                          const char *path) {
+    char url[96];
+    memset(s, 0, sizeof *s);
+    return tc_ok(tw_context_new(NULL, &s->ctx[0]), "ctx") && tc_ok(tw_context_new(NULL, &s->ctx[1]), "ctx") &&
+           tc_listen(s->ctx[0], lo, &s->listener, &s->port) &&
+           tc_ok(tw_context_connect(s->ctx[1], tc_url(url, sizeof url, "ws", s->port, path), co, &s->client),
+                 "connect");
+}
+
+static void session_end(struct session *s) {
+    tw_context_free(s->ctx[0]);
+    tw_context_free(s->ctx[1]);
+}
+
+struct decide {
+    bool accept;
+    bool bad;
+    int marker;
+    bool request_seen;
+    /* client outcome */
+    bool opened, failed;
+    tw_status fail_status;
+    uint16_t http_status;
+    char subprotocol[32];
+};
+
+#define EXPECT(cond)                                        \
+    do {                                                    \
+        if (!(cond)) {                                      \
+            fprintf(stderr, "    expected: %s\n", #cond);   \
+            st->bad = true;                                 \
+            return true;                                    \
+        }                                                   \
+    } while (0)
+
+static bool on_decide(tw_context *ctx, size_t which, const tw_event *ev, void *state) {
+    struct decide *st = state;
+    if (which == 0 && ev->kind == TW_EVENT_REQUEST) {
+        const tw_request *r = ev->request;
+        tw_bytes b, name, value;
+        size_t count = 0;
+        st->request_seen = true;
+        EXPECT(r != NULL && ev->listener != 0);
+        EXPECT(tw_request_method(r, &b) == TW_STATUS_OK && tc_eq(b, "GET"));
+        EXPECT(tw_request_path(r, &b) == TW_STATUS_OK && tc_eq(b, "/chat"));
+        EXPECT(tw_request_query(r, &b) == TW_STATUS_OK && tc_eq(b, "room=1"));
+        EXPECT(tw_request_header(r, "x-token", &b) == TW_STATUS_OK && tc_eq(b, "abc"));
+        EXPECT(tw_request_header(r, "Origin", &b) == TW_STATUS_OK && tc_eq(b, "https://example.com"));
+        EXPECT(tw_request_header(r, "X-Missing", &b) == TW_STATUS_NOT_FOUND);
+        EXPECT(tw_request_header_count(r, &count) == TW_STATUS_OK && count >= 6);
+        EXPECT(tw_request_header_at(r, 0, &name, &value) == TW_STATUS_OK && name.len > 0);
+        EXPECT(tw_request_header_at(r, count, &name, &value) == TW_STATUS_NOT_FOUND);
+        EXPECT(tw_request_subprotocol_count(r, &count) == TW_STATUS_OK && count == 2);
+        EXPECT(tw_request_subprotocol_at(r, 0, &b) == TW_STATUS_OK && tc_eq(b, "v2.chat"));
+        EXPECT(tw_request_subprotocol_at(r, 1, &b) == TW_STATUS_OK && tc_eq(b, "v1.chat"));
+        EXPECT(tw_request_subprotocol_at(r, 2, &b) == TW_STATUS_NOT_FOUND);
+        EXPECT(tw_conn_set_userdata(ctx, ev->conn, &st->marker) == TW_STATUS_OK);
+        if (st->accept) {
+            static const tw_header extra[] = {{"X-Server", "tidewire"}, {"Set-Cookie", "a=b"}};
+            EXPECT(tw_conn_accept(ctx, ev->conn, "v1.chat", extra, 2) == TW_STATUS_OK);
+            /* Open at once: sending is allowed before the OPEN event. */
+            EXPECT(tw_conn_send_text(ctx, ev->conn, "welcome", 7) == TW_STATUS_OK);
+            EXPECT(tw_conn_accept(ctx, ev->conn, NULL, NULL, 0) == TW_STATUS_INVALID_ARGUMENT);
+        } else {
+            static const tw_header extra[] = {{"Content-Type", "text/plain"}};
+            EXPECT(tw_conn_reject(ctx, ev->conn, 403, extra, 1, (const uint8_t *)"go away", 7) == TW_STATUS_OK);
+            void *ud = NULL;
+            EXPECT(tw_conn_userdata(ctx, ev->conn, &ud) == TW_STATUS_STALE_ID);
+        }
+    }
+    if (which == 0 && ev->kind == TW_EVENT_OPEN) {
+        EXPECT(ev->userdata == &st->marker);
+        EXPECT(tc_eq(ev->subprotocol, "v1.chat"));
+    }
+    if (which == 1) {
+        if (ev->kind == TW_EVENT_OPEN) {
+            st->opened = true;
+            snprintf(st->subprotocol, sizeof st->subprotocol, "%.*s", (int)ev->subprotocol.len,
+                     ev->subprotocol.data ? (const char *)ev->subprotocol.data : "");
+        }
+        if (ev->kind == TW_EVENT_MESSAGE) {
+            EXPECT(tc_eq(ev->data, "welcome"));
+            return true;
+        }
+        if (ev->kind == TW_EVENT_ERROR) {
+            st->failed = true;
+            st->fail_status = ev->status;
+            st->http_status = ev->http_status;
+            return true;
+        }
+    }
+    return false;
+}
+
+static tw_connect_options *chat_options(void) {
+    tw_connect_options *co = NULL;
+    if (tw_connect_options_new(&co) != TW_STATUS_OK) return NULL;
+    if (tw_connect_options_add_header(co, "X-Token", "abc") != TW_STATUS_OK ||
+        tw_connect_options_set_origin(co, "https://example.com") != TW_STATUS_OK ||
+        tw_connect_options_add_subprotocol(co, "v2.chat") != TW_STATUS_OK ||
+        tw_connect_options_add_subprotocol(co, "v1.chat") != TW_STATUS_OK) {
+        tw_connect_options_free(co);
+        return NULL;
+    }
+    return co;
+}
+
+static void an_upgrade_can_be_rejected_with_a_status_headers_and_body(void) {
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_set_handle_requests(lo, true));
+    tw_connect_options *co = chat_options();
+    CHECK(co != NULL);
+    struct session s;
+    bool started = session_start(&s, lo, co, "/chat?room=1");
+    tw_listen_options_free(lo);
+    tw_connect_options_free(co);
+    CHECK(started);
+    struct decide st = {.accept = false};
+    bool ended = tc_run(s.ctx, 2, 16, on_decide, &st, 5000);
+    session_end(&s);
+    CHECK(ended && !st.bad && st.request_seen);
+    CHECK(st.failed && !st.opened);
+    CHECK(st.fail_status == TW_STATUS_HANDSHAKE_REJECTED);
+    CHECK(st.http_status == 403);
+}
+
+static void an_upgrade_can_be_accepted_with_a_subprotocol_and_headers(void) {
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_set_handle_requests(lo, true));
+    tw_connect_options *co = chat_options();
+    CHECK(co != NULL);
+    struct session s;
+    bool started = session_start(&s, lo, co, "/chat?room=1");
+    tw_listen_options_free(lo);
+    tw_connect_options_free(co);
+    CHECK(started);
+    struct decide st = {.accept = true};
+    bool ended = tc_run(s.ctx, 2, 16, on_decide, &st, 5000);
+    session_end(&s);
+    CHECK(ended && !st.bad && st.request_seen);
+    CHECK(st.opened && !st.failed);
+    CHECK(strcmp(st.subprotocol, "v1.chat") == 0);
+}
+
+struct auto_pick {
+    char subprotocol[32];
+    bool opened, failed;
+    tw_status status;
+    uint16_t http_status;
+};
+
+static bool on_auto(tw_context *ctx, size_t which, const tw_event *ev, void *state) {
+    (void)ctx;
+    struct auto_pick *st = state;
+    if (which != 1) return false;
+    if (ev->kind == TW_EVENT_OPEN) {
+        st->opened = true;
+        snprintf(st->subprotocol, sizeof st->subprotocol, "%.*s", (int)ev->subprotocol.len,
+                 ev->subprotocol.data ? (const char *)ev->subprotocol.data : "(none)");
+        return true;
+    }
+    if (ev->kind == TW_EVENT_ERROR) {
+        st->failed = true;
+        st->status = ev->status;
+        st->http_status = ev->http_status;
+        return true;
+    }
+    return false;
+}
+
+static void the_listener_picks_its_preferred_subprotocol_and_checks_origins(void) {
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_add_subprotocol(lo, "v1.chat"));
+    CHECK_OK(tw_listen_options_add_subprotocol(lo, "v2.chat"));
+    CHECK_OK(tw_listen_options_add_allowed_origin(lo, "https://EXAMPLE.com"));
+    tw_connect_options *co = chat_options();
+    CHECK(co != NULL);
+    struct session s;
+    CHECK(session_start(&s, lo, co, "/"));
+    struct auto_pick st = {{0}, false, false, TW_STATUS_OK, 0};
+    CHECK(tc_run(s.ctx, 2, 16, on_auto, &st, 5000));
+    CHECK(st.opened);
+    CHECK(strcmp(st.subprotocol, "v1.chat") == 0); /* the server's preference wins */
+    session_end(&s);
+
+    /* Another origin is refused with 403. */
+    CHECK_OK(tw_connect_options_set_origin(co, "https://evil.example"));
+    CHECK(session_start(&s, lo, co, "/"));
+    struct auto_pick st2 = {{0}, false, false, TW_STATUS_OK, 0};
+    CHECK(tc_run(s.ctx, 2, 16, on_auto, &st2, 5000));
+    session_end(&s);
+    tw_listen_options_free(lo);
+    tw_connect_options_free(co);
+    CHECK(st2.failed && st2.status == TW_STATUS_HANDSHAKE_REJECTED && st2.http_status == 403);
+}
+
+/* A raw TCP client for plain HTTP. */
+static int raw_connect(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends `request`, drives `ctx` (answering HTTP requests with `answer` when set) and reads
+ * the whole response into buf until the server closes. */
+static bool http_exchange(tw_context *ctx, uint16_t port, const char *request, bool answer, char *buf, size_t cap) {
+    int fd = raw_connect(port);
+    if (fd < 0) return false;
+    bool ok = send(fd, request, strlen(request), 0) == (ssize_t)strlen(request);
+    size_t used = 0;
+    bool eof = false;
+    int64_t deadline = tc_now_ms() + 5000;
+    while (ok && !eof && tc_now_ms() < deadline) {
+        tw_event ev[4];
+        size_t n = 0;
+        if (!tc_ok(tw_poll(ctx, ev, 4, 5, &n), "poll")) ok = false;
+        for (size_t i = 0; i < n && ok; i++) {
+            if (ev[i].kind != TW_EVENT_HTTP_REQUEST || !answer) continue;
+            tw_bytes path, query, hv;
+            ok = tw_request_path(ev[i].request, &path) == TW_STATUS_OK && tc_eq(path, "/status") &&
+                 tw_request_query(ev[i].request, &query) == TW_STATUS_OK && tc_eq(query, "x=1") &&
+                 tw_request_header(ev[i].request, "X-A", &hv) == TW_STATUS_OK && tc_eq(hv, "b");
+            static const tw_header h[] = {{"Content-Type", "text/plain"}};
+            if (ok) ok = tc_ok(tw_conn_respond(ctx, ev[i].conn, 200, h, 1, (const uint8_t *)"alive", 5), "respond");
+            tw_bytes b;
+            /* The request stays readable until the next poll, even after the answer. */
+            if (ok) ok = tw_request_method(ev[i].request, &b) == TW_STATUS_OK && tc_eq(b, "GET");
+        }
+        ssize_t got = recv(fd, buf + used, cap - 1 - used, MSG_DONTWAIT);
+        if (got > 0) used += (size_t)got;
+        if (got == 0) eof = true;
+        if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+        if (used == cap - 1) eof = true;
+    }
+    buf[used] = '\0';
+    close(fd);
+    return ok && eof;
+}
+
+static void a_plain_http_request_gets_the_applications_answer(void) {
+    tw_context *ctx = NULL;
+    CHECK_OK(tw_context_new(NULL, &ctx));
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_set_handle_http(lo, true));
+    tw_listener l = 0;
+    uint16_t port = 0;
+    CHECK(tc_listen(ctx, lo, &l, &port));
+    tw_listen_options_free(lo);
+    char buf[2048];
+    CHECK(http_exchange(ctx, port, "GET /status?x=1 HTTP/1.1\r\nHost: localhost\r\nX-A: b\r\n\r\n", true, buf,
+                        sizeof buf));
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    CHECK(strstr(buf, "Content-Type: text/plain\r\n") != NULL);
+    CHECK(strstr(buf, "\r\n\r\nalive") != NULL);
+    /* The answered connection goes away once the client has closed too. */
+    size_t count = 9;
+    int64_t deadline = tc_now_ms() + 5000;
+    while (count != 0 && tc_now_ms() < deadline) {
+        tw_event ev[4];
+        size_t n = 0;
+        CHECK_OK(tw_poll(ctx, ev, 4, 5, &n));
+        CHECK(n == 0); /* no event ever comes for an answered request */
+        CHECK_OK(tw_context_connection_count(ctx, &count));
+    }
+    CHECK(count == 0);
+    tw_context_free(ctx);
+}
+
+static void without_handle_http_a_plain_request_gets_426(void) {
+    tw_context *ctx = NULL;
+    CHECK_OK(tw_context_new(NULL, &ctx));
+    tw_listener l = 0;
+    uint16_t port = 0;
+    CHECK(tc_listen(ctx, NULL, &l, &port));
+    char buf[2048];
+    CHECK(http_exchange(ctx, port, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", false, buf, sizeof buf));
+    CHECK(strncmp(buf, "HTTP/1.1 426", 12) == 0);
+    tw_context_free(ctx);
+}
+
+int main(int argc, char **argv) {
+    static const struct tr_case cases[] = {
+        TR_CASE(an_upgrade_can_be_rejected_with_a_status_headers_and_body),
+        TR_CASE(an_upgrade_can_be_accepted_with_a_subprotocol_and_headers),
+        TR_CASE(the_listener_picks_its_preferred_subprotocol_and_checks_origins),
+        TR_CASE(a_plain_http_request_gets_the_applications_answer),
+        TR_CASE(without_handle_http_a_plain_request_gets_426),
+    };
+    return tr_run(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
