@@ -1,0 +1,1218 @@
+// tidewire.hpp: the C++ face of tidewire, a WebSocket library (RFC 6455, RFC 7692) for
+// clients and servers, ws:// and wss://, driven by the caller's own loop.
+//
+// Header-only, C++17 (and later), over the C API of tidewire.h: every function here checks,
+// converts and calls one C function; there is no protocol logic in this file.
+//
+// Conventions:
+//
+// - Owners are move-only and free their handle in the destructor: Config, DeflateConfig,
+//   ListenOptions, ConnectOptions, Context. handle() borrows the C handle, release() gives
+//   it up. A moved-from owner holds nothing; using it throws Error (null argument).
+// - Connection and Listener are small values (the context's handle and a 64-bit id) whose
+//   member functions forward to the context. Copy them freely; they must not outlive their
+//   Context. An id that ended (its CloseEvent or terminal ErrorEvent was delivered) gives
+//   Error with TW_STATUS_STALE_ID, never undefined behaviour.
+// - Errors: one exception type, tidewire::Error, with the tw_status and the library's
+//   detail text. Back-pressure and "nothing there" are return values (bool, std::optional);
+//   a closed connection is a CloseEvent, never an exception.
+// - Views: message payloads, reasons, paths and requests are views (std::string_view,
+//   tidewire::Bytes) into the context's memory, valid until the next poll() on that context
+//   (or its destruction). Nothing is copied unless you ask (Bytes::to_string, ...).
+// - Threads: a Context and everything reached through it belong to one thread at a time.
+//   Only Sender (copyable) and Context::stop() may be used from other threads.
+//
+// Two ways to drive a context, which can be mixed:
+//
+//     tidewire::Context ctx;
+//     auto listener = ctx.listen("127.0.0.1", 0);
+//     for (;;) {                                           // 1. a poll loop over events
+//         for (const auto& ev : ctx.poll(std::chrono::milliseconds(100))) {
+//             if (auto* m = std::get_if<tidewire::MessageEvent>(&ev))
+//                 m->conn.send(m->kind, m->data);
+//         }
+//     }
+//
+//     ctx.on_message([](const tidewire::MessageEvent& m) { m.conn.send(m.kind, m.data); });
+//     ctx.run();                                           // 2. callbacks, until stop()
+//
+// Callbacks run only inside poll() / run() / shutdown(), on the calling thread. poll()
+// invokes the registered callbacks and also returns every event of the cycle.
+//
+// A host loop (game engine, epoll, libuv) waits on fd() with the deadline of
+// next_timeout() and then calls poll(std::chrono::milliseconds(0)), which never blocks.
+
+#ifndef TIDEWIRE_HPP
+#define TIDEWIRE_HPP
+
+#if __cplusplus < 201703L
+#error "tidewire.hpp needs C++17 or newer (-std=c++17)"
+#endif
+
+#include <tidewire.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#if __cplusplus >= 202002L && __has_include(<span>)
+#include <span>
+#endif
+
+namespace tidewire {
+
+// ---------------------------------------------------------------------------------------
+// Status, version, Error
+// ---------------------------------------------------------------------------------------
+
+// The C status (an enum with uint32_t underneath in C++): TW_STATUS_OK, TW_STATUS_TLS, ...
+using Status = tw_status;
+
+// Static text naming a status ("ok", "stale id", ...).
+inline const char *status_str(Status status) noexcept { return tw_status_str(status); }
+
+// The version of the library this program runs with, "MAJOR.MINOR.PATCH".
+inline std::string_view version() noexcept { return tw_version(); }
+
+// The one exception of tidewire: a C call failed. status() is its tw_status, detail() the
+// library's explanation (tw_last_error() at the time of the failure), what() both with the
+// operation: "listen: io: Address already in use (os error 98)".
+class Error : public std::runtime_error {
+public:
+    Error(Status status, std::string_view operation, std::string_view detail)
+        : std::runtime_error(format(status, operation, detail)),
+          status_(status),
+          detail_(detail) {}
+
+    Status status() const noexcept { return status_; }
+    const std::string &detail() const noexcept { return detail_; }
+
+private:
+    static std::string format(Status status, std::string_view operation, std::string_view detail) {
+        std::string text(operation);
+        text += ": ";
+        text += tw_status_str(status);
+        if (!detail.empty()) {
+            text += ": ";
+            text += detail;
+        }
+        return text;
+    }
+
+    Status status_;
+    std::string detail_;
+};
+
+namespace detail {
+
+// Throws Error for a failed C call, with this thread's detail text.
+[[noreturn]] inline void fail(Status status, const char *operation) {
+    const char *text = tw_last_error();
+    throw Error(status, operation, text != nullptr ? text : "");
+}
+
+inline void check(Status status, const char *operation) {
+    if (status != TW_STATUS_OK) fail(status, operation);
+}
+
+// A unique_ptr deleter calling the C `_free` function.
+template <auto Free>
+struct deleter {
+    template <class T>
+    void operator()(T *p) const noexcept {
+        Free(p);
+    }
+};
+
+template <class T, auto Free>
+using owner = std::unique_ptr<T, deleter<Free>>;
+
+inline std::string_view view(tw_bytes b) noexcept {
+    if (b.data == nullptr) return {};
+    return {reinterpret_cast<const char *>(b.data), b.len};
+}
+
+inline std::optional<std::string_view> optional_view(tw_bytes b) noexcept {
+    if (b.data == nullptr) return std::nullopt;
+    return view(b);
+}
+
+// A poll timeout for C: negative waits without limit, longer than int32 is clamped.
+inline int32_t poll_ms(std::chrono::milliseconds timeout) noexcept {
+    const auto ms = timeout.count();
+    if (ms < 0) return -1;
+    if (ms > std::numeric_limits<int32_t>::max()) return std::numeric_limits<int32_t>::max();
+    return static_cast<int32_t>(ms);
+}
+
+// A setting in milliseconds for C; negative durations are refused like C refuses nonsense.
+inline uint64_t setting_ms(std::chrono::milliseconds d, const char *operation) {
+    if (d.count() < 0) throw Error(TW_STATUS_INVALID_ARGUMENT, operation, "negative duration");
+    return static_cast<uint64_t>(d.count());
+}
+
+template <class T>
+inline constexpr bool is_byte_v = std::is_same_v<T, char> || std::is_same_v<T, signed char> ||
+                                  std::is_same_v<T, unsigned char> || std::is_same_v<T, std::byte>;
+
+template <class C, class = void>
+struct is_byte_range : std::false_type {};
+
+// Contiguous ranges of bytes (std::string, std::vector<uint8_t>, std::array, std::span,
+// uint8_t arrays); char arrays are left to the string_view constructor, so that a string
+// literal does not bring its NUL along.
+template <class C>
+struct is_byte_range<C, std::void_t<decltype(std::data(std::declval<const C &>())),
+                                    decltype(std::size(std::declval<const C &>()))>>
+    : std::bool_constant<
+          is_byte_v<std::remove_cv_t<std::remove_pointer_t<decltype(std::data(std::declval<const C &>()))>>> &&
+          !(std::is_array_v<C> && std::is_same_v<std::remove_cv_t<std::remove_extent_t<C>>, char>)> {};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Bytes, MessageKind, Header
+// ---------------------------------------------------------------------------------------
+
+// A borrowed, read-only view of bytes (what std::span<const uint8_t> is in C++20). Built
+// from a pointer and a size, a std::string_view or any contiguous range of bytes; events
+// hand out Bytes that point into the context's memory (valid until the next poll()).
+class Bytes {
+public:
+    using value_type = uint8_t;
+    using const_iterator = const uint8_t *;
+    using iterator = const_iterator;
+
+    constexpr Bytes() noexcept = default;
+    constexpr Bytes(const uint8_t *data, size_t size) noexcept : data_(data), size_(size) {}
+    Bytes(const void *data, size_t size) noexcept : data_(static_cast<const uint8_t *>(data)), size_(size) {}
+    Bytes(std::string_view text) noexcept  // NOLINT(google-explicit-constructor): views convert
+        : data_(reinterpret_cast<const uint8_t *>(text.data())), size_(text.size()) {}
+    Bytes(const char *text) noexcept  // NOLINT(google-explicit-constructor): "literal" without its NUL
+        : Bytes(text != nullptr ? std::string_view(text) : std::string_view()) {}
+    template <class C, std::enable_if_t<detail::is_byte_range<C>::value, int> = 0>
+    Bytes(const C &range) noexcept  // NOLINT(google-explicit-constructor)
+        : data_(reinterpret_cast<const uint8_t *>(std::data(range))), size_(std::size(range)) {}
+
+    constexpr const uint8_t *data() const noexcept { return data_; }
+    constexpr size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr const uint8_t *begin() const noexcept { return data_; }
+    constexpr const uint8_t *end() const noexcept { return data_ + size_; }
+    constexpr uint8_t operator[](size_t i) const noexcept { return data_[i]; }
+
+    // The same bytes seen as characters (no copy, no UTF-8 check).
+    std::string_view as_string_view() const noexcept {
+        return {reinterpret_cast<const char *>(data_), size_};
+    }
+    // Copies, for data that must outlive the next poll().
+    std::string to_string() const { return std::string(as_string_view()); }
+    std::vector<uint8_t> to_vector() const { return std::vector<uint8_t>(begin(), end()); }
+
+#if defined(__cpp_lib_span) && __cpp_lib_span >= 202002L
+    std::span<const uint8_t> as_span() const noexcept { return {data_, size_}; }
+#endif
+
+private:
+    const uint8_t *data_ = nullptr;
+    size_t size_ = 0;
+};
+
+inline bool operator==(Bytes a, Bytes b) noexcept { return a.as_string_view() == b.as_string_view(); }
+inline bool operator!=(Bytes a, Bytes b) noexcept { return !(a == b); }
+
+enum class MessageKind : uint32_t {
+    text = TW_MESSAGE_TEXT,
+    binary = TW_MESSAGE_BINARY,
+};
+
+// One HTTP header given to the library (accept, reject, respond). Copied during the call.
+struct Header {
+    std::string_view name;
+    std::string_view value;
+};
+
+namespace detail {
+
+// The C API takes NUL-terminated header fields: copies of the views, kept for one call.
+class c_headers {
+public:
+    explicit c_headers(const std::vector<Header> &headers) {
+        strings_.reserve(headers.size() * 2);
+        for (const Header &h : headers) {
+            strings_.emplace_back(h.name);
+            strings_.emplace_back(h.value);
+        }
+        fields_.reserve(headers.size());
+        for (size_t i = 0; i < headers.size(); ++i) {
+            fields_.push_back(tw_header{strings_[2 * i].c_str(), strings_[2 * i + 1].c_str()});
+        }
+    }
+    const tw_header *data() const noexcept { return fields_.empty() ? nullptr : fields_.data(); }
+    size_t size() const noexcept { return fields_.size(); }
+
+private:
+    std::vector<std::string> strings_;
+    std::vector<tw_header> fields_;
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Settings: Config, DeflateConfig, ListenOptions, ConnectOptions (move-only owners)
+// ---------------------------------------------------------------------------------------
+
+// Settings of a context (limits, timeouts, buffers). Context copies it: one Config may
+// serve many contexts. Every setter returns *this, and throws Error for a value the
+// library refuses (TW_STATUS_INVALID_ARGUMENT).
+class Config {
+public:
+    Config() {
+        tw_config *raw = nullptr;
+        detail::check(tw_config_new(&raw), "config");
+        handle_.reset(raw);
+    }
+
+    tw_config *handle() const noexcept { return handle_.get(); }
+    tw_config *release() noexcept { return handle_.release(); }
+
+    Config &max_message_size(size_t bytes) { return set(tw_config_set_max_message_size(h(), bytes), "max_message_size"); }
+    Config &max_frame_size(size_t bytes) { return set(tw_config_set_max_frame_size(h(), bytes), "max_frame_size"); }
+    Config &max_handshake_bytes(size_t bytes) {
+        return set(tw_config_set_max_handshake_bytes(h(), bytes), "max_handshake_bytes");
+    }
+    Config &max_handshake_headers(size_t count) {
+        return set(tw_config_set_max_handshake_headers(h(), count), "max_handshake_headers");
+    }
+    Config &handshake_timeout(std::chrono::milliseconds d) {
+        return set(tw_config_set_handshake_timeout_ms(h(), detail::setting_ms(d, "handshake_timeout")),
+                   "handshake_timeout");
+    }
+    Config &connect_timeout(std::chrono::milliseconds d) {
+        return set(tw_config_set_connect_timeout_ms(h(), detail::setting_ms(d, "connect_timeout")), "connect_timeout");
+    }
+    Config &close_timeout(std::chrono::milliseconds d) {
+        return set(tw_config_set_close_timeout_ms(h(), detail::setting_ms(d, "close_timeout")), "close_timeout");
+    }
+    // 0 turns it off (the default).
+    Config &ping_interval(std::chrono::milliseconds d) {
+        return set(tw_config_set_ping_interval_ms(h(), detail::setting_ms(d, "ping_interval")), "ping_interval");
+    }
+    // 0 turns it off (the default).
+    Config &idle_timeout(std::chrono::milliseconds d) {
+        return set(tw_config_set_idle_timeout_ms(h(), detail::setting_ms(d, "idle_timeout")), "idle_timeout");
+    }
+    Config &high_water_mark(size_t bytes) { return set(tw_config_set_high_water_mark(h(), bytes), "high_water_mark"); }
+    Config &low_water_mark(size_t bytes) { return set(tw_config_set_low_water_mark(h(), bytes), "low_water_mark"); }
+    Config &max_buffered(size_t bytes) { return set(tw_config_set_max_buffered(h(), bytes), "max_buffered"); }
+    Config &max_connections(size_t count) { return set(tw_config_set_max_connections(h(), count), "max_connections"); }
+    Config &receive_buffer_size(size_t bytes) {
+        return set(tw_config_set_receive_buffer_size(h(), bytes), "receive_buffer_size");
+    }
+    Config &sender_queue_limit(size_t bytes) {
+        return set(tw_config_set_sender_queue_limit(h(), bytes), "sender_queue_limit");
+    }
+    Config &resolver_threads(size_t count) { return set(tw_config_set_resolver_threads(h(), count), "resolver_threads"); }
+
+private:
+    tw_config *h() const noexcept { return handle_.get(); }
+    Config &set(Status status, const char *operation) {
+        detail::check(status, operation);
+        return *this;
+    }
+
+    detail::owner<tw_config, tw_config_free> handle_;
+};
+
+// permessage-deflate settings (defaults: enabled, level 1). ListenOptions and
+// ConnectOptions copy them.
+class DeflateConfig {
+public:
+    DeflateConfig() {
+        tw_deflate_config *raw = nullptr;
+        detail::check(tw_deflate_config_new(&raw), "deflate_config");
+        handle_.reset(raw);
+    }
+
+    tw_deflate_config *handle() const noexcept { return handle_.get(); }
+    tw_deflate_config *release() noexcept { return handle_.release(); }
+
+    DeflateConfig &enabled(bool on) { return set(tw_deflate_config_set_enabled(h(), on), "deflate enabled"); }
+    DeflateConfig &level(uint32_t level) { return set(tw_deflate_config_set_level(h(), level), "deflate level"); }
+    DeflateConfig &mem_level(uint8_t level) {
+        return set(tw_deflate_config_set_mem_level(h(), level), "deflate mem_level");
+    }
+    DeflateConfig &threshold(size_t bytes) {
+        return set(tw_deflate_config_set_threshold(h(), bytes), "deflate threshold");
+    }
+    // 8 to 15, or 0 for "not set".
+    DeflateConfig &server_max_window_bits(uint8_t bits) {
+        return set(tw_deflate_config_set_server_max_window_bits(h(), bits), "server_max_window_bits");
+    }
+    DeflateConfig &client_max_window_bits(uint8_t bits) {
+        return set(tw_deflate_config_set_client_max_window_bits(h(), bits), "client_max_window_bits");
+    }
+    DeflateConfig &server_no_context_takeover(bool on) {
+        return set(tw_deflate_config_set_server_no_context_takeover(h(), on), "server_no_context_takeover");
+    }
+    DeflateConfig &client_no_context_takeover(bool on) {
+        return set(tw_deflate_config_set_client_no_context_takeover(h(), on), "client_no_context_takeover");
+    }
+
+private:
+    tw_deflate_config *h() const noexcept { return handle_.get(); }
+    DeflateConfig &set(Status status, const char *operation) {
+        detail::check(status, operation);
+        return *this;
+    }
+
+    detail::owner<tw_deflate_config, tw_deflate_config_free> handle_;
+};
+
+// Options of one listener (TLS, subprotocols, origins, request handling, compression).
+// Context::listen copies them.
+class ListenOptions {
+public:
+    ListenOptions() {
+        tw_listen_options *raw = nullptr;
+        detail::check(tw_listen_options_new(&raw), "listen_options");
+        handle_.reset(raw);
+    }
+
+    tw_listen_options *handle() const noexcept { return handle_.get(); }
+    tw_listen_options *release() noexcept { return handle_.release(); }
+
+    ListenOptions &reuse_port(bool on) { return set(tw_listen_options_set_reuse_port(h(), on), "reuse_port"); }
+    ListenOptions &backlog(uint32_t backlog) { return set(tw_listen_options_set_backlog(h(), backlog), "backlog"); }
+    // wss:// with a certificate chain (leaf first) and its key, PEM text in memory.
+    ListenOptions &tls_pem(Bytes cert_pem, Bytes key_pem) {
+        return set(tw_listen_options_set_tls_pem(h(), cert_pem.data(), cert_pem.size(), key_pem.data(), key_pem.size()),
+                   "tls_pem");
+    }
+    // wss:// with a certificate chain and key read from PEM files (reads them now).
+    ListenOptions &tls_pem_files(const std::string &cert_path, const std::string &key_path) {
+        return set(tw_listen_options_set_tls_pem_files(h(), cert_path.c_str(), key_path.c_str()), "tls_pem_files");
+    }
+    ListenOptions &add_subprotocol(const std::string &name) {
+        return set(tw_listen_options_add_subprotocol(h(), name.c_str()), "add_subprotocol");
+    }
+    ListenOptions &add_allowed_origin(const std::string &origin) {
+        return set(tw_listen_options_add_allowed_origin(h(), origin.c_str()), "add_allowed_origin");
+    }
+    // Deliver each upgrade request as RequestEvent, answered by Connection::accept/reject.
+    ListenOptions &handle_requests(bool on) {
+        return set(tw_listen_options_set_handle_requests(h(), on), "handle_requests");
+    }
+    // Deliver plain HTTP requests as HttpRequestEvent, answered by Connection::respond.
+    ListenOptions &handle_http(bool on) { return set(tw_listen_options_set_handle_http(h(), on), "handle_http"); }
+    // Accept permessage-deflate when a client offers it.
+    ListenOptions &deflate(const DeflateConfig &config) {
+        return set(tw_listen_options_set_deflate(h(), config.handle()), "deflate");
+    }
+
+private:
+    tw_listen_options *h() const noexcept { return handle_.get(); }
+    ListenOptions &set(Status status, const char *operation) {
+        detail::check(status, operation);
+        return *this;
+    }
+
+    detail::owner<tw_listen_options, tw_listen_options_free> handle_;
+};
+
+// Options of client connections (headers, subprotocols, TLS trust, compression).
+// Context::connect copies what it needs; one object may serve many connects.
+class ConnectOptions {
+public:
+    ConnectOptions() {
+        tw_connect_options *raw = nullptr;
+        detail::check(tw_connect_options_new(&raw), "connect_options");
+        handle_.reset(raw);
+    }
+
+    tw_connect_options *handle() const noexcept { return handle_.get(); }
+    tw_connect_options *release() noexcept { return handle_.release(); }
+
+    ConnectOptions &add_header(const std::string &name, const std::string &value) {
+        return set(tw_connect_options_add_header(h(), name.c_str(), value.c_str()), "add_header");
+    }
+    ConnectOptions &origin(const std::string &origin) {
+        return set(tw_connect_options_set_origin(h(), origin.c_str()), "origin");
+    }
+    ConnectOptions &add_subprotocol(const std::string &name) {
+        return set(tw_connect_options_add_subprotocol(h(), name.c_str()), "add_subprotocol");
+    }
+    // 0 means the context's setting.
+    ConnectOptions &connect_timeout(std::chrono::milliseconds d) {
+        return set(tw_connect_options_set_connect_timeout_ms(h(), detail::setting_ms(d, "connect_timeout")),
+                   "connect_timeout");
+    }
+    // Offer permessage-deflate.
+    ConnectOptions &deflate(const DeflateConfig &config) {
+        return set(tw_connect_options_set_deflate(h(), config.handle()), "deflate");
+    }
+    ConnectOptions &tls_use_system_roots(bool on) {
+        return set(tw_connect_options_set_tls_use_system_roots(h(), on), "tls_use_system_roots");
+    }
+    // Trust the CA certificates in this PEM text as well.
+    ConnectOptions &add_tls_ca_pem(Bytes pem) {
+        return set(tw_connect_options_add_tls_ca_pem(h(), pem.data(), pem.size()), "add_tls_ca_pem");
+    }
+    ConnectOptions &tls_ca_file(const std::string &path) {
+        return set(tw_connect_options_set_tls_ca_file(h(), path.c_str()), "tls_ca_file");
+    }
+    // Builds the TLS setup now instead of at the first wss:// connect.
+    ConnectOptions &prepare_tls() { return set(tw_connect_options_prepare_tls(h()), "prepare_tls"); }
+    // Dangerous: accept any server certificate for any name (tests only).
+    ConnectOptions &dangerous_skip_verification(bool on) {
+        return set(tw_connect_options_dangerous_skip_verification(h(), on), "dangerous_skip_verification");
+    }
+
+private:
+    tw_connect_options *h() const noexcept { return handle_.get(); }
+    ConnectOptions &set(Status status, const char *operation) {
+        detail::check(status, operation);
+        return *this;
+    }
+
+    detail::owner<tw_connect_options, tw_connect_options_free> handle_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Connection, Listener, Request (non-owning values)
+// ---------------------------------------------------------------------------------------
+
+// A connection of a context: the context's handle and the connection's id. Every member
+// forwards to the context (on its thread). Sends copy the data, so it may be a view into an
+// event of the current poll.
+class Connection {
+public:
+    constexpr Connection() noexcept = default;
+    // Wraps a connection id of a context (for ids obtained from the C API).
+    constexpr Connection(tw_context *ctx, tw_conn id) noexcept : ctx_(ctx), id_(id) {}
+
+    constexpr tw_conn id() const noexcept { return id_; }
+    constexpr tw_context *context_handle() const noexcept { return ctx_; }
+    // False for the empty connection (events that are not about one).
+    constexpr explicit operator bool() const noexcept { return id_ != 0; }
+
+    // Queues a message. Returns true when the output buffer is under its high-water mark,
+    // false when it is above (the message is queued all the same: stop sending to this
+    // connection until its WritableEvent). Throws Error when the message was not queued:
+    // TW_STATUS_NOT_OPEN (not open yet, or closing), TW_STATUS_BUFFER_FULL (the hard cap),
+    // TW_STATUS_STALE_ID, TW_STATUS_INVALID_UTF8, TW_STATUS_MESSAGE_IN_PROGRESS.
+    bool send_text(std::string_view text) const {
+        return sent(tw_conn_send_text(ctx_, id_, text.data(), text.size()), "send_text");
+    }
+    bool send_binary(Bytes data) const {
+        return sent(tw_conn_send_binary(ctx_, id_, data.data(), data.size()), "send_binary");
+    }
+    bool send(MessageKind kind, Bytes data) const {
+        return sent(tw_conn_send(ctx_, id_, static_cast<uint32_t>(kind), data.data(), data.size()), "send");
+    }
+    // A ping with up to 125 bytes; the answer comes as PongEvent. Returns as send_text.
+    bool ping(Bytes data = {}) const { return sent(tw_conn_ping(ctx_, id_, data.data(), data.size()), "ping"); }
+
+    // Starts the closing handshake (1000 normal, 1001 going away, 3000-4999 for
+    // applications; reason up to 123 bytes of UTF-8). The connection ends with its
+    // CloseEvent. Returns false when it was already closing. A connection not open yet is
+    // dropped instead and ends with an ErrorEvent (TW_STATUS_ABORTED).
+    bool close(uint16_t code = 1000, std::string_view reason = {}) const {
+        const Status s = tw_conn_close(ctx_, id_, code, reason.data(), reason.size());
+        if (s == TW_STATUS_NOT_OPEN) return false;
+        detail::check(s, "close");
+        return true;
+    }
+
+    // A message sent in pieces: begin_message, then send_fragment(..., fin) until fin.
+    void begin_message(MessageKind kind) const {
+        detail::check(tw_conn_begin_message(ctx_, id_, static_cast<uint32_t>(kind)), "begin_message");
+    }
+    bool send_fragment(Bytes data, bool fin) const {
+        return sent(tw_conn_send_fragment(ctx_, id_, data.data(), data.size(), fin), "send_fragment");
+    }
+
+    // Bytes queued for the peer and not yet written.
+    size_t buffered_amount() const {
+        size_t n = 0;
+        detail::check(tw_conn_buffered_amount(ctx_, id_, &n), "buffered_amount");
+        return n;
+    }
+    // Handshake done and no close frame sent or received.
+    bool is_open() const {
+        bool open = false;
+        detail::check(tw_conn_is_open(ctx_, id_, &open), "is_open");
+        return open;
+    }
+    // "127.0.0.1:50312" or "[::1]:50312".
+    std::string peer_address() const {
+        char buf[64];
+        size_t len = 0;
+        detail::check(tw_conn_peer_addr(ctx_, id_, buf, sizeof buf, &len), "peer_address");
+        return std::string(buf, len);
+    }
+
+    // The caller's pointer, handed back in every later event about this connection (for
+    // the last time in its CloseEvent or terminal ErrorEvent). Never freed by tidewire.
+    void set_userdata(void *userdata) const {
+        detail::check(tw_conn_set_userdata(ctx_, id_, userdata), "set_userdata");
+    }
+    void *userdata() const {
+        void *p = nullptr;
+        detail::check(tw_conn_userdata(ctx_, id_, &p), "userdata");
+        return p;
+    }
+
+    // Answers a RequestEvent: accept with a subprotocol the client offered (empty: none)
+    // and extra response headers; the OpenEvent follows with the next poll.
+    void accept(std::string_view subprotocol = {}, const std::vector<Header> &headers = {}) const {
+        const std::string proto(subprotocol);
+        const detail::c_headers h(headers);
+        detail::check(tw_conn_accept(ctx_, id_, subprotocol.empty() ? nullptr : proto.c_str(), h.data(), h.size()),
+                      "accept");
+    }
+    // Answers a RequestEvent with an HTTP error status; no further event comes for it.
+    void reject(uint16_t status, const std::vector<Header> &headers = {}, Bytes body = {}) const {
+        const detail::c_headers h(headers);
+        detail::check(tw_conn_reject(ctx_, id_, status, h.data(), h.size(), body.data(), body.size()), "reject");
+    }
+    // Answers an HttpRequestEvent (Content-Length is added); no further event comes for it.
+    void respond(uint16_t status, const std::vector<Header> &headers = {}, Bytes body = {}) const {
+        const detail::c_headers h(headers);
+        detail::check(tw_conn_respond(ctx_, id_, status, h.data(), h.size(), body.data(), body.size()), "respond");
+    }
+
+    friend constexpr bool operator==(Connection a, Connection b) noexcept {
+        return a.ctx_ == b.ctx_ && a.id_ == b.id_;
+    }
+    friend constexpr bool operator!=(Connection a, Connection b) noexcept { return !(a == b); }
+    friend bool operator<(Connection a, Connection b) noexcept {
+        return a.ctx_ != b.ctx_ ? std::less<tw_context *>()(a.ctx_, b.ctx_) : a.id_ < b.id_;
+    }
+
+private:
+    static bool sent(Status status, const char *operation) {
+        if (status == TW_STATUS_OK) return true;
+        if (status == TW_STATUS_AGAIN) return false;
+        detail::fail(status, operation);
+    }
+
+    tw_context *ctx_ = nullptr;
+    tw_conn id_ = 0;
+};
+
+// A listening socket of a context.
+class Listener {
+public:
+    constexpr Listener() noexcept = default;
+    constexpr Listener(tw_context *ctx, tw_listener id) noexcept : ctx_(ctx), id_(id) {}
+
+    constexpr tw_listener id() const noexcept { return id_; }
+    constexpr tw_context *context_handle() const noexcept { return ctx_; }
+    constexpr explicit operator bool() const noexcept { return id_ != 0; }
+
+    // The port it is bound to (the real one when 0 was asked).
+    uint16_t port() const {
+        uint16_t port = 0;
+        detail::check(tw_listener_port(ctx_, id_, &port), "listener port");
+        return port;
+    }
+    // "127.0.0.1:9001" or "[::1]:9001".
+    std::string local_address() const {
+        char buf[64];
+        size_t len = 0;
+        detail::check(tw_listener_local_addr(ctx_, id_, buf, sizeof buf, &len), "listener local_address");
+        return std::string(buf, len);
+    }
+    // Stops accepting; accepted connections go on. The id is stale afterwards.
+    void close() const { detail::check(tw_listener_close(ctx_, id_), "listener close"); }
+
+    friend constexpr bool operator==(Listener a, Listener b) noexcept { return a.ctx_ == b.ctx_ && a.id_ == b.id_; }
+    friend constexpr bool operator!=(Listener a, Listener b) noexcept { return !(a == b); }
+    friend bool operator<(Listener a, Listener b) noexcept {
+        return a.ctx_ != b.ctx_ ? std::less<tw_context *>()(a.ctx_, b.ctx_) : a.id_ < b.id_;
+    }
+
+private:
+    tw_context *ctx_ = nullptr;
+    tw_listener id_ = 0;
+};
+
+// An HTTP request (upgrade or plain) borrowed from the current poll: it and every view read
+// from it are valid until the next poll() on the context that delivered it.
+class Request {
+public:
+    constexpr Request() noexcept = default;
+    constexpr explicit Request(const tw_request *request) noexcept : request_(request) {}
+
+    constexpr const tw_request *handle() const noexcept { return request_; }
+
+    std::string_view method() const { return get(tw_request_method, "request method"); }
+    // The target up to '?'.
+    std::string_view path() const { return get(tw_request_path, "request path"); }
+    // What follows the first '?', or nullopt when there is none.
+    std::optional<std::string_view> query() const {
+        tw_bytes b{nullptr, 0};
+        detail::check(tw_request_query(request_, &b), "request query");
+        return detail::optional_view(b);
+    }
+    // The first header called `name` (ASCII case-insensitive), or nullopt.
+    std::optional<std::string_view> header(const char *name) const {
+        tw_bytes b{nullptr, 0};
+        const Status s = tw_request_header(request_, name, &b);
+        if (s == TW_STATUS_NOT_FOUND) return std::nullopt;
+        detail::check(s, "request header");
+        return detail::view(b);
+    }
+    std::optional<std::string_view> header(const std::string &name) const { return header(name.c_str()); }
+    // Every header field in the order received (the vector is a copy of the views).
+    std::vector<Header> headers() const {
+        size_t n = 0;
+        detail::check(tw_request_header_count(request_, &n), "request headers");
+        std::vector<Header> out;
+        out.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            tw_bytes name{nullptr, 0}, value{nullptr, 0};
+            detail::check(tw_request_header_at(request_, i, &name, &value), "request headers");
+            out.push_back(Header{detail::view(name), detail::view(value)});
+        }
+        return out;
+    }
+    // The subprotocols the client offered, in its order of preference.
+    std::vector<std::string_view> subprotocols() const {
+        size_t n = 0;
+        detail::check(tw_request_subprotocol_count(request_, &n), "request subprotocols");
+        std::vector<std::string_view> out;
+        out.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            tw_bytes name{nullptr, 0};
+            detail::check(tw_request_subprotocol_at(request_, i, &name), "request subprotocols");
+            out.push_back(detail::view(name));
+        }
+        return out;
+    }
+
+private:
+    std::string_view get(Status (*fn)(const tw_request *, tw_bytes *), const char *operation) const {
+        tw_bytes b{nullptr, 0};
+        detail::check(fn(request_, &b), operation);
+        return detail::view(b);
+    }
+
+    const tw_request *request_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------
+// Every view in an event is valid until the next poll() on its context. `userdata` is the
+// pointer attached with Connection::set_userdata (or nullptr).
+
+// The opening handshake completed (server side: `listener` is set; client side: it is empty).
+struct OpenEvent {
+    Connection conn;
+    Listener listener;
+    std::optional<std::string_view> subprotocol;  // the selected one, if any
+    std::optional<std::string_view> extensions;   // negotiated Sec-WebSocket-Extensions
+    std::string_view path;
+    void *userdata = nullptr;
+};
+
+// A whole message; text is valid UTF-8.
+struct MessageEvent {
+    Connection conn;
+    MessageKind kind = MessageKind::binary;
+    Bytes data;
+    void *userdata = nullptr;
+
+    bool is_text() const noexcept { return kind == MessageKind::text; }
+    std::string_view text() const noexcept { return data.as_string_view(); }
+};
+
+// Terminal: the connection is over. Close is never an error: `code` is the peer's (1005 when
+// it sent none), the one we failed the connection with (1002, 1007, 1009, ...), or 1006
+// when the transport ended without a close frame.
+struct CloseEvent {
+    Connection conn;
+    uint16_t code = 0;
+    std::string_view reason;
+    bool clean = false;  // the closing handshake completed
+    void *userdata = nullptr;
+};
+
+// Something failed. With `conn`: terminal, the connection never opened (`http_status` is
+// set when the server answered the upgrade with another status). With `listener` only: a
+// report, the listener goes on.
+struct ErrorEvent {
+    Connection conn;
+    Listener listener;
+    Status status = TW_STATUS_OK;
+    std::string_view message;
+    uint16_t http_status = 0;
+    void *userdata = nullptr;
+};
+
+// An upgrade request on a listener with handle_requests: answer with conn.accept() or
+// conn.reject().
+struct RequestEvent {
+    Connection conn;
+    Listener listener;
+    Request request;
+    void *userdata = nullptr;
+};
+
+// A plain HTTP request on a listener with handle_http: answer with conn.respond().
+struct HttpRequestEvent {
+    Connection conn;
+    Listener listener;
+    Request request;
+    void *userdata = nullptr;
+};
+
+// A ping arrived (the pong is already queued).
+struct PingEvent {
+    Connection conn;
+    Bytes data;
+    void *userdata = nullptr;
+};
+
+struct PongEvent {
+    Connection conn;
+    Bytes data;
+    void *userdata = nullptr;
+};
+
+// The output buffer drained to the low-water mark after a send returned false.
+struct WritableEvent {
+    Connection conn;
+    void *userdata = nullptr;
+};
+
+// A command of a Sender could not be applied (connection gone or closing, buffer full,
+// invalid payload). Not terminal.
+struct SendFailedEvent {
+    Connection conn;
+    Status status = TW_STATUS_OK;
+    std::string_view message;
+    void *userdata = nullptr;
+};
+
+// Sender::wake() or Context::stop() was called.
+struct WakeEvent {};
+
+using Event = std::variant<OpenEvent, MessageEvent, CloseEvent, ErrorEvent, RequestEvent, HttpRequestEvent,
+                           PingEvent, PongEvent, WritableEvent, SendFailedEvent, WakeEvent>;
+
+// For std::visit with lambdas: std::visit(tidewire::overloaded{[](const MessageEvent&) {...},
+// [](const auto&) {}}, ev).
+template <class... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+// The events of one poll(): a contiguous range, valid until the next poll() on the context.
+class Events {
+public:
+    using value_type = Event;
+    using const_iterator = const Event *;
+    using iterator = const_iterator;
+
+    constexpr Events() noexcept = default;
+    constexpr Events(const Event *first, size_t count) noexcept : first_(first), count_(count) {}
+
+    constexpr const Event *begin() const noexcept { return first_; }
+    constexpr const Event *end() const noexcept { return first_ + count_; }
+    constexpr size_t size() const noexcept { return count_; }
+    constexpr bool empty() const noexcept { return count_ == 0; }
+    constexpr const Event &operator[](size_t i) const noexcept { return first_[i]; }
+
+private:
+    const Event *first_ = nullptr;
+    size_t count_ = 0;
+};
+
+namespace detail {
+
+inline std::string_view error_text(tw_bytes b) noexcept {
+    std::string_view s = view(b);
+    while (!s.empty() && s.back() == '\0') s.remove_suffix(1);  // described as NUL-terminated
+    return s;
+}
+
+// Appends the C event to `out`; kinds this header does not know (a newer library) are left
+// out.
+inline void append_event(tw_context *ctx, const tw_event &e, std::vector<Event> &out) {
+    const Connection conn(ctx, e.conn);
+    const Listener listener(ctx, e.listener);
+    const Bytes data(e.data.data, e.data.len);
+    switch (e.kind) {
+        case TW_EVENT_OPEN:
+            out.emplace_back(OpenEvent{conn, listener, optional_view(e.subprotocol),
+                             optional_view(e.extensions), view(e.path), e.userdata});
+            break;
+        case TW_EVENT_MESSAGE:
+            out.emplace_back(MessageEvent{conn, static_cast<MessageKind>(e.message_kind), data,
+                             e.userdata});
+            break;
+        case TW_EVENT_CLOSE:
+            out.emplace_back(CloseEvent{conn, e.close_code, view(e.data), e.clean, e.userdata});
+            break;
+        case TW_EVENT_ERROR:
+            out.emplace_back(ErrorEvent{e.conn != 0 ? conn : Connection(),
+                             e.listener != 0 ? listener : Listener(), e.status, error_text(e.data), e.http_status,
+                             e.userdata});
+            break;
+        case TW_EVENT_REQUEST:
+            out.emplace_back(RequestEvent{conn, listener, Request(e.request), e.userdata});
+            break;
+        case TW_EVENT_HTTP_REQUEST:
+            out.emplace_back(HttpRequestEvent{conn, listener, Request(e.request), e.userdata});
+            break;
+        case TW_EVENT_PING:
+            out.emplace_back(PingEvent{conn, data, e.userdata});
+            break;
+        case TW_EVENT_PONG:
+            out.emplace_back(PongEvent{conn, data, e.userdata});
+            break;
+        case TW_EVENT_WRITABLE:
+            out.emplace_back(WritableEvent{conn, e.userdata});
+            break;
+        case TW_EVENT_SEND_FAILED:
+            out.emplace_back(SendFailedEvent{conn, e.status, error_text(e.data), e.userdata});
+            break;
+        case TW_EVENT_WAKE:
+            out.emplace_back(WakeEvent{});
+            break;
+        default:
+            break;
+    }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Sender (copyable, thread-safe)
+// ---------------------------------------------------------------------------------------
+
+// A handle through which any thread may send to and close the connections of one context.
+// Copies share one C sender; all of them may be used at once from any threads. Commands
+// are queued and applied by the context's next poll(); one that cannot be applied there
+// comes back as SendFailedEvent. A Sender may outlive its Context.
+class Sender {
+public:
+    Sender() noexcept = default;
+    // Takes ownership of a sender made by tw_context_sender.
+    explicit Sender(tw_sender *owned) : handle_(owned, tw_sender_free) {}
+
+    tw_sender *handle() const noexcept { return handle_.get(); }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    // Queues a message for `conn` (copied now). Returns false when the sender queue is full
+    // (nothing queued; try again later). Throws Error: TW_STATUS_CONTEXT_GONE (the context
+    // was destroyed), TW_STATUS_INVALID_UTF8, TW_STATUS_IO.
+    bool send_text(Connection conn, std::string_view text) const {
+        return queued(tw_sender_send_text(h(), conn.id(), text.data(), text.size()), "sender send_text");
+    }
+    bool send_binary(Connection conn, Bytes data) const {
+        return queued(tw_sender_send_binary(h(), conn.id(), data.data(), data.size()), "sender send_binary");
+    }
+    bool send(Connection conn, MessageKind kind, Bytes data) const {
+        return kind == MessageKind::text ? send_text(conn, data.as_string_view()) : send_binary(conn, data);
+    }
+    bool ping(Connection conn, Bytes data = {}) const {
+        return queued(tw_sender_ping(h(), conn.id(), data.data(), data.size()), "sender ping");
+    }
+    bool close(Connection conn, uint16_t code = 1000, std::string_view reason = {}) const {
+        return queued(tw_sender_close(h(), conn.id(), code, reason.data(), reason.size()), "sender close");
+    }
+    // The context's current or next poll() returns soon with a WakeEvent.
+    void wake() const { detail::check(tw_sender_wake(h()), "sender wake"); }
+
+private:
+    tw_sender *h() const noexcept { return handle_.get(); }
+    static bool queued(Status status, const char *operation) {
+        if (status == TW_STATUS_OK) return true;
+        if (status == TW_STATUS_BUFFER_FULL) return false;
+        detail::fail(status, operation);
+    }
+
+    std::shared_ptr<tw_sender> handle_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Context
+// ---------------------------------------------------------------------------------------
+
+// The runtime: owns the sockets, TLS state and timers of its listeners and connections,
+// and does all I/O inside poll() on the calling thread. Move-only; destroying it closes
+// every socket at once (no close handshake: call shutdown() first for a clean end).
+class Context {
+public:
+    template <class E>
+    using Callback = std::function<void(const E &)>;
+
+    // How many events one C poll hands over at most (more wait for the next poll).
+    static constexpr size_t max_events_per_poll = 256;
+
+    Context() : Context(nullptr) {}
+    explicit Context(const Config &config) : Context(config.handle()) {}
+
+    Context(Context &&) noexcept = default;
+    Context &operator=(Context &&other) noexcept = default;
+    Context(const Context &) = delete;
+    Context &operator=(const Context &) = delete;
+    ~Context() = default;
+
+    tw_context *handle() const noexcept { return handle_.get(); }
+
+    // Listens on host:port (IP literal or a name resolved now, blocking). Port 0 picks a
+    // free one: read it with Listener::port().
+    Listener listen(const std::string &host, uint16_t port) { return listen_with(host, port, nullptr); }
+    Listener listen(const std::string &host, uint16_t port, const ListenOptions &options) {
+        return listen_with(host, port, options.handle());
+    }
+
+    // Opens a ws:// or wss:// connection. Returns at once; the OpenEvent, or a terminal
+    // ErrorEvent saying what failed, comes from a later poll().
+    Connection connect(const std::string &url) { return connect_with(url, nullptr); }
+    Connection connect(const std::string &url, const ConnectOptions &options) {
+        return connect_with(url, options.handle());
+    }
+
+    // Drives the context once: flushes what was sent, waits up to `timeout` for readiness
+    // (0: not at all; negative: until something happens), does all ready I/O, runs due
+    // timers, invokes the registered callbacks, and returns the events of the cycle (valid
+    // until the next poll). If a callback throws, the exception leaves poll() and the next
+    // poll() first delivers the rest of that cycle's events (without waiting). Not to be
+    // called from inside a callback.
+    Events poll(std::chrono::milliseconds timeout) {
+        State &st = state("poll");
+        if (st.dispatching) throw Error(TW_STATUS_INVALID_ARGUMENT, "poll", "called from inside a callback");
+        if (st.next_dispatch < st.events.size()) {
+            const size_t from = st.next_dispatch;
+            dispatch(st, from);
+            return Events(st.events.data() + from, st.events.size() - from);
+        }
+        size_t n = 0;
+        detail::check(tw_poll(handle_.get(), st.raw.data(), st.raw.size(), detail::poll_ms(timeout), &n), "poll");
+        st.events.clear();
+        for (size_t i = 0; i < n; ++i) detail::append_event(handle_.get(), st.raw[i], st.events);
+        st.next_dispatch = 0;
+        dispatch(st, 0);
+        return Events(st.events.data(), st.events.size());
+    }
+
+    // Polls (invoking callbacks) until stop() is called.
+    void run() {
+        State &st = state("run");
+        while (!st.stop_requested.exchange(false, std::memory_order_acq_rel)) {
+            poll(std::chrono::milliseconds(-1));
+        }
+    }
+
+    // Makes run() return after the current cycle. May be called from any thread (it wakes
+    // the context), and from callbacks. A stop() with no run() going makes the next run()
+    // return at once.
+    void stop() noexcept {
+        if (!state_) return;
+        state_->stop_requested.store(true, std::memory_order_release);
+        if (state_->waker != nullptr) (void)tw_sender_wake(state_->waker.get());
+    }
+
+    // A new thread-safe Sender for this context.
+    Sender sender() const {
+        tw_sender *raw = nullptr;
+        detail::check(tw_context_sender(handle_.get(), &raw), "sender");
+        return Sender(raw);
+    }
+
+    // The poller's descriptor, readable when poll(0ms) has work (for host loops).
+    int fd() const {
+        int fd = -1;
+        detail::check(tw_context_fd(handle_.get(), &fd), "fd");
+        return fd;
+    }
+    // How long a host loop may wait on fd() before polling again; nullopt: no deadline.
+    std::optional<std::chrono::milliseconds> next_timeout() const {
+        int32_t ms = -1;
+        detail::check(tw_context_next_timeout_ms(handle_.get(), &ms), "next_timeout");
+        if (ms < 0) return std::nullopt;
+        return std::chrono::milliseconds(ms);
+    }
+
+    // Connections of every kind (connecting, open, closing) the context holds.
+    size_t connection_count() const {
+        size_t n = 0;
+        detail::check(tw_context_connection_count(handle_.get(), &n), "connection_count");
+        return n;
+    }
+
+    // Starts shutting down (listeners stop, close 1001 on open connections, the others are
+    // dropped) and returns; keep polling until connection_count() is 0.
+    void begin_shutdown(std::chrono::milliseconds grace) {
+        detail::check(tw_context_shutdown(handle_.get(), detail::setting_ms(grace, "shutdown")), "shutdown");
+    }
+    // begin_shutdown(grace), then polls (invoking callbacks) until no connection is left;
+    // connections still there after `grace` are dropped (CloseEvent 1006).
+    void shutdown(std::chrono::milliseconds grace) {
+        begin_shutdown(grace);
+        const auto deadline = std::chrono::steady_clock::now() + grace + std::chrono::seconds(1);
+        while (connection_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+            poll(std::chrono::milliseconds(50));
+        }
+    }
+
+    // Callbacks, invoked inside poll() / run() / shutdown() on the calling thread, in the
+    // order of the events. Registering one replaces the previous of its kind; an empty
+    // function removes it. Do not replace the callback that is running.
+    Context &on_open(Callback<OpenEvent> fn) { return set(state("on_open").on_open, std::move(fn)); }
+    Context &on_message(Callback<MessageEvent> fn) { return set(state("on_message").on_message, std::move(fn)); }
+    Context &on_close(Callback<CloseEvent> fn) { return set(state("on_close").on_close, std::move(fn)); }
+    Context &on_error(Callback<ErrorEvent> fn) { return set(state("on_error").on_error, std::move(fn)); }
+    Context &on_request(Callback<RequestEvent> fn) { return set(state("on_request").on_request, std::move(fn)); }
+    Context &on_http_request(Callback<HttpRequestEvent> fn) {
+        return set(state("on_http_request").on_http_request, std::move(fn));
+    }
+    Context &on_ping(Callback<PingEvent> fn) { return set(state("on_ping").on_ping, std::move(fn)); }
+    Context &on_pong(Callback<PongEvent> fn) { return set(state("on_pong").on_pong, std::move(fn)); }
+    Context &on_writable(Callback<WritableEvent> fn) { return set(state("on_writable").on_writable, std::move(fn)); }
+    Context &on_send_failed(Callback<SendFailedEvent> fn) {
+        return set(state("on_send_failed").on_send_failed, std::move(fn));
+    }
+    Context &on_wake(Callback<WakeEvent> fn) { return set(state("on_wake").on_wake, std::move(fn)); }
+
+private:
+    // Everything besides the handle lives on the heap, so that moving a Context moves a
+    // pointer: Connection values, callbacks and senders never see it change.
+    struct State {
+        std::vector<tw_event> raw = std::vector<tw_event>(max_events_per_poll);
+        std::vector<Event> events;
+        size_t next_dispatch = 0;  // events[next_dispatch..] still owed to the callbacks
+        bool dispatching = false;
+        std::atomic<bool> stop_requested{false};
+        detail::owner<tw_sender, tw_sender_free> waker;  // for stop() from other threads
+        Callback<OpenEvent> on_open;
+        Callback<MessageEvent> on_message;
+        Callback<CloseEvent> on_close;
+        Callback<ErrorEvent> on_error;
+        Callback<RequestEvent> on_request;
+        Callback<HttpRequestEvent> on_http_request;
+        Callback<PingEvent> on_ping;
+        Callback<PongEvent> on_pong;
+        Callback<WritableEvent> on_writable;
+        Callback<SendFailedEvent> on_send_failed;
+        Callback<WakeEvent> on_wake;
+        size_t callbacks = 0;  // how many are set: dispatch is skipped when none
+    };
+
+    explicit Context(const tw_config *config) : state_(std::make_unique<State>()) {
+        tw_context *raw = nullptr;
+        detail::check(tw_context_new(config, &raw), "context");
+        handle_.reset(raw);
+        tw_sender *waker = nullptr;
+        detail::check(tw_context_sender(raw, &waker), "context");
+        state_->waker.reset(waker);
+        state_->events.reserve(max_events_per_poll);
+    }
+
+    State &state(const char *operation) const {
+        if (!state_) throw Error(TW_STATUS_NULL_ARGUMENT, operation, "the context was moved from");
+        return *state_;
+    }
+
+    template <class E>
+    Context &set(Callback<E> &slot, Callback<E> fn) {
+        if (static_cast<bool>(slot) != static_cast<bool>(fn)) {
+            if (fn) {
+                ++state_->callbacks;
+            } else {
+                --state_->callbacks;
+            }
+        }
+        slot = std::move(fn);
+        return *this;
+    }
+
+    Listener listen_with(const std::string &host, uint16_t port, const tw_listen_options *options) {
+        tw_listener id = 0;
+        detail::check(tw_context_listen(handle_.get(), host.c_str(), port, options, &id), "listen");
+        return Listener(handle_.get(), id);
+    }
+
+    Connection connect_with(const std::string &url, const tw_connect_options *options) {
+        tw_conn id = 0;
+        detail::check(tw_context_connect(handle_.get(), url.c_str(), options, &id), "connect");
+        return Connection(handle_.get(), id);
+    }
+
+    template <class E>
+    static void call(const Callback<E> &fn, const E &ev) {
+        if (fn) fn(ev);
+    }
+
+    void dispatch(State &st, size_t from) {
+        if (st.callbacks == 0) {
+            st.next_dispatch = st.events.size();
+            return;
+        }
+        struct Guard {
+            bool &flag;
+            explicit Guard(bool &f) : flag(f) { flag = true; }
+            ~Guard() { flag = false; }
+            Guard(const Guard &) = delete;
+            Guard &operator=(const Guard &) = delete;
+        } guard(st.dispatching);
+        for (size_t i = from; i < st.events.size(); ++i) {
+            // Moved on before the call: an event whose callback threw is not delivered twice.
+            st.next_dispatch = i + 1;
+            std::visit(overloaded{
+                           [&](const OpenEvent &e) { call(st.on_open, e); },
+                           [&](const MessageEvent &e) { call(st.on_message, e); },
+                           [&](const CloseEvent &e) { call(st.on_close, e); },
+                           [&](const ErrorEvent &e) { call(st.on_error, e); },
+                           [&](const RequestEvent &e) { call(st.on_request, e); },
+                           [&](const HttpRequestEvent &e) { call(st.on_http_request, e); },
+                           [&](const PingEvent &e) { call(st.on_ping, e); },
+                           [&](const PongEvent &e) { call(st.on_pong, e); },
+                           [&](const WritableEvent &e) { call(st.on_writable, e); },
+                           [&](const SendFailedEvent &e) { call(st.on_send_failed, e); },
+                           [&](const WakeEvent &e) { call(st.on_wake, e); },
+                       },
+                       st.events[i]);
+        }
+    }
+
+    // Declared first, destroyed last: the waker sender in State is freed before the context.
+    detail::owner<tw_context, tw_context_free> handle_;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace tidewire
+
+namespace std {
+template <>
+struct hash<tidewire::Connection> {
+    size_t operator()(tidewire::Connection c) const noexcept { return std::hash<uint64_t>()(c.id()); }
+};
+template <>
+struct hash<tidewire::Listener> {
+    size_t operator()(tidewire::Listener l) const noexcept { return std::hash<uint64_t>()(l.id()); }
+};
+}  // namespace std
+
+#endif  // TIDEWIRE_HPP
