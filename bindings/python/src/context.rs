@@ -21,7 +21,7 @@ use tidewire_net::{
 use tidewire_proto::deflate::DeflateConfig;
 
 use crate::errors::{invalid_state, to_pyerr};
-use crate::events::convert;
+use crate::events::{convert, CloseHeld};
 use crate::sender::Sender;
 
 struct Inner {
@@ -171,7 +171,7 @@ impl Context {
     #[pyo3(signature = (*, max_message_size=None, max_frame_size=None, handshake_timeout=None,
         connect_timeout=None, close_timeout=None, ping_interval=None, idle_timeout=None,
         high_water_mark=None, low_water_mark=None, max_buffered=None, max_connections=None,
-        receive_buffer_size=None))]
+        receive_buffer_size=None, hold_close_replies=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         max_message_size: Option<usize>,
@@ -186,9 +186,13 @@ impl Context {
         max_buffered: Option<usize>,
         max_connections: Option<usize>,
         receive_buffer_size: Option<usize>,
+        hold_close_replies: bool,
         py: Python<'_>,
     ) -> PyResult<Context> {
-        let mut config = Config::default();
+        let mut config = Config {
+            hold_close_replies,
+            ..Config::default()
+        };
         if let Some(v) = max_message_size {
             config.max_message_size = v;
             config.max_frame_size = v;
@@ -274,6 +278,9 @@ impl Context {
         let mut out = Vec::with_capacity(events.len());
         for ev in events.iter() {
             out.push(convert(py, &ev)?);
+        }
+        for conn in events.held_close_replies() {
+            out.push(Py::new(py, CloseHeld { conn: conn.0 })?.into_any());
         }
         drop(guard);
         if out.is_empty() {
@@ -518,6 +525,13 @@ impl Context {
         let data = ping_payload(data)?;
         let status = self.with(py, |i| i.ctx.ping(ConnId(conn), &data))?;
         Ok(status == SendStatus::Backpressure)
+    }
+
+    /// Sends the close frame held for `conn` (contexts made with `hold_close_replies=True`);
+    /// returns whether one was held. Call it once the messages received before the peer's
+    /// close (or its protocol error) have been consumed, so that answers to them go first.
+    fn release_close_reply(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
+        self.with(py, |i| i.ctx.release_close_reply(ConnId(conn)))
     }
 
     /// Starts the closing handshake (a connection not open yet is dropped).

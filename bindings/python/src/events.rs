@@ -167,6 +167,8 @@ event_class!(Error, "Something failed: terminal for a connection that never open
 event_class!(SendFailed, "A command from a `Sender` could not be applied. Not terminal.",
     [conn: u64, error: Py<PyAny>], "conn={} error={}", conn, error);
 event_class!(Wake, "`Sender.wake()` was called.", [], "");
+event_class!(CloseHeld, "With `hold_close_replies`: the peer closed (or broke the protocol) and the answering close frame waits for `Context.release_close_reply`. After every other event of the same poll.",
+    [conn: u64], "conn={}", conn);
 
 /// Builds the Python object for one net event.
 pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
@@ -298,5 +300,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Error>()?;
     m.add_class::<SendFailed>()?;
     m.add_class::<Wake>()?;
+    m.add_class::<CloseHeld>()?;
     Ok(())
 }

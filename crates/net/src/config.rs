@@ -29,6 +29,15 @@ pub struct Config {
     /// Time the peer gets to answer a close frame and close the TCP connection; then the
     /// connection is dropped and reported with 1006. Default 5 s.
     pub close_timeout: Duration,
+    /// Hold the close frame that answers the peer's close (or that fails the connection)
+    /// until [`crate::Context::release_close_reply`], [`crate::Context::close`], or at most
+    /// `close_timeout`. Default false: it goes out at the next `poll`, after whatever the
+    /// application sent in answer to the events before it, which is right for a poll loop.
+    /// A runtime that hands messages to other threads or tasks turns this on and releases
+    /// the close once the application has consumed the messages that came before it, so
+    /// their answers still precede the close (RFC 6455 section 7.1.1 ordering; Autobahn's
+    /// strict verdicts in cases 3.2, 4.x, 5.15).
+    pub hold_close_replies: bool,
     /// Send a ping when nothing was received for this long. Default `None` (off).
     pub ping_interval: Option<Duration>,
     /// Drop a connection (reported with 1006) when nothing at all was received for this
@@ -69,6 +78,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            hold_close_replies: false,
             ping_interval: None,
             idle_timeout: None,
             high_water_mark: 1 << 20,
@@ -92,6 +102,7 @@ impl std::fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("close_timeout", &self.close_timeout)
+            .field("hold_close_replies", &self.hold_close_replies)
             .field("ping_interval", &self.ping_interval)
             .field("idle_timeout", &self.idle_timeout)
             .field("high_water_mark", &self.high_water_mark)

@@ -544,6 +544,19 @@ impl Context {
         Ok(sock.local_addr()?)
     }
 
+    /// Sends the close frame held for this connection ([`Config::hold_close_replies`]), if
+    /// one is held; returns whether one was. Call it once the application has consumed the
+    /// messages received before the peer's close or protocol error.
+    pub fn release_close_reply(&mut self, conn: ConnId) -> Result<bool> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        let Some(ws) = c.ws.as_mut().filter(|w| w.close_reply_owed()) else {
+            return Ok(false);
+        };
+        ws.queue_close_reply();
+        self.mark_dirty(conn.0);
+        Ok(true)
+    }
+
     /// Stops reading from an open connection: nothing more is received (the kernel's buffer
     /// fills, then TCP flow control slows the peer down) until [`Context::resume_reading`].
     /// Sending and timers go on. This is receive-side back-pressure for an application that

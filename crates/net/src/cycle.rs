@@ -778,17 +778,28 @@ impl Context {
         }
         let mut list = std::mem::take(&mut self.dirty);
         let low = self.config.low_water_mark;
+        let hold = self.config.hold_close_replies;
+        let close_by = self.now + self.config.close_timeout;
         for &id in &list {
             let Some(c) = self.conns.get_mut(id) else {
                 continue;
             };
             c.clear(flag::DIRTY);
             if let Some(ws) = c.ws.as_mut() {
-                if app_has_answered {
-                    ws.queue_close_reply();
-                } else if ws.close_reply_owed() {
-                    c.set(flag::DIRTY);
-                    self.dirty.push(id);
+                if ws.close_reply_owed() {
+                    if hold {
+                        // Released by the application, or by the close timer at the latest.
+                        if c.deadline.is_none() {
+                            c.deadline = Some(close_by);
+                            self.timers.push(close_by, id, TimerKind::Phase);
+                            ev.held.push(ConnId(id));
+                        }
+                    } else if app_has_answered {
+                        ws.queue_close_reply();
+                    } else {
+                        c.set(flag::DIRTY);
+                        self.dirty.push(id);
+                    }
                 }
             }
             if c.has(flag::ABORT) {
@@ -867,6 +878,15 @@ impl Context {
                         continue;
                     }
                     c.deadline = None;
+                    if let Some(ws) = c.ws.as_mut().filter(|w| w.close_reply_owed()) {
+                        // A held close the application never released: send it now and
+                        // give the peer the close timeout to end the connection.
+                        ws.queue_close_reply();
+                        self.mark_dirty(id);
+                        let at = self.now + self.config.close_timeout;
+                        self.arm_phase(id, at);
+                        continue;
+                    }
                     let kind = match c.stage {
                         Stage::Resolving(_) | Stage::Connecting(_) => TimeoutKind::Connect,
                         Stage::Open => TimeoutKind::Close,

@@ -240,6 +240,8 @@ pub struct Events {
     pub(crate) errors: Vec<Error>,
     /// Message buffers of the previous cycle, kept to recycle into connections.
     pub(crate) spare: Vec<Vec<u8>>,
+    /// Connections whose close reply started to be held this cycle.
+    pub(crate) held: Vec<ConnId>,
 }
 
 impl Default for Events {
@@ -275,6 +277,7 @@ impl Events {
             opens: Vec::new(),
             errors: Vec::new(),
             spare: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -288,6 +291,13 @@ impl Events {
 
     pub fn iter(&self) -> impl Iterator<Item = Event<'_>> + '_ {
         self.list.iter().map(move |raw| self.view(raw))
+    }
+
+    /// With [`crate::Config::hold_close_replies`]: the connections that began holding a close
+    /// frame in this poll (the peer closed, or broke the protocol). Release each with
+    /// [`crate::Context::release_close_reply`] once the messages before it are consumed.
+    pub fn held_close_replies(&self) -> &[ConnId] {
+        &self.held
     }
 
     /// The event at `index` (in delivery order).
@@ -310,6 +320,7 @@ impl Events {
             }
         }
         self.list.clear();
+        self.held.clear();
         self.requests.clear();
         self.opens.clear();
         self.errors.clear();

@@ -532,3 +532,162 @@ fn shutdown_closes_every_connection_with_1001() {
         Err(Error::ShuttingDown)
     ));
 }
+
+/// A server that writes its 101 response and two frames (a text message, then a frame with a
+/// reserved bit) in one segment, and returns everything the client sent after its request.
+fn scripted_server(frames: &'static [u8]) -> (u16, thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = thread::spawn(move || {
+        let (mut sock, _) = listener.accept().expect("accept");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).expect("read request");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("key")
+            .trim()
+            .to_owned();
+        let accept = tidewire_proto::handshake::accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(frames);
+        sock.write_all(&out).expect("write");
+        let mut got = Vec::new();
+        while let Ok(n) = sock.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    (port, handle)
+}
+
+#[test]
+fn message_in_the_same_read_as_the_101_is_answered_before_the_failure_close() {
+    // Autobahn 3.2 as a client sees it when the response and the frames share a segment.
+    let (port, server) = scripted_server(b"\x81\x05hello\xa1\x05hello");
+    let mut ctx = Context::new(Config::default()).expect("context");
+    let mut events = ctx.new_events();
+    let options = ConnectOptions {
+        deflate: None,
+        ..ConnectOptions::default()
+    };
+    let client = ctx
+        .connect(&format!("ws://127.0.0.1:{port}/"), options)
+        .expect("connect");
+    let deadline = Instant::now() + TEST_DEADLINE;
+    let mut closed = None;
+    while closed.is_none() && Instant::now() < deadline {
+        ctx.poll(&mut events, Some(Duration::from_millis(50)))
+            .expect("poll");
+        for ev in events.iter() {
+            match ev {
+                Event::Message { conn, kind, data } => {
+                    ctx.send(conn, kind, data).expect("echo before the close");
+                }
+                Event::Closed { code, .. } => closed = Some(code),
+                Event::Error { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(closed, Some(1002));
+    assert!(!ctx.is_open(client));
+    let got = server.join().expect("server");
+    // The first frame the server reads back is the masked echo (text, 5 bytes), then a close.
+    assert_eq!(&got[..2], &[0x81, 0x85], "echo first: {got:02x?}");
+    assert_eq!(got[11] & 0x0f, 0x8, "then the close: {got:02x?}");
+}
+
+/// Runs a client of `scripted_server` that answers the message only five polls later, then
+/// releases the held close (when `release`). Returns the close code and what the
+/// server read back.
+fn held_close_client(release: bool) -> (Option<u16>, Vec<u8>, Duration) {
+    let (port, server) = scripted_server(b"\x81\x05hello\xa1\x05hello");
+    let config = Config {
+        hold_close_replies: true,
+        close_timeout: Duration::from_millis(400),
+        ..Config::default()
+    };
+    let mut ctx = Context::new(config).expect("context");
+    let mut events = ctx.new_events();
+    let options = ConnectOptions {
+        deflate: None,
+        ..ConnectOptions::default()
+    };
+    let client = ctx
+        .connect(&format!("ws://127.0.0.1:{port}/"), options)
+        .expect("connect");
+    let start = Instant::now();
+    let deadline = start + TEST_DEADLINE;
+    let mut message = None;
+    let mut polls_since_message = 0;
+    let mut answered = false;
+    let mut held_seen = false;
+    let mut closed = None;
+    while closed.is_none() && Instant::now() < deadline {
+        ctx.poll(&mut events, Some(Duration::from_millis(20)))
+            .expect("poll");
+        let held_now = events.held_close_replies() == [client];
+        for ev in events.iter() {
+            match ev {
+                Event::Message { data, .. } => message = Some(data.to_vec()),
+                Event::Closed { code, .. } => closed = Some(code),
+                Event::Error { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+        }
+        if message.is_some() {
+            polls_since_message += 1;
+            held_seen |= held_now && polls_since_message == 1;
+        }
+        // An application (another task, say) that answers some polls later.
+        if polls_since_message == 5 && release && !answered {
+            answered = true;
+            let data = message.take().expect("message");
+            ctx.send_binary(client, &data)
+                .expect("the close is still held");
+            assert!(ctx.release_close_reply(client).expect("release"));
+            assert!(!ctx.release_close_reply(client).expect("released once"));
+        }
+    }
+    assert!(
+        held_seen,
+        "the held close is reported in the same poll as the message"
+    );
+    (closed, server.join().expect("server"), start.elapsed())
+}
+
+#[test]
+fn held_close_goes_out_after_the_answer_when_released() {
+    let (closed, got, elapsed) = held_close_client(true);
+    assert_eq!(closed, Some(1002));
+    assert_eq!(&got[..2], &[0x82, 0x85], "the answer first: {got:02x?}");
+    assert_eq!(got[11] & 0x0f, 0x8, "then the close: {got:02x?}");
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "no wait for the timer"
+    );
+}
+
+#[test]
+fn held_close_that_is_never_released_goes_out_at_the_close_timeout() {
+    let (closed, got, elapsed) = held_close_client(false);
+    assert_eq!(closed, Some(1002));
+    assert_eq!(got[0] & 0x0f, 0x8, "only the close: {got:02x?}");
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+}

@@ -32,6 +32,7 @@ from ._tidewire import (
     SendFailed,
     Wake,
     Writable,
+    CloseHeld,
     __version__,
 )
 from .datastructures import Headers, Request, Response
@@ -76,6 +77,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Writable",
+    "CloseHeld",
     "Closed",
     "Error",
     "SendFailed",

@@ -47,6 +47,9 @@ def context_kwargs(
     receive_buffer_size: Optional[int] = None,
 ) -> Dict[str, Any]:
     kwargs: Dict[str, Any] = {
+        # Messages are handed to handler threads / tasks: the close frame that answers the
+        # peer waits until they have consumed what came before it (see `recv`).
+        "hold_close_replies": True,
         "max_message_size": UNLIMITED if max_size is None else max_size,
         "ping_interval": ping_interval,
         # Keepalive as in websockets: a ping every `ping_interval`, and the connection is

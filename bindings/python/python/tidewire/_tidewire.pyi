@@ -5,6 +5,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Tuple, 
 __all__ = [
     "__version__",
     "Closed",
+    "CloseHeld",
     "Context",
     "Error",
     "HttpRequest",
@@ -32,7 +33,8 @@ class Context:
     Defaults: max_message_size / max_frame_size 16 MiB, handshake_timeout and
     connect_timeout 10 s, close_timeout 5 s, no ping_interval / idle_timeout,
     high_water_mark 1 MiB, low_water_mark 256 KiB, max_buffered 16 MiB,
-    max_connections 100000, receive_buffer_size 256 KiB.
+    max_connections 100000, receive_buffer_size 256 KiB. hold_close_replies (default False):
+    the close frame answering the peer waits for `release_close_reply` (or close_timeout).
     """
 
     def __new__(
@@ -50,6 +52,7 @@ class Context:
         max_buffered: Optional[int] = None,
         max_connections: Optional[int] = None,
         receive_buffer_size: Optional[int] = None,
+        hold_close_replies: bool = False,
     ) -> Context: ...
     def fileno(self) -> int: ...
     def next_timeout(self) -> Optional[float]: ...
@@ -106,6 +109,7 @@ class Context:
     def send_fragment(self, conn: int, data: _Data, fin: bool = False) -> bool: ...
     def ping(self, conn: int, data: Optional[_Data] = None) -> bool: ...
     def close(self, conn: int, code: int = 1000, reason: str = "") -> None: ...
+    def release_close_reply(self, conn: int) -> bool: ...
     def buffered_amount(self, conn: int) -> int: ...
     def peer_addr(self, conn: int) -> Tuple[str, int]: ...
     def is_open(self, conn: int) -> bool: ...
@@ -243,3 +247,9 @@ class SendFailed:
 @final
 class Wake:
     __match_args__: ClassVar[Any]
+
+@final
+class CloseHeld:
+    __match_args__: ClassVar[Any]
+    @property
+    def conn(self) -> int: ...

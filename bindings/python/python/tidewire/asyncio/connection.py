@@ -18,7 +18,7 @@ from typing import (
     Union,
 )
 
-from .._tidewire import Closed, Error, Open, Pong, Writable
+from .._tidewire import Closed, CloseHeld, Error, Open, Pong, Writable
 from ..datastructures import Request, Response
 from ..exceptions import (
     ConcurrencyError,
@@ -66,10 +66,15 @@ class Connection:
         self.response: Optional[Response] = None
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None
+        # A message was handed to the application and it has not come back to `recv` since:
+        # it may still answer, so a held close frame waits (`_release_close_reply`).
+        self._unanswered = False
+        self._close_owed = False
 
     # -- events (called by the driver) ---------------------------------------------------
 
     def _on_message(self, data: Data) -> None:
+        self._unanswered = True
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             self._recv_waiter = None
@@ -79,7 +84,12 @@ class Connection:
 
     def _on_event(self, event: Any) -> None:
         kind = type(event)
-        if kind is Writable:
+        if kind is CloseHeld:
+            # The peer closed: answer now, unless messages before it may still be answered.
+            self._close_owed = True
+            if not self._unanswered and not self._messages:
+                self._release_close_reply()
+        elif kind is Writable:
             self._release_drain()
         elif kind is Pong:
             self._on_pong(event.data)
@@ -151,6 +161,16 @@ class Connection:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _release_close_reply(self) -> None:
+        """Lets the close frame that answers the peer go out, now that every message received
+        before it was consumed (the context holds it until then: ``hold_close_replies``)."""
+        self._close_owed = False
+        try:
+            if self._ctx.release_close_reply(self.id):
+                self._driver.request_run()
+        except InvalidState:
+            pass  # the connection is already over
+
     def _closed_exception(self) -> ConnectionClosed:
         code = 1006 if self.close_code is None else self.close_code
         exc = closed_exception(code, self.close_reason or "", self._clean)
@@ -183,6 +203,10 @@ class Connection:
             raise self._closed_exception()
         if self._recv_waiter is not None:
             raise ConcurrencyError("another coroutine is already waiting in recv")
+        # Back for more with nothing queued: everything received so far was answered.
+        self._unanswered = False
+        if self._close_owed:
+            self._release_close_reply()
         waiter = self._loop.create_future()
         self._recv_waiter = waiter
         try:

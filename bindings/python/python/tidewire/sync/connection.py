@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, Union
 
-from .._tidewire import Closed, Error, Message, Open, Pong, Writable
+from .._tidewire import Closed, CloseHeld, Error, Message, Open, Pong, Writable
 from ..datastructures import Request, Response
 from ..exceptions import (
     ConcurrencyError,
@@ -48,6 +48,10 @@ class Connection:
         self._opened = False
         self._over_high = False
         self._receiving = False
+        # A message was handed to the application and it has not come back to `recv` since:
+        # it may still answer, so a held close frame waits (`_release_close_reply`).
+        self._unanswered = False
+        self._close_owed = False
         self._error: Optional[BaseException] = None
         self._clean = False
         self._pings: Dict[bytes, threading.Event] = {}
@@ -73,7 +77,13 @@ class Connection:
         kind = type(event)
         if kind is Message:
             self._messages.append(event.data)
+            self._unanswered = True
             self._cond.notify_all()
+        elif kind is CloseHeld:
+            # The peer closed: answer now, unless messages before it may still be answered.
+            self._close_owed = True
+            if not self._unanswered and not self._messages:
+                self._release_close_reply()
         elif kind is Writable:
             self._over_high = False
             self._cond.notify_all()
@@ -121,6 +131,16 @@ class Connection:
                 break
 
     # -- helpers (lock held) -------------------------------------------------------------
+
+    def _release_close_reply(self) -> None:
+        """Lets the close frame that answers the peer go out, now that every message received
+        before it was consumed (the context holds it until then: ``hold_close_replies``)."""
+        self._close_owed = False
+        try:
+            if self._ctx.release_close_reply(self.id):
+                self._engine.kick()
+        except InvalidState:
+            pass  # the connection is already over
 
     def _closed_exception(self) -> ConnectionClosed:
         code = 1006 if self.close_code is None else self.close_code
@@ -174,6 +194,10 @@ class Connection:
                 return self._messages.popleft()
             if self._receiving:
                 raise ConcurrencyError("another thread is already waiting in recv")
+            # Back for more with nothing queued: everything received so far was answered.
+            self._unanswered = False
+            if self._close_owed:
+                self._release_close_reply()
             self._receiving = True
             try:
                 deadline = None if timeout is None else time.monotonic() + timeout

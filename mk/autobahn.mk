@@ -1,0 +1,14 @@
+# Autobahn|Testsuite (issue 6): every face, both roles, strict, compared with the committed
+# expected verdicts in tests/autobahn/expected-*.json. The Rust face runs every case; the
+# other faces leave out the deflate sub-groups that only re-run the same engine code.
+
+SLOW_TEST_TARGETS += test-autobahn
+AUTOBAHN_FACES := rust:full c:quick cpp:quick py:quick
+
+.PHONY: autobahn-setup test-autobahn
+
+autobahn-setup:
+	tests/autobahn/setup.sh
+
+test-autobahn: autobahn-setup examples
+	tests/autobahn/run_matrix.sh $(BIN) $(AUTOBAHN_FACES)
