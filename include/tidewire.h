@@ -1192,8 +1192,9 @@ tw_status tw_deflate_config_set_enabled(struct tw_deflate_config *deflate, bool 
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_deflate_config_set_level(struct tw_deflate_config *deflate, uint32_t level);
 
-// zlib memory level, 1 to 9. Default 8. (Checked and kept; the current compressor
-// always runs at 8.)
+// zlib memory level of the compressor, 1 to 9. Default 8. Lower levels shrink the
+// compressor's buffers (at most about 110 KiB saved per connection; the hash table
+// stays 128 KiB) for a slightly worse ratio at high compression levels.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
 //

@@ -131,8 +131,9 @@ impl tw_deflate_config {
         }
     }
 
-    /// zlib memory level, 1 to 9. Default 8. (Checked and kept; the current compressor
-    /// always runs at 8.)
+    /// zlib memory level of the compressor, 1 to 9. Default 8. Lower levels shrink the
+    /// compressor's buffers (at most about 110 KiB saved per connection; the hash table
+    /// stays 128 KiB) for a slightly worse ratio at high compression levels.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
     ///

@@ -1,4 +1,5 @@
-//! The per-message codec (RFC 7692 section 7.2) over flate2's zlib-rs backend.
+//! The per-message codec (RFC 7692 section 7.2) over zlib-rs: its own API for deflate, because
+//! flate2 cannot set `mem_level`, and flate2 (on the same zlib-rs) for inflate.
 //!
 //! Each message is deflated with a sync flush, which ends the data with an empty stored block
 //! (`00 00 ff ff` once byte-aligned); the sender strips those four bytes and the receiver puts
@@ -7,7 +8,8 @@
 
 use std::fmt;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateFlush};
 
 use super::config::DeflateParams;
 use crate::Role;
@@ -17,6 +19,10 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// zlib's deflate cannot run with a 256-byte window; see [`Compressor::new`].
 const SMALLEST_DEFLATE_WINDOW: u8 = 9;
+
+/// zlib's range for `memLevel` (deflateInit2).
+const MIN_MEM_LEVEL: u8 = 1;
+const MAX_MEM_LEVEL: u8 = 9;
 
 /// Output reserved when `out` is full and the inflated size is unknown.
 const MIN_INFLATE_GROWTH: usize = 4096;
@@ -59,10 +65,11 @@ impl fmt::Display for DeflateError {
 impl std::error::Error for DeflateError {}
 
 /// Compresses the messages one endpoint sends. One per connection, created only once
-/// permessage-deflate was agreed: it allocates 371 KiB with a 15-bit window (see the module
-/// documentation).
+/// permessage-deflate was agreed: it allocates 371 KiB with a 15-bit window and `mem_level` 8,
+/// 260 KiB with `mem_level` 1 (see the module documentation).
 pub struct Compressor {
-    stream: Compress,
+    /// zlib-rs's safe deflate state; dropping it ends the stream and frees its one allocation.
+    stream: Deflate,
     /// Reset after every message (our side agreed to no context takeover).
     reset_after_message: bool,
 }
@@ -79,8 +86,10 @@ impl Compressor {
     /// A compressor for `role`'s outgoing messages: a server uses the `server_*` parameters,
     /// a client the `client_*` ones. `level` above 9 is treated as 9.
     ///
-    /// `mem_level` is not applied: flate2 does not expose it for the zlib-rs backend, which then
-    /// always uses 8. It is accepted so that callers need not change when it becomes settable.
+    /// `mem_level` (1 to 9; values outside are clamped) sizes deflate's symbol and pending
+    /// buffers, `7 * 2^(mem_level + 6)` bytes together, and so how many symbols a deflate block
+    /// holds before it is emitted. zlib-rs keeps its hash table at 64 Ki entries whatever the
+    /// `mem_level` (zlib would shrink it too), so going from 8 to 1 saves 111 KiB and no more.
     ///
     /// A window of 8 bits is compressed with a 9-bit deflate window. zlib (and zlib-rs) refuse
     /// 8 for raw deflate because of an old bug in their 256-byte window, but their deflate never
@@ -91,7 +100,6 @@ impl Compressor {
     /// this with an independent decoder). Autobahn and python-websockets ask for 8 in their
     /// tests; declining would lose compression for those peers.
     pub fn new(params: &DeflateParams, role: Role, level: u32, mem_level: u8) -> Compressor {
-        let _ = mem_level;
         let (bits, no_context_takeover) = match role {
             Role::Server => (
                 params.server_max_window_bits,
@@ -103,8 +111,18 @@ impl Compressor {
             ),
         };
         let bits = bits.clamp(SMALLEST_DEFLATE_WINDOW, super::config::MAX_WINDOW_BITS);
+        let config = zlib_rs::DeflateConfig {
+            // At most 9, so the cast is exact.
+            level: level.min(9) as i32,
+            // Negative: raw deflate, without the zlib header and checksum.
+            window_bits: -i32::from(bits),
+            mem_level: i32::from(mem_level.clamp(MIN_MEM_LEVEL, MAX_MEM_LEVEL)),
+            ..zlib_rs::DeflateConfig::default()
+        };
+        // Every field is in the range zlib-rs accepts, so this only fails (panics) when the
+        // allocation does, as flate2 and `Vec` do.
         Compressor {
-            stream: Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits),
+            stream: Deflate::new_with_config(config),
             reset_after_message: no_context_takeover,
         }
     }
@@ -130,12 +148,8 @@ impl Compressor {
         out.reserve(max_compressed_len(input.len()));
         let mut rest = input;
         loop {
-            let in_before = self.stream.total_in();
             let out_before = out.len();
-            self.stream
-                .compress_vec(rest, out, FlushCompress::Sync)
-                .map_err(|_| DeflateError::Compress)?;
-            let consumed = delta(in_before, self.stream.total_in());
+            let consumed = self.sync_flush(rest, out)?;
             rest = rest.get(consumed..).unwrap_or_default();
             // A sync flush is complete once all input is taken and the output did not fill up
             // (zlib manual, deflate()); otherwise call again with more room.
@@ -163,6 +177,26 @@ impl Compressor {
             }
         }
         Ok(())
+    }
+
+    /// One deflate call with a sync flush, writing into the spare capacity of `out` (never
+    /// allocating); returns how many bytes of `input` it took. zlib's "no progress possible"
+    /// (`Z_BUF_ERROR`, e.g. a second flush with nothing new) is not an error here: the caller
+    /// sees that nothing moved.
+    fn sync_flush(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, DeflateError> {
+        let in_before = self.stream.total_in();
+        let out_before = self.stream.total_out();
+        let spare = out.spare_capacity_mut();
+        let space = spare.len();
+        let result = self
+            .stream
+            .compress_uninit(input, spare, DeflateFlush::SyncFlush);
+        let written = delta(out_before, self.stream.total_out()).min(space);
+        // SAFETY: deflate initialised the first `written` bytes of the spare capacity (its
+        // output count), and `written` is at most the slice it was given.
+        unsafe { out.set_len(out.len() + written) };
+        result.map_err(|_| DeflateError::Compress)?;
+        Ok(delta(in_before, self.stream.total_in()))
     }
 }
 
@@ -328,7 +362,7 @@ impl Decompressor {
     }
 }
 
-/// Bytes moved between two readings of a flate2 counter.
+/// Bytes moved between two readings of a flate2 or zlib-rs counter.
 fn delta(before: u64, after: u64) -> usize {
     usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX)
 }
@@ -625,9 +659,10 @@ mod tests {
         }
     }
 
-    /// Every combination of the four parameters, both directions, several levels: what one
-    /// side sends the other inflates; an independent decoder agrees and sees no reference
-    /// longer than the agreed window, and none across messages without context takeover.
+    /// Every combination of the four parameters, both directions, several levels and memory
+    /// levels: what one side sends the other inflates; an independent decoder agrees and sees
+    /// no reference longer than the agreed window, and none across messages without context
+    /// takeover.
     #[test]
     fn round_trip_every_parameter_combination_in_both_roles() {
         let messages = [
@@ -642,27 +677,29 @@ mod tests {
                 for (snct, cnct) in [(false, false), (false, true), (true, false), (true, true)] {
                     let p = params(snct, cnct, sbits, cbits);
                     let level = u32::from(sbits + cbits) % 10;
-                    for (sender, receiver, bits, nct) in [
+                    let directions = [
                         (Role::Server, Role::Client, sbits, snct),
                         (Role::Client, Role::Server, cbits, cnct),
-                    ] {
-                        let mut c = Compressor::new(&p, sender, level, 8);
+                    ];
+                    let mem_levels = [1, 5, 8, 9];
+                    for ((sender, receiver, bits, nct), mem_level) in directions
+                        .into_iter()
+                        .flat_map(|dir| mem_levels.map(|m| (dir, m)))
+                    {
+                        let mut c = Compressor::new(&p, sender, level, mem_level);
                         let mut d = Decompressor::new(&p, receiver);
                         let mut history: Vec<u8> = Vec::new();
                         for msg in &messages {
                             let wire = compress_message(&mut c, msg);
-                            assert_eq!(
-                                &inflate_message(&mut d, &wire).unwrap(),
-                                msg,
-                                "{p:?} {sender:?}"
-                            );
+                            let case = format!("{p:?} {sender:?} level {level} mem {mem_level}");
+                            assert_eq!(&inflate_message(&mut d, &wire).unwrap(), msg, "{case}");
                             let full = [&wire[..], &TAIL].concat();
                             let seen = reference::inflate(&full, if nct { &[] } else { &history })
-                                .unwrap_or_else(|e| panic!("{e}: {p:?} {sender:?} level {level}"));
+                                .unwrap_or_else(|e| panic!("{e}: {case}"));
                             assert_eq!(&seen.data, msg);
                             assert!(
                                 seen.max_distance <= 1 << bits,
-                                "{} > 2^{bits}",
+                                "{} > 2^{bits}: {case}",
                                 seen.max_distance
                             );
                             history.extend_from_slice(msg);
@@ -674,15 +711,50 @@ mod tests {
     }
 
     #[test]
+    fn every_level_and_mem_level_round_trips_a_large_message_in_pieces() {
+        // Larger than every buffer mem_level sizes, so deflate emits many blocks; level 0 sizes
+        // its stored blocks from the pending buffer too (512 bytes at mem_level 1).
+        let msg = [text(8, 60_000), periodic(700, 40_000)].concat();
+        for level in 0..=9 {
+            for mem_level in [1, 2, 8, 9] {
+                let mut c =
+                    Compressor::new(&DeflateParams::default(), Role::Server, level, mem_level);
+                let mut wire = Vec::new();
+                let pieces: Vec<&[u8]> = msg.chunks(30_000).collect();
+                for (i, piece) in pieces.iter().enumerate() {
+                    c.compress(piece, i + 1 == pieces.len(), &mut wire).unwrap();
+                }
+                let case = format!("level {level}, mem_level {mem_level}");
+                assert_eq!(
+                    inflate_message(&mut client_inflater(), &wire).unwrap(),
+                    msg,
+                    "{case}"
+                );
+                let seen = reference::inflate(&[&wire[..], &TAIL].concat(), &[])
+                    .unwrap_or_else(|e| panic!("{e}: {case}"));
+                assert_eq!(seen.data, msg, "{case}");
+                if level > 0 {
+                    assert!(wire.len() < msg.len() / 2, "{case}: {}", wire.len());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn window_bits_8_output_never_reaches_back_beyond_256_bytes() {
         // Period 257..300 tempts a 512-byte deflate window into distances above 256.
+        // The largest distance over mem_level 1 and 8 (smaller blocks, same matcher).
         let check = |bits: u8, data: &[u8]| {
             let p = params(false, false, bits, bits);
-            let mut c = Compressor::new(&p, Role::Server, 9, 8);
-            let wire = [compress_message(&mut c, data), TAIL.to_vec()].concat();
-            let seen = reference::inflate(&wire, &[]).unwrap();
-            assert_eq!(seen.data, data);
-            seen.max_distance
+            let mut max = 0;
+            for mem_level in [1, 8] {
+                let mut c = Compressor::new(&p, Role::Server, 9, mem_level);
+                let wire = [compress_message(&mut c, data), TAIL.to_vec()].concat();
+                let seen = reference::inflate(&wire, &[]).unwrap();
+                assert_eq!(seen.data, data);
+                max = max.max(seen.max_distance);
+            }
+            max
         };
         for period in [200, 250, 251, 257, 280, 300, 500] {
             let data = periodic(period, 20_000);
@@ -914,30 +986,100 @@ mod tests {
         }
     }
 
+    /// Bytes a new Compressor allocates, and checks that dropping it frees every one of them
+    /// (zlib-rs's `end` runs on drop).
+    fn compressor_bytes(bits: u8, mem_level: u8) -> isize {
+        let p = params(false, false, bits, bits);
+        let (before, _) = counting::now();
+        let c = Compressor::new(&p, Role::Server, 1, mem_level);
+        let (after, _) = counting::now();
+        drop(c);
+        assert_eq!(
+            counting::now().0,
+            before,
+            "window {bits}, mem_level {mem_level}: leak"
+        );
+        after - before
+    }
+
     #[test]
     fn memory_per_codec_is_what_the_docs_say() {
         let kib = |bytes: isize| bytes as f64 / 1024.0;
-        for (bits, low, high) in [(15u8, 360.0, 380.0), (12, 250.0, 268.0), (9, 236.0, 254.0)] {
+        // (window bits, mem_level, KiB low, KiB high): the table in the module documentation.
+        for (bits, mem_level, low, high) in [
+            (15u8, 8u8, 366.0, 376.0),
+            (15, 5, 268.0, 278.0),
+            (15, 1, 255.0, 265.0),
+            (12, 8, 254.0, 264.0),
+            (12, 5, 156.0, 166.0),
+            (12, 1, 143.0, 153.0),
+            (9, 8, 240.0, 250.0),
+            (9, 5, 142.0, 152.0),
+            (9, 1, 129.0, 139.0),
+        ] {
+            let c_kib = kib(compressor_bytes(bits, mem_level));
+            println!("window {bits}, mem_level {mem_level}: Compressor {c_kib:.1} KiB");
+            assert!(
+                (low..high).contains(&c_kib),
+                "window {bits}, mem_level {mem_level}: {c_kib} KiB"
+            );
+        }
+        for bits in [15, 12, 9] {
             let p = params(false, false, bits, bits);
             let (before, _) = counting::now();
-            let c = Compressor::new(&p, Role::Server, 1, 8);
-            let (after_c, _) = counting::now();
             let d = Decompressor::new(&p, Role::Server);
-            let (after_d, _) = counting::now();
-            let (c_kib, d_kib) = (kib(after_c - before), kib(after_d - after_c));
-            println!("window {bits}: Compressor {c_kib:.1} KiB, Decompressor {d_kib:.1} KiB");
-            assert!((low..high).contains(&c_kib), "window {bits}: {c_kib} KiB");
+            let d_kib = kib(counting::now().0 - before);
+            println!("window {bits}: Decompressor {d_kib:.1} KiB");
             assert!((40.0..50.0).contains(&d_kib), "window {bits}: {d_kib} KiB");
-            drop((c, d));
+            drop(d);
+            assert_eq!(counting::now().0, before, "window {bits}: inflater leaks");
         }
+    }
+
+    #[test]
+    fn mem_level_is_applied_to_the_compressor() {
+        // Each step down halves the symbol and pending buffers (7 * 2^(mem_level + 6) bytes:
+        // 112 KiB at 8, under 1 KiB at 1); the window, chain and hash table stay.
+        for bits in [15, 12, 9] {
+            let sizes: Vec<isize> = (1..=9).map(|m| compressor_bytes(bits, m)).collect();
+            for (m, pair) in (1..).zip(sizes.windows(2)) {
+                assert!(
+                    pair[0] < pair[1],
+                    "window {bits}: mem_level {m} vs {}",
+                    m + 1
+                );
+            }
+            let saved = sizes[7] - sizes[0];
+            assert!(
+                (105 << 10..115 << 10).contains(&saved),
+                "window {bits}: mem_level 8 to 1 saves {saved} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn codecs_can_move_to_another_thread() {
+        // As flate2's state could: a connection (and its codecs) may be handed to a thread.
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Compressor>();
+        send_and_sync::<Decompressor>();
+    }
+
+    #[test]
+    fn mem_level_outside_1_to_9_is_clamped_not_a_panic() {
+        assert_eq!(compressor_bytes(15, 0), compressor_bytes(15, 1));
+        assert_eq!(compressor_bytes(15, 10), compressor_bytes(15, 9));
+        assert_eq!(compressor_bytes(15, u8::MAX), compressor_bytes(15, 9));
+        let mut c = Compressor::new(&DeflateParams::default(), Role::Server, 6, 0);
+        assert_eq!(compress_message(&mut c, b"Hello"), HELLO);
     }
 
     #[test]
     fn no_allocation_per_message_when_out_has_room() {
         let msg = text(6, 3000);
-        for nct in [false, true] {
+        for (nct, mem_level) in [(false, 8), (true, 8), (false, 1), (true, 1)] {
             let p = params(nct, nct, 15, 15);
-            let mut c = Compressor::new(&p, Role::Client, 1, 8);
+            let mut c = Compressor::new(&p, Role::Client, 1, mem_level);
             let mut d = Decompressor::new(&p, Role::Server);
             let mut wire = Vec::with_capacity(8192);
             let mut out = Vec::with_capacity(8192);
@@ -948,7 +1090,11 @@ mod tests {
                 c.compress(&msg, true, &mut wire).unwrap();
                 d.decompress(&wire, &mut out, NO_LIMIT).unwrap();
                 d.finish(&mut out, NO_LIMIT).unwrap();
-                assert_eq!(counting::now().1, calls, "nct {nct}, round {round}");
+                assert_eq!(
+                    counting::now().1,
+                    calls,
+                    "nct {nct}, mem_level {mem_level}, round {round}"
+                );
                 assert_eq!(out, msg);
             }
         }
