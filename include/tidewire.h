@@ -308,6 +308,10 @@ typedef struct tw_event {
   uint16_t http_status;
   // `TW_EVENT_CLOSE`: the closing handshake completed.
   bool clean;
+  // `TW_EVENT_CLOSE`: `close_code` and the reason are the peer's (from its close frame);
+  // false when they are ours (we failed the connection because the peer broke the
+  // protocol, or closed first and got no answer) or 1006.
+  bool remote;
 } tw_event;
 
 #ifdef __cplusplus

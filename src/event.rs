@@ -111,6 +111,10 @@ pub struct tw_event {
     pub http_status: u16,
     /// `TW_EVENT_CLOSE`: the closing handshake completed.
     pub clean: bool,
+    /// `TW_EVENT_CLOSE`: `close_code` and the reason are the peer's (from its close frame);
+    /// false when they are ours (we failed the connection because the peer broke the
+    /// protocol, or closed first and got no answer) or 1006.
+    pub remote: bool,
 }
 
 impl tw_event {
@@ -130,6 +134,7 @@ impl tw_event {
             close_code: 0,
             http_status: 0,
             clean: false,
+            remote: false,
         }
     }
 }
@@ -224,11 +229,13 @@ fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
             code,
             reason,
             clean,
+            remote,
         } => tw_event {
             conn: conn.0,
             close_code: code,
             data: tw_bytes::of(reason.as_bytes()),
             clean,
+            remote,
             ..tw_event::new(TW_EVENT_CLOSE)
         },
         Event::Error { source, error } => {

@@ -751,6 +751,9 @@ struct CloseEvent {
     std::string_view reason;
     bool clean = false;  // the closing handshake completed
     void *userdata = nullptr;
+    // `code` and `reason` are the peer's (false: ours, e.g. we failed the connection because
+    // the peer broke the protocol, or 1006).
+    bool remote = false;
 };
 
 // Something failed. With `conn`: terminal, the connection never opened (`http_status` is
@@ -870,7 +873,7 @@ inline void append_event(tw_context *ctx, const tw_event &e, std::vector<Event> 
                              e.userdata});
             break;
         case TW_EVENT_CLOSE:
-            out.emplace_back(CloseEvent{conn, e.close_code, view(e.data), e.clean, e.userdata});
+            out.emplace_back(CloseEvent{conn, e.close_code, view(e.data), e.clean, e.userdata, e.remote});
             break;
         case TW_EVENT_ERROR:
             out.emplace_back(ErrorEvent{e.conn != 0 ? conn : Connection(),

@@ -10,7 +10,7 @@ use std::io;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyModule;
+use pyo3::types::{PyBytes, PyModule};
 use tidewire_net::Error;
 use tidewire_proto::handshake::HandshakeError;
 
@@ -136,9 +136,20 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
         Error::Connect(io) => os_error(py, "connect failed", io),
         Error::Timeout(kind) => PyTimeoutError::new_err(format!("{kind} timed out")),
         Error::Tls(what) => class_exc(py, "ssl", "SSLError", (format!("tls: {what}"),), &text),
-        Error::HandshakeRejected { status, reason } => {
-            tidewire_exc(py, "InvalidStatus", (*status, reason.clone()), &text)
-        }
+        Error::HandshakeRejected {
+            status,
+            reason,
+            headers,
+            body,
+        } => match crate::events::header_list(py, headers) {
+            Ok(headers) => tidewire_exc(
+                py,
+                "InvalidStatus",
+                (*status, reason.clone(), headers, PyBytes::new(py, body)),
+                &text,
+            ),
+            Err(e) => e,
+        },
         Error::Handshake(h) => handshake_error(py, h),
         Error::HandshakeEof => tidewire_exc(py, "InvalidMessage", (text.clone(),), &text),
         Error::Extension(_) => tidewire_exc(py, "NegotiationError", (text.clone(),), &text),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use tidewire_net::{Event, MessageKind, Request as NetRequest, Source};
+use tidewire_net::{Event, Header, MessageKind, Request as NetRequest, Source};
 
 use crate::errors::to_exception;
 
@@ -46,17 +46,22 @@ pub struct RawRequest {
     extensions: Option<String>,
 }
 
+/// Headers as a list of `(name, value)` pairs, values decoded as Latin-1.
+pub fn header_list(py: Python<'_>, headers: &[Header]) -> PyResult<Py<PyList>> {
+    let list = PyList::empty(py);
+    for h in headers {
+        list.append((h.name.as_str(), latin1(&h.value)))?;
+    }
+    Ok(list.unbind())
+}
+
 impl RawRequest {
     fn new(py: Python<'_>, r: &NetRequest) -> PyResult<RawRequest> {
-        let headers = PyList::empty(py);
-        for h in &r.headers {
-            headers.append((h.name.as_str(), latin1(&h.value)))?;
-        }
         Ok(RawRequest {
             method: r.method.clone(),
             path: r.path.clone(),
             query: r.query.clone(),
-            headers: headers.unbind(),
+            headers: header_list(py, &r.headers)?,
             host: r.host.clone(),
             origin: r.origin.clone(),
             subprotocols: r.subprotocols.clone(),
@@ -147,9 +152,9 @@ event_class!(Request, "A valid upgrade request on a listener with `handle_reques
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
 event_class!(HttpRequest, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
-event_class!(Open, "The opening handshake completed.",
+event_class!(Open, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
     [conn: u64, listener: Option<u64>, subprotocol: Option<String>, extensions: Option<String>,
-     peer_addr: Py<PyTuple>, path: String], "conn={} subprotocol={}", conn, subprotocol);
+     peer_addr: Py<PyTuple>, path: String, headers: Py<PyList>], "conn={} subprotocol={}", conn, subprotocol);
 event_class!(Message, "A whole message: `data` is `str` for text, `bytes` for binary.",
     [conn: u64, data: Py<PyAny>], "conn={}", conn);
 event_class!(Ping, "A ping arrived (the pong is already queued).",
@@ -158,8 +163,8 @@ event_class!(Pong, "A pong arrived.",
     [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
 event_class!(Writable, "The output buffer drained below the low water mark after back-pressure.",
     [conn: u64], "conn={}", conn);
-event_class!(Closed, "The connection is over (terminal). `clean`: the closing handshake completed.",
-    [conn: u64, code: u16, reason: String, clean: bool], "conn={} code={} reason={} clean={}",
+event_class!(Closed, "The connection is over (terminal). `clean`: the closing handshake completed. `remote`: code and reason are the peer's (False: ours, e.g. we failed the connection because the peer broke the protocol, or 1006).",
+    [conn: u64, code: u16, reason: String, clean: bool, remote: bool], "conn={} code={} reason={} clean={}",
     conn, code, reason, clean);
 event_class!(Error, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
     [conn: Option<u64>, listener: Option<u64>, error: Py<PyAny>], "conn={} listener={} error={}",
@@ -191,6 +196,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             extensions,
             peer_addr,
             path,
+            headers,
         } => Py::new(
             py,
             Open {
@@ -200,6 +206,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
                 extensions: extensions.map(str::to_owned),
                 peer_addr: addr_tuple(py, &peer_addr)?,
                 path: path.to_owned(),
+                headers: header_list(py, headers)?,
             },
         )?
         .into_any(),
@@ -250,6 +257,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             code,
             reason,
             clean,
+            remote,
         } => Py::new(
             py,
             Closed {
@@ -257,6 +265,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
                 code,
                 reason: reason.to_owned(),
                 clean,
+                remote,
             },
         )?
         .into_any(),

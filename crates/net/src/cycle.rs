@@ -501,6 +501,7 @@ impl Context {
                 .peer
                 .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
             path: dial.url.resource,
+            headers: response.headers,
         };
         push_open(ev, ConnId(id), info);
         self.arm_keepalive(id);
@@ -670,6 +671,7 @@ impl Context {
             extensions,
             peer_addr: acc.peer,
             path: acc.path,
+            headers: Vec::new(),
         };
         self.arm_keepalive(id);
         self.mark_dirty(id);
@@ -1023,16 +1025,16 @@ impl Context {
         let conn = ConnId(id);
         if c.stage.is_open() {
             let failed = c.has(flag::FAILED);
-            let (code, reason, clean) = match c.ws.as_ref() {
+            let (code, reason, clean, remote) = match c.ws.as_ref() {
                 Some(ws) => match (ws.peer_close(), ws.sent_close()) {
                     _ if failed => match ws.sent_close() {
-                        Some((code, reason)) => (code.0, reason, false),
-                        None => (1006, "", false),
+                        Some((code, reason)) => (code.0, reason, false, false),
+                        None => (1006, "", false, false),
                     },
-                    (Some((code, reason)), sent) => (code.0, reason, sent.is_some()),
-                    (None, _) => (1006, "", false),
+                    (Some((code, reason)), sent) => (code.0, reason, sent.is_some(), true),
+                    (None, _) => (1006, "", false, false),
                 },
-                None => (1006, "", false),
+                None => (1006, "", false, false),
             };
             let reason = if reason.is_empty() {
                 Data::EMPTY
@@ -1044,6 +1046,7 @@ impl Context {
                 code,
                 reason,
                 clean,
+                remote,
             });
         } else if c.has(flag::VISIBLE) {
             ev.push_error(Source::Conn(conn), cause.unwrap_or(Error::Aborted));

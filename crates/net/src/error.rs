@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io;
 
-use tidewire_proto::handshake::HandshakeError;
+use tidewire_proto::handshake::{HandshakeError, Header};
 use tidewire_proto::SendError;
 
 /// What the runtime was waiting for when a timer ran out.
@@ -62,7 +62,14 @@ pub enum Error {
     /// TLS failed: bad certificate, name mismatch, protocol error, or a bad TLS configuration.
     Tls(String),
     /// The server answered the upgrade request with this HTTP status instead of 101.
-    HandshakeRejected { status: u16, reason: String },
+    HandshakeRejected {
+        status: u16,
+        reason: String,
+        /// The response's headers.
+        headers: Vec<Header>,
+        /// The part of the response body that came with its header block.
+        body: Vec<u8>,
+    },
     /// The opening handshake failed for another reason (malformed HTTP, bad accept key, ...).
     Handshake(HandshakeError),
     /// The peer closed the TCP connection during the opening handshake.
@@ -125,7 +132,7 @@ impl fmt::Display for Error {
             Error::Connect(e) => write!(f, "connect failed: {e}"),
             Error::Timeout(kind) => write!(f, "{kind} timeout"),
             Error::Tls(e) => write!(f, "tls: {e}"),
-            Error::HandshakeRejected { status, reason } => {
+            Error::HandshakeRejected { status, reason, .. } => {
                 write!(f, "server rejected the upgrade: {status} {reason}")
             }
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
@@ -170,9 +177,17 @@ impl From<SendError> for Error {
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         match e {
-            HandshakeError::Status { status, reason, .. } => {
-                Error::HandshakeRejected { status, reason }
-            }
+            HandshakeError::Status {
+                status,
+                reason,
+                headers,
+                body,
+            } => Error::HandshakeRejected {
+                status,
+                reason,
+                headers,
+                body,
+            },
             other => Error::Handshake(other),
         }
     }

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 
-use tidewire_proto::handshake::Request;
+use tidewire_proto::handshake::{Header, Request};
 use tidewire_proto::MessageKind;
 
 use crate::error::Error;
@@ -40,6 +40,8 @@ pub(crate) struct OpenInfo {
     pub(crate) extensions: Option<String>,
     pub(crate) peer_addr: SocketAddr,
     pub(crate) path: String,
+    /// Client connections: the headers of the server's 101 response.
+    pub(crate) headers: Vec<Header>,
 }
 
 #[derive(Debug)]
@@ -79,6 +81,7 @@ pub(crate) enum Raw {
         code: u16,
         reason: Data,
         clean: bool,
+        remote: bool,
     },
     Error {
         source: Source,
@@ -140,6 +143,9 @@ pub enum Event<'a> {
         peer_addr: SocketAddr,
         /// The request path (server: what the client asked for; client: the URL's resource).
         path: &'a str,
+        /// Client connections: the headers of the server's 101 response (empty on the
+        /// server side, where the request came with [`Event::Request`]).
+        headers: &'a [Header],
     },
     /// A whole message. Text messages are valid UTF-8 ([`Event::text`]).
     Message {
@@ -164,12 +170,15 @@ pub enum Event<'a> {
     /// The connection is over (terminal). `code` is the peer's close code (1005 when its
     /// close frame had none), the code we failed the connection with when the peer broke the
     /// protocol, or 1006 when the transport ended without a close frame (reset, timeout).
-    /// `clean` is true when the closing handshake completed.
+    /// `clean` is true when the closing handshake completed. `remote` is true when `code`
+    /// and `reason` are the peer's (from its close frame), false when they are ours (we
+    /// failed the connection, or closed first and got no answer) or 1006.
     Closed {
         conn: ConnId,
         code: u16,
         reason: &'a str,
         clean: bool,
+        remote: bool,
     },
     /// Something failed. For a connection this is its last event (it never opened); for a
     /// listener it is a report (accepting failed, e.g. out of descriptors; the listener
@@ -409,6 +418,7 @@ impl Events {
                     extensions: info.extensions.as_deref(),
                     peer_addr: info.peer_addr,
                     path: &info.path,
+                    headers: &info.headers,
                 },
                 None => Event::Wake,
             },
@@ -431,11 +441,13 @@ impl Events {
                 code,
                 reason,
                 clean,
+                remote,
             } => Event::Closed {
                 conn,
                 code,
                 reason: self.text(reason),
                 clean,
+                remote,
             },
             Raw::Error { source, index } => match self.errors.get(index) {
                 Some(error) => Event::Error { source, error },

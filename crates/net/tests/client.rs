@@ -69,6 +69,8 @@ fn connect_error(ctx: &mut Context, url: &str, options: ConnectOptions) -> Error
             Error::HandshakeRejected {
                 status,
                 reason: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
             }
         }
         other => Error::InvalidArgument(other),
@@ -690,4 +692,55 @@ fn held_close_that_is_never_released_goes_out_at_the_close_timeout() {
     assert_eq!(closed, Some(1002));
     assert_eq!(got[0] & 0x0f, 0x8, "only the close: {got:02x?}");
     assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+}
+
+#[test]
+fn closed_says_whether_the_code_came_from_the_peer() {
+    // The peer's own close: remote.
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let client = h
+        .ctx
+        .connect(&h.url("/"), ConnectOptions::default())
+        .expect("connect");
+    let mut seen = None;
+    assert!(h.run_until(TEST_DEADLINE, |ctx, ev| {
+        match ev {
+            Event::Open { conn, listener, .. } if listener.is_some() => {
+                ctx.close(conn, 4000, "server says bye").expect("close");
+            }
+            Event::Closed {
+                conn, code, remote, ..
+            } if conn == client => seen = Some((code, remote)),
+            _ => {}
+        }
+        seen.is_some()
+    }));
+    assert_eq!(seen, Some((4000, true)));
+
+    // A code we sent because the peer broke the protocol: not remote.
+    let (port, server) = scripted_server(b"\xa1\x05hello");
+    let mut ctx = Context::new(Config::default()).expect("context");
+    let options = ConnectOptions {
+        deflate: None,
+        ..ConnectOptions::default()
+    };
+    let conn = ctx
+        .connect(&format!("ws://127.0.0.1:{port}/"), options)
+        .expect("connect");
+    let mut seen = None;
+    assert!(run(&mut ctx, |_, ev| {
+        if let Event::Closed {
+            conn: c,
+            code,
+            remote,
+            ..
+        } = ev
+        {
+            assert_eq!(c, conn);
+            seen = Some((code, remote));
+        }
+        seen.is_some()
+    }));
+    assert_eq!(seen, Some((1002, false)));
+    server.join().expect("server");
 }

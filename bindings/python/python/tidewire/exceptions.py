@@ -25,7 +25,7 @@ reset, unresolvable names, TLS) raise ``OSError`` subclasses (``ConnectionRefuse
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional, Tuple
 
 from .datastructures import Headers, Response
 
@@ -140,15 +140,24 @@ class InvalidHeader(InvalidHandshake):
 class InvalidStatus(InvalidHandshake):
     """The server answered the upgrade request with ``status_code`` instead of 101."""
 
-    def __init__(self, status_code: int, reason_phrase: str = "") -> None:
+    def __init__(
+        self,
+        status_code: int,
+        reason_phrase: str = "",
+        headers: Optional[Iterable[Tuple[str, str]]] = None,
+        body: bytes = b"",
+    ) -> None:
         super().__init__(status_code, reason_phrase)
         self.status_code = status_code
         self.reason_phrase = reason_phrase
+        self._headers = list(headers or ())
+        self._body = body
 
     @property
     def response(self) -> Response:
-        """The response, as far as it is known (status and reason)."""
-        return Response(self.status_code, self.reason_phrase, Headers())
+        """The server's response: status, reason, headers, and the part of the body that
+        arrived with its header block."""
+        return Response(self.status_code, self.reason_phrase, Headers(self._headers), self._body)
 
     def __str__(self) -> str:
         return f"server rejected WebSocket connection: HTTP {self.status_code} {self.reason_phrase}".rstrip()
@@ -174,12 +183,14 @@ class ConcurrencyError(WebSocketException, RuntimeError):
     """Two coroutines or threads called ``recv`` on one connection at the same time."""
 
 
-def closed_exception(code: int, reason: str, clean: bool) -> ConnectionClosed:
+def closed_exception(code: int, reason: str, clean: bool, remote: bool = False) -> ConnectionClosed:
     """The exception for a connection that ended with ``code``, with a cause when tidewire
-    failed it because of the peer."""
+    failed it because of the peer (``remote`` is False: the code is the one we sent)."""
     if clean and code in OK_CLOSE_CODES:
         return ConnectionClosedOK(code, reason)
     exc = ConnectionClosedError(code, reason)
+    if remote:
+        return exc
     if code == 1009:
         exc.__cause__ = PayloadTooBig(reason or "message too big")
     elif code in (1002, 1007):

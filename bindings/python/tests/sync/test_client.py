@@ -27,6 +27,9 @@ def test_request_and_response_describe_the_handshake():
             assert ws.request.path == "/path?q=1"
             assert ws.response.status_code == 101
             assert ws.response.headers["Sec-WebSocket-Protocol"] == "v2"
+            # The headers as the server sent them, not rebuilt from the negotiation.
+            assert ws.response.headers["Upgrade"].lower() == "websocket"
+            assert len(ws.response.headers["Sec-WebSocket-Accept"]) == 28
     assert seen == {"path": "/path?q=1", "token": "t", "origin": "https://a.example"}
 
 

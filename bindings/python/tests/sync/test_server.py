@@ -56,6 +56,8 @@ def test_process_request_can_reject_with_a_status():
         with pytest.raises(tidewire.InvalidStatus) as info:
             connect(f"ws://127.0.0.1:{server.port}/")
         assert info.value.status_code == 401
+        assert info.value.response.body == b"no"
+        assert info.value.response.headers["Content-Length"] == "2"
         with connect(f"ws://127.0.0.1:{server.port}/",
                      additional_headers=[("Authorization", "Bearer ok")]) as ws:
             assert ws.recv(timeout=5) == "in"
@@ -115,3 +117,23 @@ def test_server_address_reports_the_bound_port():
         assert server.address == ("127.0.0.1", server.port) and server.port > 0
         with pytest.raises(OSError):
             serve(lambda ws: None, "127.0.0.1", server.port)
+
+
+def test_a_close_code_sent_by_the_peer_carries_no_cause():
+    # 1009 from the peer is its decision, not a PayloadTooBig of ours.
+    with serve(lambda ws: ws.close(1009, "too big for me"), "127.0.0.1", 0) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            with pytest.raises(tidewire.ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+    assert info.value.code == 1009
+    assert info.value.reason == "too big for me"
+    assert info.value.__cause__ is None
+
+
+def test_a_message_over_max_size_fails_with_payload_too_big_as_the_cause():
+    with serve(lambda ws: (ws.send("x" * 2000), ws.recv(timeout=5)), "127.0.0.1", 0) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/", max_size=1000) as ws:
+            with pytest.raises(tidewire.ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+    assert info.value.code == 1009
+    assert isinstance(info.value.__cause__, tidewire.PayloadTooBig)

@@ -27,7 +27,7 @@ class ClientConnection(Connection):
     """A client connection; it owns its context, freed when the connection ends."""
 
     def _on_open(self) -> None:
-        self.response = handshake_response(self.subprotocol, self.extensions)
+        self.response = handshake_response(self._open_headers)
 
     def _after_close(self) -> None:
         # The driver frees the context once its last connection is gone (after dispatch).

@@ -57,6 +57,10 @@ class Connection:
         self._opened = False
         self._error: Optional[BaseException] = None
         self._clean = False
+        # The close code came from the peer (not one we failed the connection with).
+        self._remote_close = False
+        # A client's 101 response headers, from the open event.
+        self._open_headers: list[tuple[str, str]] = []
         self._pings: Dict[bytes, asyncio.Future[None]] = {}
         self._close_timeout = close_timeout
         self.subprotocol: Optional[str] = None
@@ -100,6 +104,7 @@ class Connection:
             self.subprotocol = event.subprotocol
             self.extensions = event.extensions
             self.remote_address = tuple(event.peer_addr)  # type: ignore[assignment]
+            self._open_headers = event.headers
             self._on_open()
             if not self._state_waiter.done():
                 self._state_waiter.set_result(None)
@@ -107,6 +112,7 @@ class Connection:
             self.close_code = event.code
             self.close_reason = event.reason
             self._clean = event.clean
+            self._remote_close = event.remote
             self._set_closed()
         elif kind is Error:
             self._error = event.error
@@ -173,7 +179,7 @@ class Connection:
 
     def _closed_exception(self) -> ConnectionClosed:
         code = 1006 if self.close_code is None else self.close_code
-        exc = closed_exception(code, self.close_reason or "", self._clean)
+        exc = closed_exception(code, self.close_reason or "", self._clean, self._remote_close)
         if self._error is not None and exc.__cause__ is None:
             exc.__cause__ = self._error
         return exc

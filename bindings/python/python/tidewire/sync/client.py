@@ -40,21 +40,16 @@ def handshake_request(uri: str, headers: Sequence[Tuple[str, str]], origin: Opti
     return Request(path, h)
 
 
-def handshake_response(subprotocol: Optional[str], extensions: Optional[str]) -> Response:
-    """The 101 response, rebuilt from what the handshake negotiated."""
-    h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
-    if subprotocol is not None:
-        h["Sec-WebSocket-Protocol"] = subprotocol
-    if extensions is not None:
-        h["Sec-WebSocket-Extensions"] = extensions
-    return Response(101, "Switching Protocols", h)
+def handshake_response(headers: list[tuple[str, str]]) -> Response:
+    """The server's 101 response, with its headers as received."""
+    return Response(101, "Switching Protocols", Headers(headers))
 
 
 class ClientConnection(Connection):
     """A client connection; it owns its engine thread, which ends with the connection."""
 
     def _on_open(self) -> None:
-        self.response = handshake_response(self.subprotocol, self.extensions)
+        self.response = handshake_response(self._open_headers)
 
     def _after_close(self) -> None:
         self._engine.stop()

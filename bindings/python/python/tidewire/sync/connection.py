@@ -54,6 +54,10 @@ class Connection:
         self._close_owed = False
         self._error: Optional[BaseException] = None
         self._clean = False
+        # The close code came from the peer (not one we failed the connection with).
+        self._remote_close = False
+        # A client's 101 response headers, from the open event.
+        self._open_headers: list[tuple[str, str]] = []
         self._pings: Dict[bytes, threading.Event] = {}
         self._close_timeout = close_timeout
         #: The negotiated subprotocol, or None.
@@ -96,6 +100,7 @@ class Connection:
             self.subprotocol = event.subprotocol
             self.extensions = event.extensions
             self.remote_address = tuple(event.peer_addr)  # type: ignore[assignment]
+            self._open_headers = event.headers
             self._on_open()
             self._cond.notify_all()
         elif kind is Closed:
@@ -103,6 +108,7 @@ class Connection:
             self.close_code = event.code
             self.close_reason = event.reason
             self._clean = event.clean
+            self._remote_close = event.remote
             self._cond.notify_all()
         elif kind is Error:
             self._state = State.CLOSED
@@ -144,7 +150,7 @@ class Connection:
 
     def _closed_exception(self) -> ConnectionClosed:
         code = 1006 if self.close_code is None else self.close_code
-        exc = closed_exception(code, self.close_reason or "", self._clean)
+        exc = closed_exception(code, self.close_reason or "", self._clean, self._remote_close)
         if self._error is not None and exc.__cause__ is None:
             exc.__cause__ = self._error
         return exc
