@@ -8,7 +8,8 @@
 #   tw      tidewire's examples/rust/echo_server (release)
 #   tt      tokio-tungstenite 0.30 echo on a single-threaded tokio runtime
 # For 16 B, 1 KiB, 64 KiB and 1 MiB messages, 16 connections with 8 messages in flight each
-# (2 for 1 MiB), 1 s warm-up, 5 s measured (2 s with --quick). Prints messages per second and
+# (2 for 1 MiB), 1 s warm-up, 5 s measured (2 s with --quick), median of ROUNDS (default 3,
+# 1 with --quick) interleaved rounds. Prints messages per second and
 # the server's CPU time per echoed message (user + system, from /proc/PID/stat), then 64 KiB
 # of compressible text with and without permessage-deflate, then the resident memory per idle
 # connection with 5,000 WebSocket connections open.
@@ -16,7 +17,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 duration=5
-[ "${1:-}" = "--quick" ] && duration=2
+rounds=${ROUNDS:-3}
+[ "${1:-}" = "--quick" ] && duration=2 && rounds=1
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && cargo build --quiet --release -p tidewire-net --example echo_server)
@@ -55,25 +57,37 @@ start_server() {
 
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 
-printf '%-8s %-4s %12s %14s %10s\n' size srv msg_per_s server_us/msg vs_raw
+# Median of ROUNDS rounds; within a round the servers take turns, so that a slow spell of
+# the machine hits all of them rather than one.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf '%-8s %-4s %12s %14s %10s %10s\n' size srv msg_per_s server_us/msg vs_raw cpu_vs_raw
 for size in 16 1024 65536 1048576; do
     inflight=8
     [ "$size" -ge 1048576 ] && inflight=2
-    raw_rate=
-    for srv in raw tw tt; do
-        start_server "$srv"
-        flags=()
-        [ "$srv" = raw ] && flags=(--raw)
-        out=$(taskset -c 1 "$bin/loadgen" --port "$port" "${flags[@]}" --size "$size" \
-            --conns 16 --inflight "$inflight" --warmup 1 --duration "$duration" \
-            --server-pid "$server_pid")
-        stop_server
-        rate=$(echo "$out" | field msg_per_s)
-        us=$(echo "$out" | field server_us_per_msg)
-        [ "$srv" = raw ] && raw_rate=$rate
-        ratio=$(awk -v a="$rate" -v b="$raw_rate" 'BEGIN { printf "%.2f", a / b }')
-        printf '%-8s %-4s %12s %14s %10s\n' "$size" "$srv" "$rate" "$us" "$ratio"
+    declare -A rates=() cpus=()
+    for _ in $(seq "$rounds"); do
+        for srv in raw tw tt; do
+            start_server "$srv"
+            flags=()
+            [ "$srv" = raw ] && flags=(--raw)
+            out=$(taskset -c 1 "$bin/loadgen" --port "$port" "${flags[@]}" --size "$size" \
+                --conns 16 --inflight "$inflight" --warmup 1 --duration "$duration" \
+                --server-pid "$server_pid")
+            stop_server
+            rates[$srv]+="$(echo "$out" | field msg_per_s) "
+            cpus[$srv]+="$(echo "$out" | field server_us_per_msg) "
+        done
     done
+    raw_rate=$(echo ${rates[raw]} | tr ' ' '\n' | median)
+    raw_cpu=$(echo ${cpus[raw]} | tr ' ' '\n' | median)
+    for srv in raw tw tt; do
+        rate=$(echo ${rates[$srv]} | tr ' ' '\n' | median)
+        us=$(echo ${cpus[$srv]} | tr ' ' '\n' | median)
+        printf '%-8s %-4s %12.0f %14.3f %10.2f %10.2f\n' "$size" "$srv" "$rate" "$us" \
+            "$(awk -v a="$rate" -v b="$raw_rate" 'BEGIN { print a / b }')" \
+            "$(awk -v a="$us" -v b="$raw_cpu" 'BEGIN { print a / b }')"
+    done
+    unset rates cpus
 done
 
 echo

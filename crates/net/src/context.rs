@@ -38,8 +38,12 @@ pub(crate) const LISTENER_BIT: usize = 1 << (usize::BITS - 2);
 /// Messages at least this long skip the engine's output buffer when it is empty: they are
 /// written straight from the caller's slice, and only what the socket does not take is
 /// copied (issue 3: "copy outgoing payload at most once, only when the socket cannot take it
-/// all"). Smaller ones are buffered and coalesced per poll cycle.
-const DIRECT_MIN: usize = 16 << 10;
+/// all"). Smaller ones are buffered and coalesced per poll cycle. A direct write costs a
+/// system call per message; a buffered one a copy, but one write for everything sent in the
+/// cycle. Measured on the echo benchmark (16 connections x 8 in flight): at 64 KiB buffering
+/// costs ~14.6 us of server CPU per message against ~22 us written directly; at 1 MiB the copy
+/// dominates and direct writes win (1.13x a raw TCP echo's CPU against 1.34x).
+const DIRECT_MIN: usize = 256 << 10;
 
 /// What a send did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
