@@ -20,12 +20,11 @@ from typing import (
 
 from .._tidewire import Closed, CloseHeld, Error, Open, Pong, Writable
 from ..datastructures import Request, Response
+from .._closing import ClosingState
 from ..exceptions import (
     ConcurrencyError,
-    ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
-    closed_exception,
 )
 from ..sync.connection import State
 from ._driver import Driver
@@ -39,7 +38,7 @@ Data = Union[str, bytes]
 _CLOSED: Any = object()
 
 
-class Connection:
+class Connection(ClosingState):
     """A WebSocket connection on an asyncio loop: ``await send``, ``await recv``,
     ``async for``, ``ping``, ``close``."""
 
@@ -55,10 +54,7 @@ class Connection:
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._state = State.CONNECTING
         self._opened = False
-        self._error: Optional[BaseException] = None
-        self._clean = False
-        # The close code came from the peer (not one we failed the connection with).
-        self._remote_close = False
+        self._init_closing()
         # A client's 101 response headers, from the open event.
         self._open_headers: list[tuple[str, str]] = []
         self._pings: Dict[bytes, asyncio.Future[None]] = {}
@@ -70,10 +66,6 @@ class Connection:
         self.response: Optional[Response] = None
         self.close_code: Optional[int] = None
         self.close_reason: Optional[str] = None
-        # A message was handed to the application and it has not come back to `recv` since:
-        # it may still answer, so a held close frame waits (`_release_close_reply`).
-        self._unanswered = False
-        self._close_owed = False
 
     # -- events (called by the driver) ---------------------------------------------------
 
@@ -89,10 +81,7 @@ class Connection:
     def _on_event(self, event: Any) -> None:
         kind = type(event)
         if kind is CloseHeld:
-            # The peer closed: answer now, unless messages before it may still be answered.
-            self._close_owed = True
-            if not self._unanswered and not self._messages:
-                self._release_close_reply()
+            self._close_held()
         elif kind is Writable:
             self._release_drain()
         elif kind is Pong:
@@ -167,22 +156,8 @@ class Connection:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _release_close_reply(self) -> None:
-        """Lets the close frame that answers the peer go out, now that every message received
-        before it was consumed (the context holds it until then: ``hold_close_replies``)."""
-        self._close_owed = False
-        try:
-            if self._ctx.release_close_reply(self.id):
-                self._driver.request_run()
-        except InvalidState:
-            pass  # the connection is already over
-
-    def _closed_exception(self) -> ConnectionClosed:
-        code = 1006 if self.close_code is None else self.close_code
-        exc = closed_exception(code, self.close_reason or "", self._clean, self._remote_close)
-        if self._error is not None and exc.__cause__ is None:
-            exc.__cause__ = self._error
-        return exc
+    def _wake_engine(self) -> None:
+        self._driver.request_run()
 
     async def _raise_closed(self) -> NoReturn:
         await self.wait_closed()
@@ -209,10 +184,7 @@ class Connection:
             raise self._closed_exception()
         if self._recv_waiter is not None:
             raise ConcurrencyError("another coroutine is already waiting in recv")
-        # Back for more with nothing queued: everything received so far was answered.
-        self._unanswered = False
-        if self._close_owed:
-            self._release_close_reply()
+        self._back_for_more()
         waiter = self._loop.create_future()
         self._recv_waiter = waiter
         try:

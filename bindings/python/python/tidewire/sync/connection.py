@@ -11,12 +11,11 @@ from typing import Any, Deque, Dict, Iterable, Iterator, NoReturn, Optional, Tup
 
 from .._tidewire import Closed, CloseHeld, Error, Message, Open, Pong, Writable
 from ..datastructures import Request, Response
+from .._closing import ClosingState
 from ..exceptions import (
     ConcurrencyError,
-    ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
-    closed_exception,
 )
 from ._engine import Engine
 
@@ -32,7 +31,7 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
-class Connection:
+class Connection(ClosingState):
     """A WebSocket connection used from threads: ``send``, ``recv``, iteration, ``ping``,
     ``close``. Any thread may call any method; ``recv`` may only be waited on by one thread
     at a time."""
@@ -48,14 +47,7 @@ class Connection:
         self._opened = False
         self._over_high = False
         self._receiving = False
-        # A message was handed to the application and it has not come back to `recv` since:
-        # it may still answer, so a held close frame waits (`_release_close_reply`).
-        self._unanswered = False
-        self._close_owed = False
-        self._error: Optional[BaseException] = None
-        self._clean = False
-        # The close code came from the peer (not one we failed the connection with).
-        self._remote_close = False
+        self._init_closing()
         # A client's 101 response headers, from the open event.
         self._open_headers: list[tuple[str, str]] = []
         self._pings: Dict[bytes, threading.Event] = {}
@@ -84,10 +76,7 @@ class Connection:
             self._unanswered = True
             self._cond.notify_all()
         elif kind is CloseHeld:
-            # The peer closed: answer now, unless messages before it may still be answered.
-            self._close_owed = True
-            if not self._unanswered and not self._messages:
-                self._release_close_reply()
+            self._close_held()
         elif kind is Writable:
             self._over_high = False
             self._cond.notify_all()
@@ -138,22 +127,8 @@ class Connection:
 
     # -- helpers (lock held) -------------------------------------------------------------
 
-    def _release_close_reply(self) -> None:
-        """Lets the close frame that answers the peer go out, now that every message received
-        before it was consumed (the context holds it until then: ``hold_close_replies``)."""
-        self._close_owed = False
-        try:
-            if self._ctx.release_close_reply(self.id):
-                self._engine.kick()
-        except InvalidState:
-            pass  # the connection is already over
-
-    def _closed_exception(self) -> ConnectionClosed:
-        code = 1006 if self.close_code is None else self.close_code
-        exc = closed_exception(code, self.close_reason or "", self._clean, self._remote_close)
-        if self._error is not None and exc.__cause__ is None:
-            exc.__cause__ = self._error
-        return exc
+    def _wake_engine(self) -> None:
+        self._engine.kick()
 
     def _wait_closed(self, timeout: Optional[float]) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -200,10 +175,7 @@ class Connection:
                 return self._messages.popleft()
             if self._receiving:
                 raise ConcurrencyError("another thread is already waiting in recv")
-            # Back for more with nothing queued: everything received so far was answered.
-            self._unanswered = False
-            if self._close_owed:
-                self._release_close_reply()
+            self._back_for_more()
             self._receiving = True
             try:
                 deadline = None if timeout is None else time.monotonic() + timeout
