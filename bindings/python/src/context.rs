@@ -540,6 +540,13 @@ impl Context {
         self.with(py, |i| i.ctx.close(ConnId(conn), code, reason))
     }
 
+    /// Writes what is queued for `conn` now rather than at the next `poll`; returns whether
+    /// nothing is left queued. Whatever else follows (errors, the rest of a partial write)
+    /// is reported by the next `poll`.
+    fn flush(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
+        self.with(py, |i| i.ctx.flush(ConnId(conn)))
+    }
+
     /// Bytes queued for the peer and not yet written.
     fn buffered_amount(&self, py: Python<'_>, conn: u64) -> PyResult<usize> {
         self.with(py, |i| i.ctx.buffered_amount(ConnId(conn)))

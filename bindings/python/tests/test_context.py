@@ -72,6 +72,16 @@ def test_text_and_binary_messages_keep_their_type(pair):
     assert all(m.conn == server_conn for m in of(Message, events))
 
 
+def test_flush_writes_without_waiting_for_poll(pair):
+    server, client, server_conn, conn = pair
+    client.send(conn, b"now")
+    assert client.flush(conn) is True  # written; the client is not polled again
+    events = pump([server], lambda ev: len(of(Message, ev)) == 1)
+    assert of(Message, events)[0].data == b"now"
+    with pytest.raises(tidewire.InvalidState):
+        client.flush(12345)
+
+
 def test_send_rejects_other_types(pair):
     _, client, _, conn = pair
     with pytest.raises(TypeError):

@@ -358,6 +358,51 @@ fn abrupt_reset_gives_closed_1006_without_panic() {
     peer.join().expect("peer");
 }
 
+/// A read that does not fill the buffer ends reading (the socket is drained), unless the
+/// event said the stream had ended: then the end behind the data must still be seen.
+#[test]
+fn end_of_stream_right_behind_data_is_seen_and_data_split_by_pauses_arrives_whole() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let port = h.port;
+    let peer = thread::spawn(move || {
+        let mut raw = RawClient::open(port);
+        // One frame in three pieces, each after the server has read what came before.
+        let frame = {
+            let mut b = vec![0x82, 0x80 | 5, 1, 2, 3, 4];
+            b.extend(
+                b"piece"
+                    .iter()
+                    .zip([1u8, 2, 3, 4].iter().cycle())
+                    .map(|(p, m)| p ^ m),
+            );
+            b
+        };
+        for part in [&frame[..3], &frame[3..8], &frame[8..]] {
+            std::io::Write::write_all(&mut raw.sock, part).expect("write");
+            thread::sleep(Duration::from_millis(30));
+        }
+        // A message and the end of the stream in one go.
+        raw.send_frame(true, 0x2, b"last words");
+        raw.sock
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        let _ = raw.read_frame();
+    });
+    let mut messages = Vec::new();
+    let mut closed = None;
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
+        match ev {
+            Event::Message { data, .. } => messages.push(data.to_vec()),
+            Event::Closed { code, clean, .. } => closed = Some((code, clean)),
+            _ => {}
+        }
+        closed.is_some()
+    }));
+    assert_eq!(messages, vec![b"piece".to_vec(), b"last words".to_vec()]);
+    assert_eq!(closed, Some((1006, false)));
+    peer.join().expect("peer");
+}
+
 #[test]
 fn peer_that_stops_reading_gets_backpressure_and_memory_stays_bounded() {
     const TOTAL: usize = 100 << 20;
@@ -499,4 +544,73 @@ fn paused_connection_receives_nothing_until_resumed() {
         h.ctx.pause_reading(ConnId(u64::MAX)),
         Err(Error::StaleId)
     ));
+}
+
+#[test]
+fn flush_sends_at_once_and_poll_does_not_wake_for_it_afterwards() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let port = h.port;
+    let (tx, rx) = mpsc::channel();
+    let peer = thread::spawn(move || {
+        let mut raw = RawClient::open(port);
+        let frame = raw.read_frame().expect("frame");
+        tx.send(frame).expect("report");
+        raw
+    });
+    let server = wait_server_open(&mut h);
+    h.ctx
+        .send(server, MessageKind::Binary, b"now")
+        .expect("send");
+    assert!(h.ctx.flush(server).expect("flush"), "nothing left");
+    // No poll: the bytes are already on the wire.
+    let (_, opcode, payload) = rx.recv_timeout(TEST_DEADLINE).expect("peer got it");
+    assert_eq!((opcode, payload.as_slice()), (0x2, &b"now"[..]));
+    // And the next poll has nothing left to do for it: it waits for the timeout.
+    let start = Instant::now();
+    h.ctx
+        .poll(&mut h.events, Some(Duration::from_millis(100)))
+        .expect("poll");
+    assert!(h.events.is_empty());
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "poll returned early"
+    );
+    // A close that was sent is written, and poll still has work: the peer's answer.
+    let mut raw = peer.join().expect("peer");
+    h.ctx.close(server, 1000, "bye").expect("close");
+    h.ctx.flush(server).expect("flush while closing");
+    let (_, opcode, _) = raw.read_frame().expect("close frame");
+    assert_eq!(opcode, 0x8);
+    drop(raw);
+    // A stale id is an error, not a panic.
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| matches!(ev, Event::Closed { .. })));
+    assert!(matches!(h.ctx.flush(server), Err(Error::StaleId)));
+}
+
+#[test]
+fn flush_after_backpressure_leaves_the_writable_event_to_poll() {
+    let config = Config {
+        high_water_mark: 1024,
+        low_water_mark: 512,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config, ListenOptions::default());
+    let port = h.port;
+    let peer = thread::spawn(move || {
+        let mut raw = RawClient::open(port);
+        raw.read_frame().expect("frame")
+    });
+    let server = wait_server_open(&mut h);
+    let big = pattern(4096, 7);
+    let status = h.ctx.send(server, MessageKind::Binary, &big).expect("send");
+    assert_eq!(status, SendStatus::Backpressure);
+    // Everything fits in the socket, but the writable event is still owed: poll must run.
+    assert!(!h.ctx.flush(server).expect("flush"));
+    assert_eq!(h.ctx.buffered_amount(server).expect("buffered"), 0);
+    assert!(h.run_until(
+        TEST_DEADLINE,
+        |_, ev| matches!(ev, Event::Writable { conn } if conn == server)
+    ));
+    let (_, _, payload) = peer.join().expect("peer");
+    assert_eq!(payload, big);
 }

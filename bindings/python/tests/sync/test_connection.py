@@ -173,3 +173,102 @@ def test_many_threads_share_one_connection_for_sending(echo_server):
             t.join()
         received = [ws.recv(timeout=5) for _ in range(200)]
         assert sorted(set(received)) == ["0", "1", "2", "3"]
+
+
+def _read_frame(conn):
+    """One frame from a client (masked), as (opcode, payload)."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    b0, b1 = exactly(2)
+    length = b1 & 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    mask = exactly(4)
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(exactly(length)))
+    return b0 & 0x0F, payload
+
+
+def test_between_recv_calls_pings_are_still_answered(raw_server, handshake):
+    # The thread in recv reads for itself; once it stops calling recv, the background thread
+    # takes over and answers the peer's ping without any call from the application.
+    pong_after = []
+
+    def script(conn):
+        handshake(conn)
+        conn.sendall(b"\x81\x05hello")
+        assert _read_frame(conn) == (0x1, b"ack")
+        sent = time.monotonic()
+        conn.sendall(b"\x89\x04ping")
+        assert _read_frame(conn) == (0xA, b"ping")
+        pong_after.append(time.monotonic() - sent)
+        conn.sendall(b"\x81\x04more")
+        _read_frame(conn)  # the client's close
+        conn.sendall(b"\x88\x02\x03\xe8")
+
+    port = raw_server(script)
+    with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+        assert ws.recv(timeout=5) == "hello"
+        ws.send("ack")
+        time.sleep(1.0)  # not in recv: nobody but the background thread reads
+        assert pong_after and pong_after[0] < 0.5, pong_after
+        assert ws.recv(timeout=5) == "more"
+
+
+def test_a_sender_held_by_back_pressure_is_released_while_another_thread_waits_in_recv(
+    raw_server, handshake
+):
+    release = threading.Event()
+
+    def script(conn):
+        handshake(conn)
+        release.wait(10)
+        total = 0
+        while total < 16 * 256 * 1024:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+        conn.sendall(b"\x81\x04done")
+        time.sleep(1)
+
+    port = raw_server(script)
+    with connect(f"ws://127.0.0.1:{port}/", write_limit=(64 * 1024, 16 * 1024),
+                 compression=None, close_timeout=0.5) as ws:
+        got = []
+        receiver = threading.Thread(target=lambda: got.append(ws.recv(timeout=10)))
+        receiver.start()  # this thread watches the socket while the sender waits
+        sent = []
+
+        def writer():
+            for _ in range(16):
+                ws.send(b"x" * (256 * 1024))
+                sent.append(1)
+
+        sender = threading.Thread(target=writer)
+        sender.start()
+        time.sleep(0.3)
+        assert len(sent) < 16, "send never blocked"
+        release.set()
+        sender.join(10)
+        receiver.join(10)
+        assert len(sent) == 16
+        assert got == ["done"]
+
+
+def test_a_recv_loop_and_a_sending_thread_exchange_many_messages(echo_server):
+    with connect(url(echo_server)) as ws:
+        count = 2000
+        sender = threading.Thread(target=lambda: [ws.send(str(i)) for i in range(count)])
+        sender.start()
+        received = [ws.recv(timeout=10) for _ in range(count)]
+        sender.join(10)
+        assert received == [str(i) for i in range(count)]

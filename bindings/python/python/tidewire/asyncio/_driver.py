@@ -2,9 +2,12 @@
 
 The loop watches the context's file descriptor (``loop.add_reader``) and calls ``poll(0)``
 when it becomes readable; one timer (``loop.call_at``) follows ``next_timeout()`` for the
-engine's own deadlines. Sends only queue bytes in the engine: the first send of a loop
-iteration schedules one ``poll(0)`` with ``call_soon``, so everything sent during that
-iteration leaves together, in as few writes as possible.
+engine's own deadlines.
+
+A send queues its bytes in the engine, and then: the first send since the last ``poll``
+writes them at once (``flush``: a request/response exchange waits for no loop iteration);
+any later send schedules one ``poll(0)`` with ``call_soon``, so that a burst of sends leaves
+together, in as few writes as possible.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Driver:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_when = 0.0
         self._scheduled = False
+        self._wrote_at_once = False
         self._closed = False
         self._fd = ctx.fileno()
         #: Called (once) when the driver has closed and freed its context.
@@ -49,8 +53,20 @@ class Driver:
             self._scheduled = True
             self.loop.call_soon(self._run)
 
+    def after_send(self, conn: int) -> None:
+        """Gets what a send queued on its way (see the module's docstring)."""
+        if self._scheduled or self._closed:
+            return
+        if not self._wrote_at_once:
+            self._wrote_at_once = True
+            if self.ctx.flush(conn):
+                return
+        self._scheduled = True
+        self.loop.call_soon(self._run)
+
     def _run(self) -> None:
         self._scheduled = False
+        self._wrote_at_once = False
         if self._closed:
             return
         try:

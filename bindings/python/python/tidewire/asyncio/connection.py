@@ -228,7 +228,7 @@ class Connection(ClosingState):
                 over = self._ctx.send(self.id, message)
             except InvalidState:
                 await self._raise_closed()
-            self._driver.request_run()
+            self._driver.after_send(self.id)
             if over:
                 if self._drain_waiter is None:
                     self._drain_waiter = self._loop.create_future()

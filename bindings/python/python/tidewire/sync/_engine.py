@@ -2,14 +2,24 @@
 
 Every use of the context happens under ``Engine.lock``, so it runs on one thread at a time.
 The background thread waits on the context's file descriptor *without* the lock, then takes
-it to ``poll(0)`` and dispatch the events. A thread that sends takes the lock, queues the
-message and calls ``poll(0)`` itself: the bytes leave from the caller's thread at once, with
-no hand-off, and the send learns directly whether the output buffer is over its high water
-mark. Threads that wait (``recv``, back-pressure, close) wait on conditions bound to the same
-lock, notified by whichever thread dispatched the event.
+it to ``poll(0)`` and dispatch the events. Threads that wait for something from the network
+(``recv``, back-pressure, close) wait on conditions bound to the same lock (``Engine.wait``),
+notified by whichever thread dispatched the event.
 
+A client's engine serves one connection, and its user thread does better to read for
+itself: in ``Engine.wait`` it watches the descriptor itself when nobody else does, so that a
+``recv`` loop reads its own messages with no hand-off between threads (two thread wake-ups
+and a contended lock per message otherwise). The background thread then stands by until no
+user thread has waited for ``LINGER``, and serves the connection (keepalive, pongs, the
+peer's close) between ``recv`` calls. A thread that waits while another watches is woken by
+that thread's dispatch, or looks again after ``LINGER``. A server's engine, shared by every
+handler thread, leaves the watching to the background thread.
+
+A thread that sends takes the lock, queues the message and flushes it itself (``flush``, or
+a ``poll(0)`` when that leaves work behind): the bytes leave from the caller's thread at
+once, and the send learns directly whether the output buffer is over its high water mark.
 When a caller's action arms a timer earlier than the background thread's wait (a close
-timeout, say), it wakes the thread through the context's ``Sender``.
+timeout, say), it wakes the thread.
 """
 
 from __future__ import annotations
@@ -24,6 +34,10 @@ from typing import Callable, Dict, Optional, Protocol
 from .._tidewire import Closed, Context, Error, Request
 
 logger = logging.getLogger("tidewire")
+
+#: How long a client's background thread leaves the descriptor to a user thread that waited
+#: on it, and how often a thread that waits behind another looks again.
+LINGER = 0.02
 
 __all__ = ["Engine"]
 
@@ -42,6 +56,7 @@ class Engine:
         name: str,
         on_request: Optional[Callable[[Request], None]] = None,
         exit_when_idle: bool = False,
+        user_watches: bool = False,
     ) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
@@ -52,9 +67,26 @@ class Engine:
         self._on_request = on_request
         self._exit_when_idle = exit_when_idle
         self._stopping = False
+        #: The context was freed (the background thread ended): nothing to dispatch.
+        self._freed = False
         self._wait_until = math.inf
+        # One poll object each for the background thread and the user thread watching (a
+        # poll object must not be waited on by two threads at once).
         self._poller = select.poll()
         self._poller.register(ctx.fileno(), select.POLLIN)
+        self._user_poller = select.poll()
+        self._user_poller.register(ctx.fileno(), select.POLLIN)
+        #: Threads that wait in ``wait`` may watch the descriptor themselves (clients).
+        self._user_watches = user_watches
+        #: A user thread is waiting on the descriptor (without the lock).
+        self._watched = False
+        #: The background thread is waiting on the descriptor (without the lock).
+        self._bg_watching = False
+        #: Notified when the background thread stops waiting on the descriptor.
+        self._handover = threading.Condition(self.lock)
+        #: The background thread leaves the descriptor alone until then.
+        self._quiet_until = 0.0
+        self._bg_wake = threading.Condition(self.lock)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         #: Set when the background thread has stopped and freed the context.
         self.stopped = threading.Event()
@@ -64,15 +96,68 @@ class Engine:
 
     # -- called with the lock held ------------------------------------------------------
 
+    def flush(self, conn: int) -> None:
+        """After a send: writes it at once, from the caller's thread, or leaves what could
+        not be written (and whatever it led to) to a full ``kick``."""
+        if not self.ctx.flush(conn):
+            self.kick()
+
     def kick(self) -> None:
         """Flushes what was queued and dispatches what came in; call after every action."""
+        if self._freed:
+            return
         self._dispatch()
         timeout = self.ctx.next_timeout()
         if timeout is not None and time.monotonic() + timeout < self._wait_until:
+            self._wake_background()
+
+    def _wake_background(self) -> None:
+        self._bg_wake.notify()
+        self._sender.wake()
+
+    def wait(self, cond: threading.Condition, timeout: Optional[float]) -> None:
+        """Waits (lock held, on ``cond``, bound to ``lock``) until an event may have come for
+        the caller, or ``timeout`` seconds; callers check their condition again after it.
+        See the module's docstring for who watches the descriptor."""
+        if not self._user_watches or self._stopping:
+            cond.wait(timeout)
+            return
+        now = time.monotonic()
+        self._quiet_until = now + LINGER
+        short = LINGER if timeout is None else min(timeout, LINGER)
+        if self._watched:
+            # Another user thread watches; its dispatch notifies ``cond``.
+            cond.wait(short)
+            return
+        if self._bg_watching:
+            # Ask the background thread to step aside (it then stands by); the caller's
+            # next wait watches.
             self._sender.wake()
+            self._handover.wait(short)
+            return
+        deadline = self.ctx.next_timeout()
+        if timeout is None or (deadline is not None and deadline < timeout):
+            timeout = deadline
+        self._watched = True
+        self.lock.release()
+        try:
+            # Milliseconds rounded up, so that the wait never ends before the deadline.
+            self._user_poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+        finally:
+            self.lock.acquire()
+            self._watched = False
+            self._quiet_until = time.monotonic() + LINGER
+        self._dispatch()
 
     def _dispatch(self) -> None:
-        for event in self.ctx.poll(0):
+        if self._freed:
+            return
+        events = self.ctx.poll(0)
+        if events and self._watched:
+            # The thread waiting on the descriptor may have been waiting for one of these,
+            # and this poll took the readiness that would have woken it.
+            self._sender.wake()
+        for event in events:
             conn: Optional[int] = getattr(event, "conn", None)
             handler = self.handlers.get(conn) if conn is not None else None
             if handler is not None and conn is not None:
@@ -101,11 +186,19 @@ class Engine:
                     timeout = self.ctx.next_timeout()
                     if timeout == 0.0:
                         continue
+                    if self._stand_by(timeout):
+                        continue
                     self._wait_until = (
                         math.inf if timeout is None else time.monotonic() + timeout
                     )
-                # Milliseconds rounded up, so that the wait never ends before the deadline.
-                self._poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+                    self._bg_watching = True
+                try:
+                    # Milliseconds rounded up, so that the wait never ends before the deadline.
+                    self._poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+                finally:
+                    with self.lock:
+                        self._bg_watching = False
+                        self._handover.notify_all()
         except BaseException:  # noqa: BLE001 - a dying engine must not hang its users
             logger.exception("tidewire: engine thread failed")
         finally:
@@ -116,13 +209,30 @@ class Engine:
                 self.handlers.clear()
                 self.changed.notify_all()
                 self.ctx.free()
+                self._freed = True
             self.stopped.set()
+
+    def _stand_by(self, timeout: Optional[float]) -> bool:
+        """While a user thread watches the descriptor, or waited on the engine a moment ago,
+        waits (lock held) for that to change or for the next timer. Returns whether it
+        waited (the caller then starts over)."""
+        now = time.monotonic()
+        if not (self._watched or now < self._quiet_until):
+            return False
+        # A watching user thread does not say when it stops: look again every LINGER.
+        wait = LINGER if self._watched else self._quiet_until - now
+        if timeout is not None and timeout < wait:
+            wait = timeout
+        self._wait_until = now + wait
+        self._bg_wake.wait(wait)
+        return True
 
     def stop(self, timeout: Optional[float] = None) -> None:
         """Stops the background thread (which frees the context) and waits for it."""
         with self.lock:
             if not self._stopping:
                 self._stopping = True
+                self._bg_wake.notify()
                 try:
                     self._sender.wake()
                 except Exception:  # the context is already gone
@@ -133,6 +243,7 @@ class Engine:
             # Never started: free the context here.
             with self.lock:
                 self.ctx.free()
+                self._freed = True
             self.stopped.set()
 
     @property

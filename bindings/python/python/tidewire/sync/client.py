@@ -123,7 +123,7 @@ def connect(
     except BaseException:
         ctx.free()
         raise
-    engine = Engine(ctx, name="tidewire-client", exit_when_idle=True)
+    engine = Engine(ctx, name="tidewire-client", exit_when_idle=True, user_watches=True)
     conn = ClientConnection(engine, conn_id, close_timeout=close_timeout)
     conn.request = handshake_request(uri, headers, origin, protocols)
     engine.handlers[conn_id] = conn

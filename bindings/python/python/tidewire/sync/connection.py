@@ -134,12 +134,12 @@ class Connection(ClosingState):
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._state is not State.CLOSED:
             if deadline is None:
-                self._cond.wait()
+                self._engine.wait(self._cond, None)
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._engine.wait(self._cond, remaining)
         return True
 
     def _closing_timeout(self) -> Optional[float]:
@@ -153,7 +153,7 @@ class Connection(ClosingState):
 
     def _wait_writable(self) -> None:
         while self._over_high and self._state is not State.CLOSED:
-            self._cond.wait()
+            self._engine.wait(self._cond, None)
 
     # -- public API ----------------------------------------------------------------------
 
@@ -183,12 +183,12 @@ class Connection(ClosingState):
                     if self._state is State.CLOSED:
                         raise self._closed_exception()
                     if deadline is None:
-                        self._cond.wait()
+                        self._engine.wait(self._cond, None)
                     else:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             raise TimeoutError("timed out waiting for a message")
-                        self._cond.wait(remaining)
+                        self._engine.wait(self._cond, remaining)
                 return self._messages.popleft()
             finally:
                 self._receiving = False
@@ -216,7 +216,7 @@ class Connection(ClosingState):
                     self._over_high = self._ctx.send(self.id, message)
                 except InvalidState:
                     self._raise_closed()
-                self._engine.kick()
+                self._engine.flush(self.id)
                 self._wait_writable()
             return
         if isinstance(message, dict):
