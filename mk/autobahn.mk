@@ -1,9 +1,10 @@
 # Autobahn|Testsuite (issue 6): every face, both roles, strict, compared with the committed
 # expected verdicts in tests/autobahn/expected-*.json. The Rust face runs every case; the
-# other faces leave out the deflate sub-groups that only re-run the same engine code.
+# other faces leave out the deflate sub-groups that only re-run the same engine code. py is
+# the Python asyncio API, pysync the blocking one (the same example programs, --blocking).
 
 SLOW_TEST_TARGETS += test-autobahn
-AUTOBAHN_FACES := rust:full c:quick cpp:quick py:quick
+AUTOBAHN_FACES := rust:full c:quick cpp:quick py:quick pysync:quick
 
 .PHONY: autobahn-setup test-autobahn
 

@@ -2,7 +2,8 @@
 # in a virtualenv under build/python/ (created, and filled from PyPI, only when missing).
 #
 #   make test-python      lint the extension, build and install the wheel, stubtest, pytest
-#   make examples-python  build/bin/echo_server_py, build/bin/autobahn_client_py
+#   make examples-python  build/bin/echo_server_py, build/bin/autobahn_client_py (asyncio API)
+#                         and their _pysync twins (the same programs on the blocking API)
 #   make bench-python     the echo benchmark of bindings/python/benchmarks
 
 PY_DIR := bindings/python
@@ -56,7 +57,9 @@ examples-python: python-install
 	@for prog in echo_server autobahn_client; do \
 		printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(PY)" \
 			"$(abspath examples/python)/$$prog.py" > $(BIN)/$${prog}_py; \
-		chmod +x $(BIN)/$${prog}_py; \
+		printf '#!/bin/sh\nexec "%s" "%s" --blocking "$$@"\n' "$(PY)" \
+			"$(abspath examples/python)/$$prog.py" > $(BIN)/$${prog}_pysync; \
+		chmod +x $(BIN)/$${prog}_py $(BIN)/$${prog}_pysync; \
 	done
 
 bench-python: python-install

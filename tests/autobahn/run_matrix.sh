@@ -4,7 +4,7 @@
 #
 #   tests/autobahn/run_matrix.sh BIN_DIR FACE:MODE...      e.g.  build/bin rust:full c:quick
 #
-# FACE is the program suffix (rust = no suffix, c = _c, py = _py, cpp = _cpp); MODE is full or
+# FACE is the program suffix (rust = no suffix, c = _c, py = _py, pysync = _pysync, cpp = _cpp); MODE is full or
 # quick (quick leaves out 12.2-12.5 and 13.2-13.7, issue 6). A listed face whose programs are
 # missing fails: every face that exists is tested. Each run's table is printed when both roles
 # of the face are done; the last line counts the runs.

@@ -25,9 +25,10 @@ def start_echo_server(*args):
     return proc, line.strip().rsplit(" ", 1)[1]
 
 
+@pytest.mark.parametrize("api", [[], ["--blocking"]], ids=["asyncio", "blocking"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_echo_server_echoes_with_types_and_exits_0_on_signal(signum):
-    proc, url = start_echo_server()
+def test_echo_server_echoes_with_types_and_exits_0_on_signal(signum, api):
+    proc, url = start_echo_server(*api)
     try:
         with tidewire.connect(url) as ws:
             assert "permessage-deflate" in (ws.extensions or "")
@@ -71,7 +72,8 @@ def test_chat_client_sends_lines_and_prints_messages():
         proc.stdout.close()
 
 
-async def test_autobahn_client_runs_every_case_and_updates_reports():
+@pytest.mark.parametrize("api", [[], ["--blocking"]], ids=["asyncio", "blocking"])
+async def test_autobahn_client_runs_every_case_and_updates_reports(api):
     seen = []
 
     async def fuzzing_server(ws):
@@ -86,7 +88,7 @@ async def test_autobahn_client_runs_every_case_and_updates_reports():
     async with tw.serve(fuzzing_server, "127.0.0.1", 0) as server:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(EXAMPLES / "autobahn_client.py"),
-            f"ws://127.0.0.1:{server.port}", "--agent", "pytest",
+            f"ws://127.0.0.1:{server.port}", "--agent", "pytest", *api,
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
