@@ -644,6 +644,30 @@ tw_status tw_conn_begin_message(struct tw_context *ctx, tw_conn conn, uint32_t k
 // Thread safety: the thread that owns the context.
 tw_status tw_conn_send_fragment(struct tw_context *ctx, tw_conn conn, const uint8_t *data, size_t len, bool fin);
 
+// Writes what is queued for `conn` now instead of at the next `tw_poll`: for a
+// request/response exchange (a game client's input, an RPC) that should not wait for the
+// end of the frame. `tw_poll` flushes everything anyway; this call is never needed for
+// correctness, and many sends followed by one `tw_poll` cost fewer system calls than a
+// flush after each.
+//
+// `*out_done` (when `out_done` is not NULL) is set to true when everything went out and
+// the next `tw_poll` has nothing left to do for this connection; false means something is
+// left for `tw_poll` (the rest of a partial write, a failed socket, a close to complete, a
+// `TW_EVENT_WRITABLE` owed after back-pressure, or a connection not open yet): call
+// `tw_poll` soon. Failures of the socket itself are reported by `tw_poll` as the
+// connection's events, never here.
+//
+// Ownership: on failure `*out_done` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; `out_done` is NULL or valid for writing a bool.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_conn_flush(struct tw_context *ctx, tw_conn conn, bool *out_done);
+
 // Bytes queued for the peer and not yet written to the socket (or to TLS).
 //
 // Ownership: on failure `*out_bytes` is untouched.

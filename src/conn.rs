@@ -299,6 +299,47 @@ pub unsafe extern "C" fn tw_conn_send_fragment(
     }
 }
 
+/// Writes what is queued for `conn` now instead of at the next `tw_poll`: for a
+/// request/response exchange (a game client's input, an RPC) that should not wait for the
+/// end of the frame. `tw_poll` flushes everything anyway; this call is never needed for
+/// correctness, and many sends followed by one `tw_poll` cost fewer system calls than a
+/// flush after each.
+///
+/// `*out_done` (when `out_done` is not NULL) is set to true when everything went out and
+/// the next `tw_poll` has nothing left to do for this connection; false means something is
+/// left for `tw_poll` (the rest of a partial write, a failed socket, a close to complete, a
+/// `TW_EVENT_WRITABLE` owed after back-pressure, or a connection not open yet): call
+/// `tw_poll` soon. Failures of the socket itself are reported by `tw_poll` as the
+/// connection's events, never here.
+///
+/// Ownership: on failure `*out_done` is untouched.
+///
+/// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+/// `TW_STATUS_INTERNAL`.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; `out_done` is NULL or valid for writing a bool.
+///
+/// Thread safety: the thread that owns the context.
+#[no_mangle]
+pub unsafe extern "C" fn tw_conn_flush(
+    ctx: *mut tw_context,
+    conn: tw_conn,
+    out_done: *mut bool,
+) -> tw_status {
+    // SAFETY: caller contract.
+    unsafe {
+        with_ctx(ctx, |c| {
+            let done = c.net.flush(c.id(conn)?)?;
+            if !out_done.is_null() {
+                // SAFETY: caller contract (non-NULL: valid for writing).
+                out_done.write(done);
+            }
+            OK
+        })
+    }
+}
+
 /// Bytes queued for the peer and not yet written to the socket (or to TLS).
 ///
 /// Ownership: on failure `*out_bytes` is untouched.

@@ -86,6 +86,7 @@ static bool all_say_stale(tw_context *ctx, tw_conn id) {
         {"begin_message", tw_conn_begin_message(ctx, id, TW_MESSAGE_BINARY)},
         {"send_fragment", tw_conn_send_fragment(ctx, id, NULL, 0, true)},
         {"buffered_amount", tw_conn_buffered_amount(ctx, id, &n)},
+        {"flush", tw_conn_flush(ctx, id, &open)},
         {"is_open", tw_conn_is_open(ctx, id, &open)},
         {"peer_addr", tw_conn_peer_addr(ctx, id, buf, sizeof buf, &n)},
         {"send_uncompressed", tw_conn_send_uncompressed(ctx, id, TW_MESSAGE_BINARY, NULL, 0)},
@@ -211,6 +212,40 @@ static void bad_text_codes_and_payloads_give_statuses_and_leave_the_connection_u
     pair_free(&p);
 }
 
+/* Polls only ctx[k] until it delivers an event of `kind` for `conn`. */
+static bool wait_event_on(struct pair *p, int k, tw_conn conn, tw_event_kind kind, tw_event *out) {
+    tw_event ev[8];
+    int64_t deadline = tc_now_ms() + 5000;
+    while (tc_now_ms() < deadline) {
+        size_t n = 0;
+        if (!tc_ok(tw_poll(p->ctx[k], ev, 8, 5, &n), "poll")) return false;
+        for (size_t i = 0; i < n; i++) {
+            if (ev[i].conn == conn && ev[i].kind == kind) {
+                *out = ev[i];
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void flush_sends_without_a_poll_of_the_sender(void) {
+    struct pair p;
+    CHECK(pair_open(&p));
+    tw_context *c = p.ctx[1];
+    CHECK_OK(tw_conn_send_text(c, p.client, "now", 3));
+    bool done = false;
+    CHECK_OK(tw_conn_flush(c, p.client, &done));
+    CHECK(done);
+    tw_event ev;
+    /* Only the server is polled: the client's bytes are already on the wire. */
+    CHECK(wait_event_on(&p, 0, p.server, TW_EVENT_MESSAGE, &ev));
+    CHECK(tc_eq(ev.data, "now"));
+    CHECK_OK(tw_conn_flush(c, p.client, NULL)); /* out_done is optional */
+    CHECK_STATUS(tw_conn_flush(NULL, p.client, &done), TW_STATUS_NULL_ARGUMENT);
+    pair_free(&p);
+}
+
 static void a_refused_connect_ends_with_an_error_event_carrying_the_user_data(void) {
     tw_context *ctx = NULL;
     CHECK_OK(tw_context_new(NULL, &ctx));
@@ -278,6 +313,7 @@ int main(int argc, char **argv) {
         TR_CASE(ids_are_stale_after_their_terminal_event_even_when_the_slot_is_reused),
         TR_CASE(send_before_open_and_after_close_is_refused),
         TR_CASE(bad_text_codes_and_payloads_give_statuses_and_leave_the_connection_usable),
+        TR_CASE(flush_sends_without_a_poll_of_the_sender),
         TR_CASE(a_refused_connect_ends_with_an_error_event_carrying_the_user_data),
         TR_CASE(closing_a_connection_before_it_opens_aborts_it),
     };

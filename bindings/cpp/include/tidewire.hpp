@@ -545,6 +545,14 @@ public:
         return sent(tw_conn_send_fragment(ctx_, id_, data.data(), data.size(), fin), "send_fragment");
     }
 
+    // Writes what is queued now instead of at the next poll (a request/response exchange
+    // that should not wait for the end of the frame). True: everything went out and poll
+    // has nothing left to do for this connection; false: call poll soon.
+    bool flush() const {
+        bool done = false;
+        detail::check(tw_conn_flush(ctx_, id_, &done), "flush");
+        return done;
+    }
     // Bytes queued for the peer and not yet written.
     size_t buffered_amount() const {
         size_t n = 0;

@@ -256,3 +256,17 @@ TEST_CASE("a client connection that cannot connect ends with a terminal ErrorEve
     CHECK(error->status == TW_STATUS_CONNECT);
     CHECK_FALSE(error->message.empty());
 }
+
+TEST_CASE("flush: the bytes leave without a poll of the sender") {
+    tw_test::Pair p;
+    Connection s, c;
+    REQUIRE(tw_test::open_pair(p, s, c));
+    std::string got;
+    p.server.on_message([&](const tidewire::MessageEvent &m) { got = m.text(); });
+    c.send_text("now");
+    CHECK(c.flush());
+    // Only the server is driven: the client is never polled after the send.
+    REQUIRE(tw_test::drive({&p.server}, [&] { return !got.empty(); }));
+    CHECK(got == "now");
+    CHECK_THROWS_AS(Connection().flush(), tidewire::Error);
+}
