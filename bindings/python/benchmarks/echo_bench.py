@@ -101,93 +101,77 @@ def start_server(kind: str, cpus: Optional[set]) -> Tuple[str, Optional[subproce
 # -- clients: each returns round trips per second -------------------------------------------
 
 
+# The same loop for every websockets-style client: keep `inflight` messages out, count the
+# echoes for `duration` seconds, then collect the ones still out.
+
+
+def echo_loop(ws, size: int, inflight: int, duration: float) -> float:  # type: ignore[no-untyped-def]
+    payload = os.urandom(size)
+    for _ in range(inflight):
+        ws.send(payload)
+    count = 0
+    start = time.perf_counter()
+    end = start + duration
+    while True:
+        ws.recv()
+        count += 1
+        if time.perf_counter() >= end:
+            break
+        ws.send(payload)
+    elapsed = time.perf_counter() - start
+    for _ in range(inflight - 1):
+        ws.recv()
+    return count / elapsed
+
+
+async def echo_loop_async(ws, size: int, inflight: int, duration: float) -> float:  # type: ignore[no-untyped-def]
+    payload = os.urandom(size)
+    for _ in range(inflight):
+        await ws.send(payload)
+    count = 0
+    start = time.perf_counter()
+    end = start + duration
+    while True:
+        await ws.recv()
+        count += 1
+        if time.perf_counter() >= end:
+            break
+        await ws.send(payload)
+    elapsed = time.perf_counter() - start
+    for _ in range(inflight - 1):
+        await ws.recv()
+    return count / elapsed
+
+
+OPTIONS = dict(compression=None, max_size=None, ping_interval=None)
+
+
 def run_tidewire_sync(url: str, size: int, inflight: int, duration: float) -> float:
     import tidewire
 
-    payload = os.urandom(size)
-    with tidewire.connect(url, compression=None, max_size=None, ping_interval=None) as ws:
-        for _ in range(inflight):
-            ws.send(payload)
-        count = 0
-        start = time.perf_counter()
-        end = start + duration
-        while True:
-            ws.recv()
-            count += 1
-            if time.perf_counter() >= end:
-                break
-            ws.send(payload)
-        elapsed = time.perf_counter() - start
-        for _ in range(inflight - 1):
-            ws.recv()
-    return count / elapsed
+    with tidewire.connect(url, **OPTIONS) as ws:
+        return echo_loop(ws, size, inflight, duration)
 
 
 async def tidewire_async(url: str, size: int, inflight: int, duration: float) -> float:
     import tidewire.asyncio
 
-    payload = os.urandom(size)
-    async with tidewire.asyncio.connect(url, compression=None, max_size=None,
-                                        ping_interval=None) as ws:
-        for _ in range(inflight):
-            await ws.send(payload)
-        count = 0
-        start = time.perf_counter()
-        end = start + duration
-        while True:
-            await ws.recv()
-            count += 1
-            if time.perf_counter() >= end:
-                break
-            await ws.send(payload)
-        elapsed = time.perf_counter() - start
-        for _ in range(inflight - 1):
-            await ws.recv()
-    return count / elapsed
+    async with tidewire.asyncio.connect(url, **OPTIONS) as ws:
+        return await echo_loop_async(ws, size, inflight, duration)
 
 
 async def websockets_async(url: str, size: int, inflight: int, duration: float) -> float:
     from websockets.asyncio.client import connect
 
-    payload = os.urandom(size)
-    async with connect(url, compression=None, max_size=None, ping_interval=None) as ws:
-        for _ in range(inflight):
-            await ws.send(payload)
-        count = 0
-        start = time.perf_counter()
-        end = start + duration
-        while True:
-            await ws.recv()
-            count += 1
-            if time.perf_counter() >= end:
-                break
-            await ws.send(payload)
-        elapsed = time.perf_counter() - start
-        for _ in range(inflight - 1):
-            await ws.recv()
-    return count / elapsed
+    async with connect(url, **OPTIONS) as ws:
+        return await echo_loop_async(ws, size, inflight, duration)
 
 
 def run_websockets_sync(url: str, size: int, inflight: int, duration: float) -> float:
     from websockets.sync.client import connect
 
-    payload = os.urandom(size)
-    with connect(url, compression=None, max_size=None, ping_interval=None) as ws:
-        for _ in range(inflight):
-            ws.send(payload)
-        count = 0
-        start = time.perf_counter()
-        end = start + duration
-        while True:
-            ws.recv()
-            count += 1
-            if time.perf_counter() >= end:
-                break
-            ws.send(payload)
-        elapsed = time.perf_counter() - start
-        for _ in range(inflight - 1):
-            ws.recv()
-    return count / elapsed
+    with connect(url, **OPTIONS) as ws:
+        return echo_loop(ws, size, inflight, duration)
 
 
 async def picows_async(url: str, size: int, inflight: int, duration: float) -> float:

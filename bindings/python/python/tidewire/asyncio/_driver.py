@@ -61,8 +61,7 @@ class Driver:
             self._wrote_at_once = True
             if self.ctx.flush(conn):
                 return
-        self._scheduled = True
-        self.loop.call_soon(self._run)
+        self.request_run()
 
     def _run(self) -> None:
         self._scheduled = False

@@ -86,6 +86,7 @@ class Engine:
         self._handover = threading.Condition(self.lock)
         #: The background thread leaves the descriptor alone until then.
         self._quiet_until = 0.0
+        #: The background thread stands by on this (notified to make it look again).
         self._bg_wake = threading.Condition(self.lock)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         #: Set when the background thread has stopped and freed the context.
