@@ -229,6 +229,9 @@ pub struct Connection {
     out: Vec<u8>,
     out_pos: usize,
     sent_close: Option<(CloseCode, String)>,
+    /// Where the last pong queued in answer to a ping sits in `out` (start, end), while not a
+    /// byte of it has been consumed: a newer ping replaces it (see `answer_ping`).
+    unsent_pong: Option<(usize, usize)>,
     streaming: Option<Streaming>,
     send_utf8: Utf8Validator,
     scratch: Vec<u8>,
@@ -263,6 +266,7 @@ impl Connection {
             out: Vec::new(),
             out_pos: 0,
             sent_close: None,
+            unsent_pong: None,
             streaming: None,
             send_utf8: Utf8Validator::default(),
             scratch: Vec::new(),
@@ -582,7 +586,7 @@ impl Connection {
                 if self.sent_close.is_none() {
                     let mut copy = [0u8; MAX_CONTROL_PAYLOAD];
                     copy[..payload.len()].copy_from_slice(payload);
-                    self.write_frame(OpCode::Pong, true, false, &copy[..payload.len()]);
+                    self.answer_ping(&copy[..payload.len()]);
                 }
                 Outcome::Ping(source)
             }
@@ -810,6 +814,12 @@ impl Connection {
     /// Marks `n` bytes of [`Connection::pending_output`] as written.
     pub fn consume(&mut self, n: usize) {
         self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self
+            .unsent_pong
+            .is_some_and(|(start, _)| start < self.out_pos)
+        {
+            self.unsent_pong = None; // on its way: a later ping gets a pong of its own
+        }
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -817,6 +827,10 @@ impl Connection {
             // Move the unsent rest to the front once the sent part dominates, so the buffer
             // does not grow while the transport drains it slowly (amortised O(1) per byte).
             self.out.drain(..self.out_pos);
+            if let Some((start, end)) = self.unsent_pong.as_mut() {
+                *start -= self.out_pos;
+                *end -= self.out_pos;
+            }
             self.out_pos = 0;
         }
     }
@@ -864,6 +878,7 @@ impl Connection {
         if self.out_pos == self.out.len() {
             self.out = Vec::new();
             self.out_pos = 0;
+            self.unsent_pong = None;
         }
         self.spare_buf = Vec::new();
         self.scratch = Vec::new();
@@ -930,6 +945,22 @@ impl Connection {
         } else {
             self.write_close(code, reason);
         }
+    }
+
+    /// Queues the pong that answers a ping. A pong for an earlier ping that is still the last
+    /// thing queued, with none of it written yet, is replaced instead of joined: RFC 6455
+    /// section 5.5.3 lets an endpoint answer only the most recent of several pings. So a peer
+    /// that floods pings and never reads gets one pong per flush, not one per ping, and the
+    /// output it can make us hold stays bounded.
+    fn answer_ping(&mut self, payload: &[u8]) {
+        if let Some((start, end)) = self.unsent_pong.take() {
+            if end == self.out.len() && start >= self.out_pos {
+                self.out.truncate(start);
+            }
+        }
+        let start = self.out.len();
+        self.write_frame(OpCode::Pong, true, false, payload);
+        self.unsent_pong = Some((start, self.out.len()));
     }
 
     fn write_close(&mut self, code: CloseCode, reason: &str) {

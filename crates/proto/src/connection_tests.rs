@@ -640,6 +640,68 @@ fn sending_text_that_is_not_utf8_is_refused() {
     assert!(c.pending_output().is_empty());
 }
 
+/// RFC 6455 5.5.3: of several pings not yet answered, only the most recent needs a pong. A
+/// peer that floods pings and never reads must not make the output grow with every ping.
+#[test]
+fn a_ping_flood_queues_one_pong_for_the_most_recent_ping() {
+    for mut conn in [server(), client()] {
+        let mut flood = Vec::new();
+        let peer_mask = conn.role() == Role::Server;
+        for i in 0..10_000u32 {
+            let payload = [&i.to_be_bytes()[..], &[b'x'; 121]].concat();
+            flood.extend(if peer_mask {
+                masked(9, true, 0, &payload)
+            } else {
+                plain(9, true, 0, &payload)
+            });
+        }
+        let events = feed_chunked(&mut conn, &flood, 4096);
+        assert_eq!(events.len(), 10_000, "every ping is still reported");
+        let frames = frames_in(conn.pending_output());
+        assert_eq!(frames.len(), 1, "one pong, not one per ping");
+        assert_eq!(frames[0].0, OpCode::Pong);
+        assert_eq!(
+            &frames[0].2[..4],
+            &9_999u32.to_be_bytes(),
+            "the latest ping's"
+        );
+    }
+}
+
+#[test]
+fn a_pong_already_being_written_is_not_replaced() {
+    let mut conn = server();
+    feed(&mut conn, &masked(9, true, 0, b"first"));
+    conn.consume(1); // the transport took part of the first pong
+    feed(&mut conn, &masked(9, true, 0, b"second"));
+    feed(&mut conn, &masked(9, true, 0, b"third"));
+    let mut out = vec![0x8a]; // the byte already written
+    out.extend_from_slice(conn.pending_output());
+    let pongs: Vec<_> = frames_in(&out).into_iter().map(|f| f.2).collect();
+    assert_eq!(pongs, vec![b"first".to_vec(), b"third".to_vec()]);
+}
+
+#[test]
+fn a_pong_behind_other_output_is_kept_and_order_holds() {
+    let mut conn = server();
+    feed(&mut conn, &masked(9, true, 0, b"one"));
+    conn.send_text("between").unwrap();
+    feed(&mut conn, &masked(9, true, 0, b"two"));
+    feed(&mut conn, &masked(9, true, 0, b"three"));
+    let frames: Vec<_> = frames_in(conn.pending_output())
+        .into_iter()
+        .map(|(op, _, p)| (op, p))
+        .collect();
+    assert_eq!(
+        frames,
+        vec![
+            (OpCode::Pong, b"one".to_vec()),
+            (OpCode::Text, b"between".to_vec()),
+            (OpCode::Pong, b"three".to_vec()),
+        ]
+    );
+}
+
 #[test]
 fn ping_payload_longer_than_125_bytes_is_refused() {
     assert_eq!(
