@@ -21,12 +21,15 @@ PY_SOURCES := $(shell find $(PY_DIR)/src $(PY_DIR)/python -type f 2>/dev/null) \
 TEST_TARGETS += test-python
 EXAMPLE_TARGETS += examples-python
 
-.PHONY: test-python lint-python python-install examples-python bench-python
+.PHONY: test-python lint-python python-venv python-install examples-python bench-python
 
 $(PY_VENV)/.ready:
 	$(PYTHON3) -m venv $(PY_VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(PY_TEST_DEPS)
 	touch $@
+
+# The virtualenv alone (other suites run their pytest in it).
+python-venv: $(PY_VENV)/.ready
 
 # Build the wheel and install it into the venv (rebuilt when a source changed).
 $(PY_BUILD)/.installed: $(PY_VENV)/.ready $(PY_SOURCES)

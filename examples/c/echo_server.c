@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,27 @@ static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Statuses that only say the connection is closing or gone (its close, failure or end is
+ * in the same batch of events): nobody is left to answer, which is not a server error. */
+static bool gone(tw_status s) {
+    return s == TW_STATUS_NOT_OPEN || s == TW_STATUS_STALE_ID;
+}
+
+/* Echoes one message with back-pressure: once the connection's output passes the high
+ * water mark (TW_STATUS_AGAIN), stop reading from it until it drains (TW_EVENT_WRITABLE), so
+ * that a peer that sends without reading is slowed down by TCP instead of losing echoes.
+ * The rest of the batch still fits: a send is refused only at the hard cap, far above. */
+static tw_status echo(tw_context *ctx, const tw_event *ev) {
+    tw_status s = tw_conn_send(ctx, ev->conn, ev->message_kind, ev->data.data, ev->data.len);
+    if (s == TW_STATUS_AGAIN) return tw_conn_pause_reading(ctx, ev->conn);
+    if (s == TW_STATUS_BUFFER_FULL) {
+        /* Over the hard cap all the same: close with a reason, never drop an echo silently. */
+        static const char reason[] = "output buffer full";
+        return tw_conn_close(ctx, ev->conn, 1008, reason, sizeof reason - 1);
+    }
+    return s;
 }
 
 int main(int argc, char **argv) {
@@ -117,10 +139,14 @@ int main(int argc, char **argv) {
         if ((s = tw_poll(ctx, events, 256, -1, &n)) != TW_STATUS_OK) return fail("poll", s);
         for (size_t i = 0; i < n; i++) {
             const tw_event *ev = &events[i];
+            tw_status r = TW_STATUS_OK;
             if (ev->kind == TW_EVENT_MESSAGE) {
-                /* A connection that is closing or over its buffer cap just misses the echo. */
-                (void)tw_conn_send(ctx, ev->conn, ev->message_kind, ev->data.data, ev->data.len);
+                r = echo(ctx, ev);
+            } else if (ev->kind == TW_EVENT_WRITABLE) {
+                /* The peer read enough of its echoes: take its messages again. */
+                r = tw_conn_resume_reading(ctx, ev->conn);
             }
+            if (r != TW_STATUS_OK && !gone(r)) return fail("echo", r);
         }
     }
 

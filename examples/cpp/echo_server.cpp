@@ -20,6 +20,12 @@
 
 namespace {
 
+// Errors that only say the connection is closing or gone (its close, failure or end is in
+// the same batch of events): nobody is left to answer, which is not a server error.
+bool gone(const tidewire::Error &e) {
+    return e.status() == TW_STATUS_NOT_OPEN || e.status() == TW_STATUS_STALE_ID;
+}
+
 struct Args {
     std::string host = "127.0.0.1";
     long port = -1;
@@ -75,13 +81,28 @@ int main(int argc, char **argv) {
         std::printf("listening on %s://%s\n", args->cert ? "wss" : "ws", listener.local_address().c_str());
         std::fflush(stdout);
 
+        // Back-pressure: once a connection's output passes the high water mark (send
+        // returns false), stop reading from it until it drains (WritableEvent), so that a
+        // peer that sends without reading is slowed down by TCP instead of losing echoes.
+        // The rest of the batch still fits: sends are refused only at the hard cap.
         ctx.on_message([](const tidewire::MessageEvent &m) {
             try {
-                // Back-pressure is ignored on purpose: a client that does not read lets its
-                // buffer grow up to the hard cap, then misses echoes.
-                (void)m.conn.send(m.kind, m.data);
-            } catch (const tidewire::Error &) {
-                // Closing, or over its buffer cap: this connection misses the echo.
+                if (!m.conn.send(m.kind, m.data)) m.conn.pause_reading();
+            } catch (const tidewire::Error &e) {
+                if (e.status() == TW_STATUS_BUFFER_FULL) {
+                    // Over the hard cap all the same: close with a reason, never drop an
+                    // echo silently.
+                    m.conn.close(1008, "output buffer full");
+                } else if (!gone(e)) {
+                    throw;
+                }
+            }
+        });
+        ctx.on_writable([](const tidewire::WritableEvent &w) {
+            try {
+                w.conn.resume_reading();
+            } catch (const tidewire::Error &e) {
+                if (!gone(e)) throw;
             }
         });
 

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidewire_net::{Config, Context, DeflateConfig, Event, ListenOptions, TlsAcceptor};
+use tidewire_net::{
+    Config, ConnId, Context, DeflateConfig, Error, Event, ListenOptions, MessageKind, SendError,
+    SendStatus, TlsAcceptor,
+};
 
 struct Args {
     host: String,
@@ -109,10 +112,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ctx.poll(&mut events, None)?;
         for event in events.iter() {
             match event {
-                Event::Message { conn, kind, data } => {
-                    // A connection that is closing or over its buffer cap misses the echo.
-                    let _ = ctx.send(conn, kind, data);
-                }
+                Event::Message { conn, kind, data } => echo(&mut ctx, conn, kind, data)?,
+                // The peer read enough of its echoes: take its messages again.
+                Event::Writable { conn } => ignore_gone(ctx.resume_reading(conn))?,
                 Event::Open {
                     peer_addr,
                     path,
@@ -130,4 +132,30 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     ctx.shutdown_blocking(Duration::from_secs(2))?;
     Ok(())
+}
+
+/// Echoes one message with back-pressure: once the connection's output passes the high
+/// water mark, stop reading from it until it drains (`Event::Writable`), so that a peer that
+/// sends without reading is slowed down by TCP instead of losing echoes. The messages of
+/// the batch being handled still fit: a send is refused only at `Config::max_buffered`,
+/// far above the high water mark.
+fn echo(ctx: &mut Context, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+    let done = match ctx.send(conn, kind, data) {
+        Ok(SendStatus::Queued) => Ok(()),
+        Ok(SendStatus::Backpressure) => ctx.pause_reading(conn),
+        // Over the hard cap all the same (a batch of large inflated messages): close with
+        // a reason rather than drop an echo silently.
+        Err(Error::BufferFull { .. }) => ctx.close(conn, 1008, "output buffer full"),
+        Err(e) => Err(e),
+    };
+    ignore_gone(done)
+}
+
+/// Errors that only say the connection is closing or gone (its close, failure or end is
+/// in the same batch of events): nobody is left to answer, which is not a server error.
+fn ignore_gone(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(Error::StaleId | Error::NotOpen | Error::Send(SendError::Closed)) => Ok(()),
+        other => other,
+    }
 }

@@ -553,6 +553,18 @@ public:
         detail::check(tw_conn_flush(ctx_, id_, &done), "flush");
         return done;
     }
+    // Stops reading from the connection (receive-side back-pressure): nothing more is
+    // received, the kernel's buffer fills and TCP slows the peer down, until
+    // resume_reading. Sending and timers go on. Throws Error (TW_STATUS_NOT_OPEN,
+    // TW_STATUS_STALE_ID).
+    void pause_reading() const { detail::check(tw_conn_pause_reading(ctx_, id_), "pause_reading"); }
+    // Reads again from a paused connection; what arrived meanwhile comes with the next poll.
+    void resume_reading() const { detail::check(tw_conn_resume_reading(ctx_, id_), "resume_reading"); }
+    bool is_reading_paused() const {
+        bool paused = false;
+        detail::check(tw_conn_is_reading_paused(ctx_, id_, &paused), "is_reading_paused");
+        return paused;
+    }
     // Bytes queued for the peer and not yet written.
     size_t buffered_amount() const {
         size_t n = 0;

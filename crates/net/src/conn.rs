@@ -98,6 +98,10 @@ pub(crate) mod flag {
     pub const STREAMING: u16 = 1 << 12;
     /// The application paused reading (`Context::pause_reading`).
     pub const PAUSED: u16 = 1 << 13;
+    /// Reading is held because the output buffer reached `Config::max_buffered`: a peer that
+    /// does not read what it provokes (pongs, echoes) is not read either, until it has
+    /// drained the buffer to the low water mark.
+    pub const OUT_FULL: u16 = 1 << 14;
 }
 
 pub(crate) struct Conn {

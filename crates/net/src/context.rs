@@ -87,6 +87,9 @@ pub struct Context {
     pub(crate) shutdown_pending: bool,
     /// The last wait filled mio's event buffer: more readiness may be waiting in the kernel.
     pub(crate) more_ready: bool,
+    /// When to try `accept` again on the listeners that ran out of descriptors (`stalled`).
+    /// Set while one is stalled; brought forward to now whenever a connection ends.
+    pub(crate) accept_retry: Option<Instant>,
 }
 
 impl Context {
@@ -128,6 +131,7 @@ impl Context {
             shutdown: None,
             shutdown_pending: false,
             more_ready: false,
+            accept_retry: None,
         })
     }
 
@@ -164,11 +168,16 @@ impl Context {
         if self.shutdown_pending || self.more_ready {
             return Some(Duration::ZERO);
         }
-        let next = match (self.timers.next(), self.shutdown) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(Instant::now()))
+        self.next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// The earliest of the timers, the shutdown deadline and the accept retry.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        [self.timers.next(), self.shutdown, self.accept_retry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Connections of every kind (connecting, handshaking, open, closing).
@@ -221,6 +230,7 @@ impl Context {
                 sock,
                 options: Arc::new(options),
                 local_addr,
+                stalled: false,
             })
             .ok_or(Error::TooManyConnections)?;
         let (index, _) = split(id);
@@ -545,7 +555,7 @@ impl Context {
         }
         let done = matches!(c.flush(), Ok(true)) && !c.tls_wants_write();
         let settled = done
-            && !c.has(flag::ABOVE_HIGH)
+            && !c.has(flag::ABOVE_HIGH | flag::OUT_FULL)
             && c.ws.as_ref().is_some_and(|ws| !ws.wants_transport_close());
         if !settled {
             self.mark_dirty(conn.0);

@@ -25,6 +25,10 @@ use crate::timer::TimerKind;
 const LINGER: Duration = Duration::from_secs(1);
 /// How often idle connections are looked at to release their buffers.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often a listener that ran out of descriptors tries `accept` again, besides right
+/// after each connection that ends: often enough that waiting clients are taken soon after
+/// descriptors are freed elsewhere in the process, rarely enough not to spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// How far to read a connection's socket.
 ///
@@ -68,11 +72,7 @@ impl Context {
             || !self.read_later.is_empty()
             || self.more_ready;
         let mut wait = if busy { Some(Duration::ZERO) } else { timeout };
-        let deadline = match (self.timers.next(), self.shutdown) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(at) = deadline {
+        if let Some(at) = self.next_deadline() {
             let d = at.saturating_duration_since(self.now);
             wait = Some(wait.map_or(d, |w| w.min(d)));
         }
@@ -101,6 +101,9 @@ impl Context {
         }
         self.mio_events = Some(mio_events);
 
+        if self.accept_retry.is_some_and(|at| self.now >= at) {
+            self.retry_accepts(events);
+        }
         self.run_timers(events);
         self.flush_dirty(events, false);
         if self.now.saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
@@ -185,13 +188,24 @@ impl Context {
             };
             let (mut sock, peer) = match l.sock.accept() {
                 Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    l.stalled = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
-                    // Out of descriptors, typically. The listener stays; the connections
-                    // waiting in the backlog are taken at the next readiness event.
-                    ev.push_error(Source::Listener(ListenerId(lid)), Error::Io(e));
+                    // Out of descriptors or memory, typically (EMFILE, ENFILE, ENOBUFS,
+                    // ENOMEM). The clients stay in the backlog, but the edge-triggered
+                    // listener will not be reported again for them: retry when a
+                    // connection ends, and on a timer (descriptors may be freed elsewhere
+                    // in the process). Reported once per stall, not once per retry.
+                    if !l.stalled {
+                        l.stalled = true;
+                        ev.push_error(Source::Listener(ListenerId(lid)), Error::Io(e));
+                    }
+                    let at = self.now + ACCEPT_RETRY;
+                    self.accept_retry = Some(self.accept_retry.map_or(at, |r| r.min(at)));
                     return;
                 }
             };
@@ -242,6 +256,16 @@ impl Context {
             }
             let at = self.now + self.config.handshake_timeout;
             self.arm_phase(id, at);
+        }
+    }
+
+    /// Accepts again on every stalled listener (see [`ACCEPT_RETRY`]).
+    fn retry_accepts(&mut self, ev: &mut Events) {
+        self.accept_retry = None;
+        for lid in self.listeners.ids() {
+            if self.listeners.get(lid).is_some_and(|l| l.stalled) {
+                self.accept_all(split(lid).0, ev);
+            }
         }
     }
 
@@ -388,8 +412,15 @@ impl Context {
             if matches!(
                 c.stage,
                 Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
-            ) || c.has(flag::EOF | flag::PAUSED)
+            ) || c.has(flag::EOF | flag::PAUSED | flag::OUT_FULL)
             {
+                return;
+            }
+            if c.buffered() >= self.config.max_buffered {
+                // Whatever filled it (the application's sends, pongs, close replies), a
+                // peer that does not read is not read from: TCP slows it down. Resumed by
+                // `flush_dirty` once the buffer drains.
+                c.set(flag::OUT_FULL);
                 return;
             }
             if !c.stash.is_empty() {
@@ -852,6 +883,14 @@ impl Context {
                 c.clear(flag::ABOVE_HIGH);
                 ev.list.push(Raw::Writable { conn: ConnId(id) });
             }
+            if c.has(flag::OUT_FULL) && c.buffered() <= low {
+                c.clear(flag::OUT_FULL);
+                // Readiness is edge-triggered: what arrived meanwhile raised no new edge.
+                if !c.has(flag::READ_LATER) {
+                    c.set(flag::READ_LATER);
+                    self.read_later.push(id);
+                }
+            }
             if !done {
                 continue;
             }
@@ -1038,6 +1077,10 @@ impl Context {
         let Some(mut c) = self.conns.remove(id) else {
             return;
         };
+        if self.accept_retry.is_some() {
+            // A descriptor is about to be freed: a stalled listener can take a client.
+            self.accept_retry = Some(self.now);
+        }
         if matches!(c.stage, Stage::Open | Stage::Answering) && !c.has(flag::EOF) {
             // Best effort: a close frame or an answer may still fit in the socket.
             let _ = c.flush();

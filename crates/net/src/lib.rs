@@ -51,4 +51,4 @@ pub use tls::{TlsAcceptor, TlsClientOptions, TlsConnector};
 /// Re-exported from `tidewire-proto` so that applications need only this crate.
 pub use tidewire_proto::deflate::DeflateConfig;
 pub use tidewire_proto::handshake::{Header, Request};
-pub use tidewire_proto::{CloseCode, MessageKind};
+pub use tidewire_proto::{CloseCode, MessageKind, SendError};

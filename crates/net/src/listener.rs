@@ -13,6 +13,9 @@ pub(crate) struct Listener {
     pub(crate) sock: mio::net::TcpListener,
     pub(crate) options: Arc<ListenOptions>,
     pub(crate) local_addr: SocketAddr,
+    /// `accept` failed for lack of descriptors or memory, and the backlog has not been
+    /// emptied since: accepting is retried when a connection ends and on a short timer.
+    pub(crate) stalled: bool,
 }
 
 /// Binds and listens on `addr` without blocking flags surprises: the socket is non-blocking
