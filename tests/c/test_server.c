@@ -310,6 +310,69 @@ static void without_handle_http_a_plain_request_gets_426(void) {
     tw_context_free(ctx);
 }
 
+/* Outcome of one client connection driven by tc_run: opened, or failed with a status. */
+struct one_client {
+    tw_conn conn;
+    bool opened, failed, closed;
+    tw_status status;
+};
+
+static bool on_one_client(tw_context *ctx, size_t which, const tw_event *ev, void *state) {
+    (void)ctx;
+    struct one_client *st = state;
+    if (which == 0 && ev->kind == TW_EVENT_CLOSE) st->closed = true;
+    if (which != 1 || ev->conn != st->conn) return st->closed;
+    if (ev->kind == TW_EVENT_OPEN) st->opened = true;
+    if (ev->kind == TW_EVENT_ERROR) {
+        st->failed = true;
+        st->status = ev->status;
+    }
+    return st->opened || st->failed;
+}
+
+/* A client over the server's max_connections is closed at once, before any answer: the
+ * client sees the handshake end (EOF or reset), not a hang. The connection inside is
+ * untouched, and once it leaves a new client gets in. */
+static void a_client_over_max_connections_is_turned_away_at_once(void) {
+    tw_config *cfg = NULL;
+    CHECK_OK(tw_config_new(&cfg));
+    CHECK_OK(tw_config_set_max_connections(cfg, 1));
+    tw_context *ctx[2] = {NULL, NULL};
+    CHECK_OK(tw_context_new(cfg, &ctx[0]));
+    tw_config_free(cfg);
+    CHECK_OK(tw_context_new(NULL, &ctx[1]));
+    tw_listener l = 0;
+    uint16_t port = 0;
+    CHECK(tc_listen(ctx[0], NULL, &l, &port));
+    char url[96];
+    tc_url(url, sizeof url, "ws", port, "/");
+
+    struct one_client first = {0, false, false, false, TW_STATUS_OK};
+    CHECK_OK(tw_context_connect(ctx[1], url, NULL, &first.conn));
+    CHECK(tc_run(ctx, 2, 16, on_one_client, &first, 5000) && first.opened);
+
+    struct one_client over = {0, false, false, false, TW_STATUS_OK};
+    int64_t start = tc_now_ms();
+    CHECK_OK(tw_context_connect(ctx[1], url, NULL, &over.conn));
+    CHECK(tc_run(ctx, 2, 16, on_one_client, &over, 5000) && over.failed);
+    CHECK(tc_now_ms() - start < 2000);
+    CHECK(over.status == TW_STATUS_HANDSHAKE_EOF || over.status == TW_STATUS_IO);
+    size_t count = 0;
+    CHECK_OK(tw_context_connection_count(ctx[0], &count));
+    CHECK(count == 1);
+
+    /* The first leaves; the server sees it close; a new client gets in. */
+    CHECK_OK(tw_conn_close(ctx[1], first.conn, 1000, "", 0));
+    first.opened = false;
+    first.closed = false;
+    CHECK(tc_run(ctx, 2, 16, on_one_client, &first, 5000) && first.closed);
+    struct one_client again = {0, false, false, false, TW_STATUS_OK};
+    CHECK_OK(tw_context_connect(ctx[1], url, NULL, &again.conn));
+    CHECK(tc_run(ctx, 2, 16, on_one_client, &again, 5000) && again.opened);
+    tw_context_free(ctx[0]);
+    tw_context_free(ctx[1]);
+}
+
 int main(int argc, char **argv) {
     static const struct tr_case cases[] = {
         TR_CASE(an_upgrade_can_be_rejected_with_a_status_headers_and_body),
@@ -317,6 +380,7 @@ int main(int argc, char **argv) {
         TR_CASE(the_listener_picks_its_preferred_subprotocol_and_checks_origins),
         TR_CASE(a_plain_http_request_gets_the_applications_answer),
         TR_CASE(without_handle_http_a_plain_request_gets_426),
+        TR_CASE(a_client_over_max_connections_is_turned_away_at_once),
     };
     return tr_run(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
