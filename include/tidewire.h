@@ -420,7 +420,8 @@ tw_status tw_config_set_connect_timeout_ms(struct tw_config *config, uint64_t ms
 // Thread safety: not while another thread uses the same config.
 tw_status tw_config_set_close_timeout_ms(struct tw_config *config, uint64_t ms);
 
-// Send a ping when nothing was received for this long. 0 turns it off (the default).
+// Send a ping when nothing was received for this long. 0 turns it off. Default 20000
+// (20 s).
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
 //
@@ -431,8 +432,9 @@ tw_status tw_config_set_close_timeout_ms(struct tw_config *config, uint64_t ms);
 tw_status tw_config_set_ping_interval_ms(struct tw_config *config, uint64_t ms);
 
 // Drop a connection (reported with close code 1006) when nothing at all was received
-// for this long: dead-peer detection, usually a few ping intervals. 0 turns it off (the
-// default).
+// for this long: dead-peer detection, usually a few ping intervals, and the end of a
+// peer that goes silent after the handshake. A live peer answers the keepalive ping.
+// 0 turns it off. Default 60000 (60 s).
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
 //

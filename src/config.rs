@@ -251,7 +251,8 @@ impl tw_config {
         }
     }
 
-    /// Send a ping when nothing was received for this long. 0 turns it off (the default).
+    /// Send a ping when nothing was received for this long. 0 turns it off. Default 20000
+    /// (20 s).
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
     ///
@@ -274,8 +275,9 @@ impl tw_config {
     }
 
     /// Drop a connection (reported with close code 1006) when nothing at all was received
-    /// for this long: dead-peer detection, usually a few ping intervals. 0 turns it off (the
-    /// default).
+    /// for this long: dead-peer detection, usually a few ping intervals, and the end of a
+    /// peer that goes silent after the handshake. A live peer answers the keepalive ping.
+    /// 0 turns it off. Default 60000 (60 s).
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
     ///

@@ -1,4 +1,5 @@
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -7,6 +8,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from wsraw import FACES, start_server  # noqa: E402
+
+# The attacks open many sockets at once (slowloris on every face).
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
 
 # HOSTILE_FACES=rust,c limits a run to some faces.

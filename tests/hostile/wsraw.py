@@ -72,11 +72,12 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     return b0 & 0x0F, recv_exact(sock, n)
 
 
-def upgrade_request(port: int, path: str = "/") -> bytes:
+def upgrade_request(port: int, path: str = "/", extra: str = "") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
     ).encode()
 
 
@@ -91,18 +92,41 @@ def read_response_head(sock: socket.socket) -> bytes:
     return bytes(head)
 
 
-def open_ws(port: int, timeout: float = 10.0, rcvbuf: int | None = None) -> socket.socket:
-    """A connected, upgraded socket (101 checked)."""
+def open_ws(
+    port: int, timeout: float = 10.0, rcvbuf: int | None = None, extra: str = ""
+) -> socket.socket:
+    """A connected, upgraded socket (101 checked); `extra`: more header lines."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(timeout)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(upgrade_request(port))
+    sock.sendall(upgrade_request(port, extra=extra))
     head = read_response_head(sock)
     if not head.startswith(b"HTTP/1.1 101"):
         raise AssertionError(f"upgrade refused: {head!r}")
     return sock
+
+
+def expect_close(sock: socket.socket, codes: set[int], within: float) -> int:
+    """Reads (and drops) frames until the server's close frame; checks its code is one of
+    `codes`, and that the server then ends the TCP connection. Returns the code."""
+    sock.settimeout(within)
+    end = time.monotonic() + within
+    while True:
+        op, payload = read_frame(sock)
+        if op == OP_CLOSE:
+            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+            assert code in codes, f"closed with {code}, expected one of {sorted(codes)}: {payload[2:]!r}"
+            break
+        assert time.monotonic() < end, "no close frame in time"
+    sock.settimeout(max(0.1, end - time.monotonic()) + 2)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return code
 
 
 def echo_roundtrip(port: int, text: str = "still there?") -> None:
@@ -152,9 +176,13 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def start_server(face: str, nofile: int | None = None) -> Server:
+DATA = Path(__file__).resolve().parents[1] / "c" / "data"
+TLS_ARGS = ["--tls-cert", str(DATA / "server.pem"), "--tls-key", str(DATA / "server.key")]
+
+
+def start_server(face: str, nofile: int | None = None, tls: bool = False) -> Server:
     """Starts the face's echo_server on a free port of 127.0.0.1; `nofile` lowers its
-    open-files limit (soft and hard)."""
+    open-files limit (soft and hard); `tls` serves wss:// with the test certificate."""
     program = BIN / FACES[face]
     if not program.exists():
         raise FileNotFoundError(f"{program} is missing: run `make examples`")
@@ -168,7 +196,7 @@ def start_server(face: str, nofile: int | None = None) -> Server:
     log = Path(tempfile.mkstemp(prefix=f"hostile-{face}-", suffix=".log")[1])
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(program), "--host", "127.0.0.1", "--port", "0"],
+            [str(program), "--host", "127.0.0.1", "--port", "0", *(TLS_ARGS if tls else [])],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -10,6 +10,11 @@ use tidewire_proto::handshake::Limits;
 use crate::resolve::{Resolve, SystemResolver};
 use crate::tls::{TlsAcceptor, TlsConnector};
 
+/// [`Config::ping_interval`]'s default.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// [`Config::idle_timeout`]'s default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Limits, timeouts and buffer sizes shared by every connection of a [`crate::Context`].
 #[derive(Clone)]
 pub struct Config {
@@ -38,10 +43,14 @@ pub struct Config {
     /// their answers still precede the close (RFC 6455 section 7.1.1 ordering; Autobahn's
     /// strict verdicts in cases 3.2, 4.x, 5.15).
     pub hold_close_replies: bool,
-    /// Send a ping when nothing was received for this long. Default `None` (off).
+    /// Send a ping when nothing was received for this long. Default 20 s (as browsers'
+    /// and python-websockets' keepalive); `None` turns it off.
     pub ping_interval: Option<Duration>,
     /// Drop a connection (reported with 1006) when nothing at all was received for this
-    /// long: dead-peer detection. Usually a few ping intervals. Default `None` (off).
+    /// long: dead-peer detection, and the end of a peer that completes the handshake and
+    /// then goes silent (it would otherwise hold its slot forever). A live peer answers the
+    /// keepalive ping, so it is never dropped while `ping_interval` is shorter. Default 60 s
+    /// (three ping intervals); `None` turns it off.
     pub idle_timeout: Option<Duration>,
     /// Above this many buffered output bytes a send answers
     /// [`crate::SendStatus::Backpressure`]. Default 1 MiB.
@@ -79,8 +88,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             hold_close_replies: false,
-            ping_interval: None,
-            idle_timeout: None,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             high_water_mark: 1 << 20,
             low_water_mark: 256 << 10,
             max_buffered: 16 << 20,

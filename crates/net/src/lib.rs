@@ -39,7 +39,10 @@ mod slab;
 mod timer;
 mod tls;
 
-pub use config::{server_deflate_default, Config, ConnectOptions, ListenOptions};
+pub use config::{
+    server_deflate_default, Config, ConnectOptions, ListenOptions, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+};
 pub use context::{Context, SendStatus};
 pub use error::{Error, Result, TimeoutKind};
 pub use events::{Event, Events, Source, DEFAULT_RECEIVE_BUFFER};
