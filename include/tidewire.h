@@ -1358,6 +1358,56 @@ void tw_listen_options_free(struct tw_listen_options *options);
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_listen_options_set_reuse_port(struct tw_listen_options *options, bool on);
 
+// At most this many connections (handshaking or open) per peer address; IPv6
+// addresses are counted by their /64. 0: no limit (the default: a NAT can put many
+// users behind one address). A connection over a limit of this kind is closed right
+// after accept, before anything is read (the client sees it closed or reset; no HTTP
+// answer, no event).
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_max_connections_per_address(struct tw_listen_options *options, size_t count);
+
+// At most this many opening handshakes in progress (accepted, not yet open) per peer
+// address: what a slow-handshake flood from one address can hold. 0: no limit.
+// Default 4096. Over it: closed at once, as for
+// `tw_listen_options_set_max_connections_per_address`.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_max_handshakes_per_address(struct tw_listen_options *options, size_t count);
+
+// At most this many opening handshakes in progress on the listener, all addresses
+// together. 0: no limit. Default 16384. Over it: closed at once.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_max_handshakes(struct tw_listen_options *options, size_t count);
+
+// New connections per peer address: a token bucket holding `burst` connections,
+// refilled at `per_second`. `per_second` 0 turns the limit off (the default); otherwise
+// it must be finite and above 0, and `burst` at least 1. Over it: closed at once.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_connection_rate(struct tw_listen_options *options, double per_second, uint32_t burst);
+
 // Length of the kernel's accept queue, 1 to 65535. Default 1024.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use tidewire_net::{ListenOptions, TlsAcceptor};
+use tidewire_net::{ConnectionRate, ListenOptions, PeerLimits, TlsAcceptor};
 
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
@@ -35,6 +35,31 @@ unsafe fn set(
         apply(o)?;
         OK
     })
+}
+
+/// Changes the peer limits, checked by the runtime's own rules before they are kept.
+///
+/// # Safety
+/// As for `set`.
+unsafe fn set_peer_limits(
+    options: *mut tw_listen_options,
+    change: impl FnOnce(&mut PeerLimits),
+) -> tw_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(options, |o| {
+            let mut limits = o.peer_limits.clone();
+            change(&mut limits);
+            limits.validate()?;
+            o.peer_limits = limits;
+            Ok(())
+        })
+    }
+}
+
+/// A count where C says "0: no limit".
+fn limit(count: usize) -> Option<usize> {
+    (count > 0).then_some(count)
 }
 
 impl tw_listen_options {
@@ -100,6 +125,86 @@ impl tw_listen_options {
                 Ok(())
             })
         }
+    }
+
+    /// At most this many connections (handshaking or open) per peer address; IPv6
+    /// addresses are counted by their /64. 0: no limit (the default: a NAT can put many
+    /// users behind one address). A connection over a limit of this kind is closed right
+    /// after accept, before anything is read (the client sees it closed or reset; no HTTP
+    /// answer, no event).
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_max_connections_per_address(
+        options: *mut tw_listen_options,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe { set_peer_limits(options, |p| p.max_connections_per_address = limit(count)) }
+    }
+
+    /// At most this many opening handshakes in progress (accepted, not yet open) per peer
+    /// address: what a slow-handshake flood from one address can hold. 0: no limit.
+    /// Default 4096. Over it: closed at once, as for
+    /// `tw_listen_options_set_max_connections_per_address`.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_max_handshakes_per_address(
+        options: *mut tw_listen_options,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe { set_peer_limits(options, |p| p.max_handshakes_per_address = limit(count)) }
+    }
+
+    /// At most this many opening handshakes in progress on the listener, all addresses
+    /// together. 0: no limit. Default 16384. Over it: closed at once.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_max_handshakes(
+        options: *mut tw_listen_options,
+        count: usize,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe { set_peer_limits(options, |p| p.max_handshakes = limit(count)) }
+    }
+
+    /// New connections per peer address: a token bucket holding `burst` connections,
+    /// refilled at `per_second`. `per_second` 0 turns the limit off (the default); otherwise
+    /// it must be finite and above 0, and `burst` at least 1. Over it: closed at once.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_connection_rate(
+        options: *mut tw_listen_options,
+        per_second: f64,
+        burst: u32,
+    ) -> tw_status {
+        let rate = (per_second != 0.0).then_some(ConnectionRate { per_second, burst });
+        // SAFETY: caller contract.
+        unsafe { set_peer_limits(options, |p| p.connection_rate = rate) }
     }
 
     /// Length of the kernel's accept queue, 1 to 65535. Default 1024.

@@ -153,6 +153,15 @@ static void listen_and_connect_options_check_their_input(void) {
     CHECK_OK(tw_listen_options_set_backlog(lo, 128));
     CHECK_STATUS(tw_listen_options_set_backlog(lo, 0), TW_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(tw_listen_options_set_backlog(lo, 70000), TW_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(tw_listen_options_set_max_connections_per_address(lo, 8));
+    CHECK_OK(tw_listen_options_set_max_connections_per_address(lo, 0)); /* no limit */
+    CHECK_OK(tw_listen_options_set_max_handshakes_per_address(lo, 16));
+    CHECK_OK(tw_listen_options_set_max_handshakes(lo, 0));
+    CHECK_OK(tw_listen_options_set_connection_rate(lo, 10.0, 20));
+    CHECK_OK(tw_listen_options_set_connection_rate(lo, 0.0, 0)); /* off */
+    CHECK_STATUS(tw_listen_options_set_connection_rate(lo, -1.0, 5), TW_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(tw_listen_options_set_connection_rate(lo, 1.0 / 0.0, 5), TW_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(tw_listen_options_set_connection_rate(lo, 5.0, 0), TW_STATUS_INVALID_ARGUMENT);
     CHECK_OK(tw_listen_options_add_subprotocol(lo, "chat"));
     CHECK_STATUS(tw_listen_options_add_subprotocol(lo, ""), TW_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(tw_listen_options_add_subprotocol(lo, "\xff\xfe"), TW_STATUS_INVALID_UTF8);

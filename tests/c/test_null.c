@@ -57,6 +57,10 @@ static void option_functions_refuse_null(void) {
     CHECK_NULL(tw_listen_options_new(NULL), "out_options");
     CHECK_NULL(tw_listen_options_set_reuse_port(NULL, true), "options");
     CHECK_NULL(tw_listen_options_set_backlog(NULL, 10), "options");
+    CHECK_NULL(tw_listen_options_set_max_connections_per_address(NULL, 1), "options");
+    CHECK_NULL(tw_listen_options_set_max_handshakes_per_address(NULL, 1), "options");
+    CHECK_NULL(tw_listen_options_set_max_handshakes(NULL, 1), "options");
+    CHECK_NULL(tw_listen_options_set_connection_rate(NULL, 1.0, 1), "options");
     CHECK_NULL(tw_listen_options_set_tls_pem(NULL, pem, 3, pem, 3), "options");
     CHECK_NULL(tw_listen_options_set_tls_pem(lo, NULL, 3, pem, 3), "cert_pem");
     CHECK_NULL(tw_listen_options_set_tls_pem(lo, pem, 3, NULL, 3), "key_pem");

@@ -373,6 +373,64 @@ static void a_client_over_max_connections_is_turned_away_at_once(void) {
     tw_context_free(ctx[1]);
 }
 
+/* Connects from `source` (an address of 127.0.0.0/8), sends an upgrade request and drives
+ * `ctx` until the answer: true for a 101, false when the server closed or reset without one. */
+static bool upgrade_from(tw_context *ctx, const char *source, uint16_t port, int *out_fd) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &a.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0) return false;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return false;
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    (void)send(fd, req, sizeof req - 1, MSG_NOSIGNAL);
+    char buf[512];
+    size_t used = 0;
+    int64_t deadline = tc_now_ms() + 5000;
+    while (tc_now_ms() < deadline) {
+        tw_event ev[8];
+        size_t n = 0;
+        (void)tw_poll(ctx, ev, 8, 5, &n);
+        ssize_t got = recv(fd, buf + used, sizeof buf - 1 - used, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) break;
+        if (got > 0) used += (size_t)got;
+        buf[used] = '\0';
+        if (strstr(buf, "\r\n\r\n") != NULL) {
+            *out_fd = fd;
+            return strncmp(buf, "HTTP/1.1 101", 12) == 0;
+        }
+    }
+    close(fd);
+    return false;
+}
+
+/* Per-address limits: a third connection from one address is closed at once, another
+ * address is not affected. */
+static void connections_per_address_are_limited(void) {
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_set_max_connections_per_address(lo, 2));
+    tw_context *ctx = NULL;
+    CHECK_OK(tw_context_new(NULL, &ctx));
+    tw_listener l = 0;
+    uint16_t port = 0;
+    CHECK(tc_listen(ctx, lo, &l, &port));
+    tw_listen_options_free(lo);
+    int fds[4] = {-1, -1, -1, -1};
+    CHECK(upgrade_from(ctx, "127.0.0.2", port, &fds[0]));
+    CHECK(upgrade_from(ctx, "127.0.0.2", port, &fds[1]));
+    CHECK(!upgrade_from(ctx, "127.0.0.2", port, &fds[2]));
+    CHECK(upgrade_from(ctx, "127.0.0.3", port, &fds[3]));
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    tw_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
     static const struct tr_case cases[] = {
         TR_CASE(an_upgrade_can_be_rejected_with_a_status_headers_and_body),
@@ -381,6 +439,7 @@ int main(int argc, char **argv) {
         TR_CASE(a_plain_http_request_gets_the_applications_answer),
         TR_CASE(without_handle_http_a_plain_request_gets_426),
         TR_CASE(a_client_over_max_connections_is_turned_away_at_once),
+        TR_CASE(connections_per_address_are_limited),
     };
     return tr_run(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

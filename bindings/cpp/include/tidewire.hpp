@@ -397,6 +397,23 @@ public:
 
     ListenOptions &reuse_port(bool on) { return set(tw_listen_options_set_reuse_port(h(), on), "reuse_port"); }
     ListenOptions &backlog(uint32_t backlog) { return set(tw_listen_options_set_backlog(h(), backlog), "backlog"); }
+    // Limits per peer address (IPv6 by /64); 0 means no limit. A connection over one is
+    // closed right after accept, before anything is read: no answer, no event. Defaults:
+    // connections per address none, handshakes in progress 4096 per address and 16384 in
+    // all, connection rate none.
+    ListenOptions &max_connections_per_address(size_t count) {
+        return set(tw_listen_options_set_max_connections_per_address(h(), count), "max_connections_per_address");
+    }
+    ListenOptions &max_handshakes_per_address(size_t count) {
+        return set(tw_listen_options_set_max_handshakes_per_address(h(), count), "max_handshakes_per_address");
+    }
+    ListenOptions &max_handshakes(size_t count) {
+        return set(tw_listen_options_set_max_handshakes(h(), count), "max_handshakes");
+    }
+    // New connections per address: a bucket of `burst`, refilled at `per_second` (0: off).
+    ListenOptions &connection_rate(double per_second, uint32_t burst) {
+        return set(tw_listen_options_set_connection_rate(h(), per_second, burst), "connection_rate");
+    }
     // wss:// with a certificate chain (leaf first) and its key, PEM text in memory.
     ListenOptions &tls_pem(Bytes cert_pem, Bytes key_pem) {
         return set(tw_listen_options_set_tls_pem(h(), cert_pem.data(), cert_pem.size(), key_pem.data(), key_pem.size()),

@@ -81,3 +81,23 @@ TEST_CASE("an Origin outside the allowed list is rejected with 403") {
     REQUIRE(tw_test::drive({&p.server, &p.client}, [&] { return refused_status.has_value() && allowed_open; }));
     CHECK(*refused_status == 403);
 }
+
+TEST_CASE("peer limits: set, chained, and a bad rate is an Error with TW_STATUS_INVALID_ARGUMENT") {
+    ListenOptions lo;
+    lo.max_connections_per_address(2).max_handshakes_per_address(8).max_handshakes(64).connection_rate(100, 10);
+    try {
+        lo.connection_rate(-1, 10);
+        FAIL("no throw");
+    } catch (const tidewire::Error &e) {
+        CHECK(e.status() == TW_STATUS_INVALID_ARGUMENT);
+    }
+    // The limits reach the listener: a third connection from 127.0.0.1 is turned away.
+    tw_test::Pair p(lo);
+    int opened = 0, failed = 0;
+    p.client.on_open([&](const tidewire::OpenEvent &) { ++opened; });
+    p.client.on_error([&](const tidewire::ErrorEvent &) { ++failed; });
+    for (int i = 0; i < 3; ++i) (void)p.client.connect(p.url());
+    CHECK(tw_test::drive({&p.server, &p.client}, [&] { return opened + failed == 3; }));
+    CHECK(opened == 2);
+    CHECK(failed == 1);
+}

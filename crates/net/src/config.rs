@@ -152,6 +152,9 @@ pub struct ListenOptions {
     /// application answers with [`crate::Context::respond`]. Default false (answered with
     /// 426 Upgrade Required).
     pub handle_http: bool,
+    /// Limits per peer address (connections, handshakes in progress, connection rate).
+    /// Default: [`PeerLimits::default`].
+    pub peer_limits: PeerLimits,
     /// Accept permessage-deflate (RFC 7692) when a client offers it, with these settings;
     /// `None` never compresses. Default: on, as browsers expect, with
     /// [`server_deflate_default`]: the server compresses each message on its own, so its
@@ -171,8 +174,86 @@ impl Default for ListenOptions {
             allowed_origins: None,
             handle_requests: false,
             handle_http: false,
+            peer_limits: PeerLimits::default(),
             deflate: Some(server_deflate_default()),
         }
+    }
+}
+
+/// What one peer address may take of a listener. Addresses are counted whole for IPv4 and
+/// by their /64 for IPv6 (one host, or one customer of a provider, usually owns a /64).
+///
+/// A connection over a limit is closed right after `accept`, before anything is read from
+/// it: no HTTP answer (a 503 would mean reading the request, which is what a flood wants the
+/// server to spend on), no event; the client sees the connection closed or reset. The
+/// others are not affected. Each check costs one hash lookup per accepted connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerLimits {
+    /// Connections per address, handshaking or open. Default `None` (no limit): a NAT or a
+    /// corporate proxy can put thousands of legitimate users behind one address.
+    pub max_connections_per_address: Option<usize>,
+    /// Opening handshakes in progress (accepted, not yet open) per address: what a slow
+    /// handshake ("slowloris") flood from one address can hold. Default 4096 (at most
+    /// about 4096 x the handshake's 8 KiB header limit).
+    pub max_handshakes_per_address: Option<usize>,
+    /// Opening handshakes in progress on the listener, all addresses together: what a
+    /// distributed slow-handshake flood can hold. Default 16 384.
+    pub max_handshakes: Option<usize>,
+    /// New connections per address: a token bucket that holds `burst` connections and
+    /// refills at `per_second`. Default `None` (no limit).
+    pub connection_rate: Option<ConnectionRate>,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            max_connections_per_address: None,
+            max_handshakes_per_address: Some(4096),
+            max_handshakes: Some(16_384),
+            connection_rate: None,
+        }
+    }
+}
+
+/// A rate of new connections (see [`PeerLimits::connection_rate`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConnectionRate {
+    /// Sustained connections per second, greater than 0.
+    pub per_second: f64,
+    /// Connections allowed at once before the rate applies, at least 1.
+    pub burst: u32,
+}
+
+impl PeerLimits {
+    /// Checks the values: counts of at least 1, a rate above 0 and finite, a burst of at
+    /// least 1. `listen` calls it.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let counts = [
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            (
+                "max_handshakes_per_address",
+                self.max_handshakes_per_address,
+            ),
+            ("max_handshakes", self.max_handshakes),
+        ];
+        for (name, value) in counts {
+            if value == Some(0) {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "{name} must be at least 1 (None for no limit)"
+                )));
+            }
+        }
+        if let Some(rate) = self.connection_rate {
+            if !(rate.per_second.is_finite() && rate.per_second > 0.0) || rate.burst == 0 {
+                return Err(crate::Error::InvalidArgument(
+                    "connection_rate needs per_second > 0 and burst >= 1".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@ use tidewire_proto::handshake::{ClientHandshake, ServerHandshake, Url};
 use tidewire_proto::{Connection, MessageKind, Role, State};
 
 use crate::config::{ConnectOptions, ListenOptions};
+use crate::limits::AddrKey;
 use crate::slab::ListenerId;
 
 /// Client connection set-up, until open.
@@ -120,6 +121,9 @@ pub(crate) struct Conn {
     /// When something was last received (keepalive).
     pub(crate) last_rx: Instant,
     pub(crate) flags: u16,
+    /// Server side: the listener and the peer address this connection counts against
+    /// (`ListenOptions::peer_limits`), released when it ends.
+    pub(crate) counted: Option<(u64, AddrKey)>,
 }
 
 /// What one attempt to read plaintext gave.
@@ -145,6 +149,7 @@ impl Conn {
             deadline: None,
             last_rx: now,
             flags: 0,
+            counted: None,
         }
     }
 

@@ -24,6 +24,7 @@ use crate::config::{Config, ConnectOptions, ListenOptions};
 use crate::conn::{flag, Conn, Dial, Stage};
 use crate::error::{Error, Result};
 use crate::events::{Events, OpenInfo, Raw};
+use crate::limits::AddrTable;
 use crate::listener::{self, Listener};
 use crate::resolve::ResolverPool;
 use crate::sender::{Inbox, Sender, Shared};
@@ -221,6 +222,7 @@ impl Context {
         if self.shutdown.is_some() {
             return Err(Error::ShuttingDown);
         }
+        options.peer_limits.validate()?;
         let sock = listener::bind(addr, &options)?;
         let local_addr = sock.local_addr()?;
         // The token needs the slot index, so insert first, then register (undone on failure).
@@ -231,6 +233,7 @@ impl Context {
                 options: Arc::new(options),
                 local_addr,
                 stalled: false,
+                addrs: AddrTable::default(),
             })
             .ok_or(Error::TooManyConnections)?;
         let (index, _) = split(id);

@@ -17,6 +17,7 @@ use crate::conn::{flag, Accepting, Chunk, Conn, Stage};
 use crate::context::{push_open, Context, Pending, LISTENER_BIT, WAKER};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::events::{Data, Events, OpenInfo, Raw, Source, MIN_READ};
+use crate::limits::addr_key;
 use crate::sender::{Command, Resolved};
 use crate::slab::{split, ConnId, ListenerId};
 use crate::timer::TimerKind;
@@ -212,11 +213,19 @@ impl Context {
             if self.conns.len() >= self.config.max_connections || self.shutdown.is_some() {
                 continue; // dropping `sock` closes it
             }
+            let key = addr_key(peer.ip());
+            if l.addrs
+                .admit(key, &l.options.peer_limits, self.now)
+                .is_err()
+            {
+                continue; // over a per-address limit: closed before anything is read
+            }
             let options = l.options.clone();
             let tls = match &options.tls {
                 Some(acceptor) => match acceptor.session() {
                     Ok(s) => Some(Box::new(s)),
                     Err(e) => {
+                        l.addrs.ended(key, false);
                         ev.push_error(Source::Listener(ListenerId(lid)), e);
                         continue;
                     }
@@ -237,7 +246,9 @@ impl Context {
             });
             let mut conn = Conn::new(None, Stage::ServerHandshake(accepting), self.now);
             conn.tls = tls;
+            conn.counted = Some((lid, key));
             let Some(id) = self.conns.insert(conn) else {
+                l.addrs.ended(key, false);
                 continue;
             };
             let (idx, _) = split(id);
@@ -249,6 +260,7 @@ impl Context {
                 .is_err()
             {
                 self.conns.remove(id);
+                l.addrs.ended(key, false);
                 continue;
             }
             if let Some(c) = self.conns.get_mut(id) {
@@ -723,6 +735,11 @@ impl Context {
         c.ws = Some(ws);
         c.deadline = None;
         c.set(flag::VISIBLE);
+        if let Some((lid, key)) = c.counted {
+            if let Some(l) = self.listeners.get_mut(lid) {
+                l.addrs.opened(key);
+            }
+        }
         let info = OpenInfo {
             listener: Some(acc.listener),
             subprotocol: subprotocol.map(str::to_owned),
@@ -1041,8 +1058,13 @@ impl Context {
         }
     }
 
-    /// Releases the buffers of open connections that were idle since the last sweep.
+    /// Releases the buffers of open connections that were idle since the last sweep, and
+    /// forgets the peer addresses that hold nothing any more.
     fn sweep_idle(&mut self) {
+        let now = self.now;
+        for (_, l) in self.listeners.iter_mut() {
+            l.addrs.prune(&l.options.peer_limits, now);
+        }
         for (_, c) in self.conns.iter_mut() {
             if c.has(flag::ACTIVE) {
                 c.clear(flag::ACTIVE);
@@ -1080,6 +1102,11 @@ impl Context {
         if self.accept_retry.is_some() {
             // A descriptor is about to be freed: a stalled listener can take a client.
             self.accept_retry = Some(self.now);
+        }
+        if let Some((lid, key)) = c.counted {
+            if let Some(l) = self.listeners.get_mut(lid) {
+                l.addrs.ended(key, c.stage.is_open());
+            }
         }
         if matches!(c.stage, Stage::Open | Stage::Answering) && !c.has(flag::EOF) {
             // Best effort: a close frame or an answer may still fit in the socket.

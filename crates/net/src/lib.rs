@@ -32,6 +32,7 @@ mod context;
 mod cycle;
 mod error;
 mod events;
+mod limits;
 mod listener;
 mod resolve;
 mod sender;
@@ -40,8 +41,8 @@ mod timer;
 mod tls;
 
 pub use config::{
-    server_deflate_default, Config, ConnectOptions, ListenOptions, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_PING_INTERVAL,
+    server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL,
 };
 pub use context::{Context, SendStatus};
 pub use error::{Error, Result, TimeoutKind};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ListenOptions;
+use crate::limits::AddrTable;
 
 pub(crate) struct Listener {
     pub(crate) sock: mio::net::TcpListener,
@@ -16,6 +17,8 @@ pub(crate) struct Listener {
     /// `accept` failed for lack of descriptors or memory, and the backlog has not been
     /// emptied since: accepting is retried when a connection ends and on a short timer.
     pub(crate) stalled: bool,
+    /// What each peer address holds of this listener (`ListenOptions::peer_limits`).
+    pub(crate) addrs: AddrTable,
 }
 
 /// Binds and listens on `addr` without blocking flags surprises: the socket is non-blocking

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Harness, RawClient, TEST_DEADLINE};
-use tidewire_net::{Config, ConnId, Event, ListenOptions};
+use tidewire_net::{Config, ConnId, ConnectionRate, Event, ListenOptions, PeerLimits};
 
 fn wait_server_open(h: &mut Harness) -> ConnId {
     let mut server = None;
@@ -198,4 +198,180 @@ fn a_client_over_max_connections_is_closed_at_once() {
             .expect("poll");
     }
     again.join().expect("a new client gets in");
+}
+
+/// Connects from `source` (an address of 127.0.0.0/8) and upgrades; `None` when the server
+/// closed or reset the connection without an answer.
+fn upgrade_from(source: &str, port: u16) -> Option<RawClient> {
+    use socket2::{Domain, Socket, Type};
+    use std::io::Write;
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let from: std::net::SocketAddr = format!("{source}:0").parse().expect("addr");
+    sock.bind(&from.into()).expect("bind source");
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    sock.connect(&to.into()).expect("connect");
+    let mut stream: std::net::TcpStream = sock.into();
+    stream
+        .set_read_timeout(Some(TEST_DEADLINE))
+        .expect("timeout");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return None;
+    }
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    Some(RawClient::from_stream(stream))
+}
+
+/// Runs `f` on a thread while polling the context; returns what `f` returned.
+fn with_server<T: Send + 'static>(h: &mut Harness, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let t = thread::spawn(f);
+    let end = Instant::now() + TEST_DEADLINE;
+    while !t.is_finished() && Instant::now() < end {
+        h.ctx
+            .poll(&mut h.events, Some(Duration::from_millis(5)))
+            .expect("poll");
+    }
+    t.join().expect("client thread")
+}
+
+#[test]
+fn connections_per_address_are_limited_without_costing_other_addresses() {
+    let options = ListenOptions {
+        peer_limits: PeerLimits {
+            max_connections_per_address: Some(2),
+            ..PeerLimits::default()
+        },
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(Config::default(), options);
+    let port = h.port;
+    let (a, b, over, other) = with_server(&mut h, move || {
+        let a = upgrade_from("127.0.0.2", port);
+        let b = upgrade_from("127.0.0.2", port);
+        let over = upgrade_from("127.0.0.2", port);
+        let other = upgrade_from("127.0.0.3", port);
+        (a, b, over, other)
+    });
+    assert!(a.is_some() && b.is_some(), "two from one address");
+    assert!(
+        over.is_none(),
+        "a third from the same address is closed at once"
+    );
+    assert!(other.is_some(), "another address is not affected");
+    drop(a);
+    let mut closed = false;
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
+        closed |= matches!(ev, Event::Closed { .. });
+        closed
+    }));
+    let again = with_server(&mut h, move || upgrade_from("127.0.0.2", port));
+    assert!(again.is_some(), "room again once one left");
+    drop((b, other));
+}
+
+#[test]
+fn handshakes_in_progress_per_address_are_limited() {
+    let options = ListenOptions {
+        peer_limits: PeerLimits {
+            max_handshakes_per_address: Some(3),
+            ..PeerLimits::default()
+        },
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(Config::default(), options);
+    let port = h.port;
+    // Three slow handshakes (connected, nothing sent) hold the address's slots.
+    let slow: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let end = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < end {
+        h.ctx
+            .poll(&mut h.events, Some(Duration::from_millis(5)))
+            .expect("poll");
+    }
+    assert_eq!(h.ctx.connection_count(), 3);
+    let (refused, other) = with_server(&mut h, move || {
+        (
+            upgrade_from("127.0.0.1", port),
+            upgrade_from("127.0.0.4", port),
+        )
+    });
+    assert!(
+        refused.is_none(),
+        "a fourth handshake from the address is refused"
+    );
+    assert!(other.is_some(), "another address upgrades");
+    drop(slow);
+}
+
+#[test]
+fn the_connection_rate_per_address_allows_a_burst_then_refills() {
+    let options = ListenOptions {
+        peer_limits: PeerLimits {
+            connection_rate: Some(ConnectionRate {
+                per_second: 5.0,
+                burst: 2,
+            }),
+            ..PeerLimits::default()
+        },
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(Config::default(), options);
+    let port = h.port;
+    let got = with_server(&mut h, move || {
+        let burst: Vec<bool> = (0..3)
+            .map(|_| upgrade_from("127.0.0.5", port).is_some())
+            .collect();
+        let other = upgrade_from("127.0.0.6", port).is_some();
+        thread::sleep(Duration::from_millis(300));
+        let refilled = upgrade_from("127.0.0.5", port).is_some();
+        (burst, other, refilled)
+    });
+    assert_eq!(got, (vec![true, true, false], true, true));
+}
+
+#[test]
+fn invalid_peer_limits_are_refused_by_listen() {
+    let mut ctx = tidewire_net::Context::new(Config::default()).expect("context");
+    for limits in [
+        PeerLimits {
+            max_handshakes: Some(0),
+            ..PeerLimits::default()
+        },
+        PeerLimits {
+            connection_rate: Some(ConnectionRate {
+                per_second: f64::NAN,
+                burst: 1,
+            }),
+            ..PeerLimits::default()
+        },
+        PeerLimits {
+            connection_rate: Some(ConnectionRate {
+                per_second: 1.0,
+                burst: 0,
+            }),
+            ..PeerLimits::default()
+        },
+    ] {
+        let options = ListenOptions {
+            peer_limits: limits,
+            ..ListenOptions::default()
+        };
+        assert!(matches!(
+            ctx.listen("127.0.0.1", 0, options),
+            Err(tidewire_net::Error::InvalidArgument(_))
+        ));
+    }
 }
