@@ -908,6 +908,21 @@ tw_status tw_connect_options_add_header(struct tw_connect_options *options, cons
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_connect_options_set_origin(struct tw_connect_options *options, const char *origin);
 
+// Connects from this local IP address (bind before connect): an IPv4 or IPv6 literal,
+// such as one of several interfaces or loopback addresses. NULL: the system chooses
+// (the default). A server of the other address family cannot be reached from it.
+//
+// Ownership: `address` (NUL-terminated) is read during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options` NULL),
+// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (not an IP literal).
+//
+// # Safety
+// `options` is NULL or a live handle; `address` is NULL or NUL-terminated.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_connect_options_set_local_address(struct tw_connect_options *options, const char *address);
+
 // Adds a subprotocol to offer, in order of preference. The one the server selected
 // comes in `TW_EVENT_OPEN`'s `subprotocol`.
 //

@@ -190,6 +190,42 @@ impl tw_connect_options {
         }
     }
 
+    /// Connects from this local IP address (bind before connect): an IPv4 or IPv6 literal,
+    /// such as one of several interfaces or loopback addresses. NULL: the system chooses
+    /// (the default). A server of the other address family cannot be reached from it.
+    ///
+    /// Ownership: `address` (NUL-terminated) is read during the call.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options` NULL),
+    /// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (not an IP literal).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; `address` is NULL or NUL-terminated.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_connect_options_set_local_address(
+        options: *mut tw_connect_options,
+        address: *const c_char,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.net.local_address =
+                    if address.is_null() {
+                        None
+                    } else {
+                        // SAFETY: caller contract.
+                        let text = try_cstr(address, "address")?;
+                        Some(text.parse().map_err(|_| {
+                            Failure::invalid(format!("{text:?} is not an IP address"))
+                        })?)
+                    };
+                Ok(())
+            })
+        }
+    }
+
     /// Adds a subprotocol to offer, in order of preference. The one the server selected
     /// comes in `TW_EVENT_OPEN`'s `subprotocol`.
     ///

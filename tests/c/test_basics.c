@@ -179,6 +179,10 @@ static void listen_and_connect_options_check_their_input(void) {
     CHECK_OK(tw_connect_options_add_header(co, "X-Test", "1"));
     CHECK_STATUS(tw_connect_options_add_header(co, "", "1"), TW_STATUS_INVALID_ARGUMENT);
     CHECK_OK(tw_connect_options_set_origin(co, "https://example.com"));
+    CHECK_OK(tw_connect_options_set_local_address(co, "127.0.0.9"));
+    CHECK_OK(tw_connect_options_set_local_address(co, "::1"));
+    CHECK_OK(tw_connect_options_set_local_address(co, NULL)); /* the system chooses */
+    CHECK_STATUS(tw_connect_options_set_local_address(co, "localhost"), TW_STATUS_INVALID_ARGUMENT);
     CHECK_OK(tw_connect_options_add_subprotocol(co, "chat"));
     CHECK_OK(tw_connect_options_set_connect_timeout_ms(co, 2000));
     CHECK_OK(tw_connect_options_set_tls_use_system_roots(co, false));

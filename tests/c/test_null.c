@@ -82,6 +82,7 @@ static void option_functions_refuse_null(void) {
     CHECK_NULL(tw_connect_options_add_header(co, "a", NULL), "value");
     CHECK_NULL(tw_connect_options_set_origin(NULL, "o"), "options");
     CHECK_NULL(tw_connect_options_set_origin(co, NULL), "origin");
+    CHECK_NULL(tw_connect_options_set_local_address(NULL, "127.0.0.1"), "options");
     CHECK_NULL(tw_connect_options_add_subprotocol(NULL, "x"), "options");
     CHECK_NULL(tw_connect_options_add_subprotocol(co, NULL), "name");
     CHECK_NULL(tw_connect_options_set_connect_timeout_ms(NULL, 1), "options");

@@ -469,6 +469,11 @@ public:
     ConnectOptions &origin(const std::string &origin) {
         return set(tw_connect_options_set_origin(h(), origin.c_str()), "origin");
     }
+    // Connect from this local IP address (an IPv4 or IPv6 literal); throws Error
+    // (TW_STATUS_INVALID_ARGUMENT) for anything else.
+    ConnectOptions &local_address(const std::string &address) {
+        return set(tw_connect_options_set_local_address(h(), address.c_str()), "local_address");
+    }
     ConnectOptions &add_subprotocol(const std::string &name) {
         return set(tw_connect_options_add_subprotocol(h(), name.c_str()), "add_subprotocol");
     }

@@ -1,6 +1,7 @@
 //! Settings: [`Config`] for the whole context, [`ListenOptions`] per listener and
 //! [`ConnectOptions`] per client connection. Every default is written next to its field.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -281,6 +282,11 @@ pub struct ConnectOptions {
     pub tls: Option<TlsConnector>,
     /// Overrides [`Config::connect_timeout`] for this connection.
     pub connect_timeout: Option<Duration>,
+    /// Connect from this local address (bind before connect), e.g. one of several
+    /// interfaces, or several loopback addresses to spread many connections to one server
+    /// over more port ranges. Addresses of the other family than the server's are skipped.
+    /// Default `None` (the system chooses).
+    pub local_address: Option<IpAddr>,
     /// Offer permessage-deflate (RFC 7692) with these settings; `None` offers nothing.
     /// Default: on, with RFC 7692's defaults (as browsers offer it).
     pub deflate: Option<DeflateConfig>,
@@ -294,6 +300,7 @@ impl Default for ConnectOptions {
             subprotocols: Vec::new(),
             tls: None,
             connect_timeout: None,
+            local_address: None,
             deflate: Some(DeflateConfig::default()),
         }
     }

@@ -328,7 +328,16 @@ impl Context {
                 return Err(Error::Connect(e));
             };
             dial.next += 1;
-            let attempt = mio::net::TcpStream::connect(addr).and_then(|mut sock| {
+            let from = dial.options.local_address;
+            if let Some(ip) = from.filter(|ip| ip.is_ipv4() != addr.is_ipv4()) {
+                dial.last_error = Some(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("local address {ip} cannot reach {addr}"),
+                ));
+                c.stage = Stage::Connecting(dial);
+                continue;
+            }
+            let attempt = connect_from(from, addr).and_then(|mut sock| {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 self.poll
                     .registry()
@@ -1149,6 +1158,30 @@ impl Context {
             ev.push_error(Source::Conn(conn), cause.unwrap_or(Error::Aborted));
         }
     }
+}
+
+/// Starts a non-blocking connect to `addr`, from `from` when given (bind first).
+fn connect_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+) -> io::Result<mio::net::TcpStream> {
+    let Some(ip) = from else {
+        return mio::net::TcpStream::connect(addr);
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        // The connect goes on in the background; the writable event says how it ended.
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mio::net::TcpStream::from_std(sock.into()))
 }
 
 /// Where a payload slice handed out by the engine lives: inside the receive buffer (zero

@@ -744,3 +744,41 @@ fn closed_says_whether_the_code_came_from_the_peer() {
     assert_eq!(seen, Some((1002, false)));
     server.join().expect("server");
 }
+
+#[test]
+fn a_client_connects_from_the_local_address_it_asks_for() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    let url = h.url("/");
+    let options = ConnectOptions {
+        local_address: Some("127.0.0.7".parse().expect("ip")),
+        ..ConnectOptions::default()
+    };
+    let client = h.ctx.connect(&url, options).expect("connect");
+    let mut server_peer = None;
+    let mut client_open = false;
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
+        if let Event::Open {
+            conn, peer_addr, ..
+        } = ev
+        {
+            if conn == client {
+                client_open = true;
+            } else {
+                server_peer = Some(peer_addr);
+            }
+        }
+        client_open && server_peer.is_some()
+    }));
+    let ip: std::net::IpAddr = "127.0.0.7".parse().expect("ip");
+    assert_eq!(server_peer.map(|a| a.ip()), Some(ip));
+
+    // An IPv6 local address cannot reach an IPv4 server: said plainly, no hang.
+    let options = ConnectOptions {
+        local_address: Some("::1".parse().expect("ip")),
+        ..ConnectOptions::default()
+    };
+    match h.ctx.connect(&url, options) {
+        Err(Error::Connect(e)) => assert!(e.to_string().contains("cannot reach"), "{e}"),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
