@@ -8,5 +8,5 @@ SLOW_TEST_TARGETS += test-hostile
 .PHONY: test-hostile
 
 test-hostile: examples python-venv
-	cd $(BUILD) && TIDEWIRE_BIN=$(BIN) $(PY) -m pytest -p no:cacheprovider -W error \
+	cd $(BUILD) && TIDEWIRE_BIN=$(BIN) TIDEWIRE_HOSTILE_REPORT=$(abspath $(BUILD))/hostile-report.md $(PY) -m pytest -p no:cacheprovider -W error \
 		--rootdir $(abspath tests/hostile) $(abspath tests/hostile)

@@ -17,6 +17,7 @@ import zlib
 import pytest
 
 from wsraw import (
+    ANSWERS,
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -42,7 +43,9 @@ def http_answer(port: int, request: bytes, within: float = 3.0) -> bytes:
             sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered and closed before the rest was taken: the answer is still there
-        return read_response_head(sock)
+        head = read_response_head(sock)
+        ANSWERS.append("HTTP " + head.split(b" ")[1].decode())
+        return head
 
 
 # --- the opening handshake ------------------------------------------------------------------

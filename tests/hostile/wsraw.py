@@ -33,6 +33,9 @@ FACES = {
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 
+# What the server answered in the current test ("close 1002", "HTTP 431"), for the report.
+ANSWERS: list[str] = []
+
 
 def frame(opcode: int, payload: bytes, fin: bool = True, key: bytes = b"\0\0\0\0") -> bytes:
     """A masked frame as a client sends it. The default all-zero key leaves the payload as
@@ -117,6 +120,7 @@ def expect_close(sock: socket.socket, codes: set[int], within: float) -> int:
         op, payload = read_frame(sock)
         if op == OP_CLOSE:
             code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+            ANSWERS.append(f"close {code}")
             assert code in codes, f"closed with {code}, expected one of {sorted(codes)}: {payload[2:]!r}"
             break
         assert time.monotonic() < end, "no close frame in time"
