@@ -28,6 +28,10 @@ def face(request):
 # $TIDEWIRE_HOSTILE_REPORT (Markdown) at the end of the run.
 ROWS = []
 
+# No attack may grow a server's resident memory by more than this. The largest legitimate
+# use is the Python examples' 64 MiB max_size, which a decompression bomb fills.
+RSS_BOUND_KIB = 96 * 1024
+
 
 @pytest.fixture
 def server(face, request):
@@ -63,6 +67,7 @@ def server(face, request):
         ROWS.append((face, attack + (f" ({detail})" if detail else ""),
                      ", ".join(dict.fromkeys(wsraw.ANSWERS)) or "-", took, peak[0]))
         assert alive, f"{face} echo server died during the test"
+        assert peak[0] <= RSS_BOUND_KIB, f"{face}: +{peak[0]} KiB during {attack}"
 
 
 def pytest_sessionfinish(session):
