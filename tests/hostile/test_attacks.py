@@ -180,6 +180,26 @@ def test_a_decompression_bomb_is_stopped_at_the_message_limit(server):
     echo_roundtrip(server.port)
 
 
+def test_compressed_messages_of_the_largest_size_back_to_back(server):
+    """A few kilobytes of compressed input per message, each inflating to 15 MiB (under every
+    face's limit): one read used to inflate to hundreds of MiB at once. A cycle now holds
+    about one message's worth; the rest waits for the next poll. The fixture bounds RSS."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = deflate.compress(bytes(15 << 20)) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    message = bytes([0xC2]) + frame(OP_BINARY, body[:-4])[1:]
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+    socks = [open_ws(server.port, extra=offer, rcvbuf=4096) for _ in range(4)]
+    try:
+        for sock in socks:
+            sock.sendall(message * 16)
+        time.sleep(2)
+        echo_roundtrip(server.port)
+    finally:
+        for sock in socks:
+            sock.close()
+    echo_roundtrip(server.port)
+
+
 # --- TLS ------------------------------------------------------------------------------------
 
 

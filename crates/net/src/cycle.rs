@@ -459,7 +459,9 @@ impl Context {
                 }
                 continue;
             }
-            if ev.free() < MIN_READ {
+            if ev.free() < MIN_READ || ev.owned_bytes >= self.config.max_message_size {
+                // The receive buffer is full, or this cycle already holds a message's worth
+                // of reassembled (or inflated) data: the rest waits for the next poll.
                 self.queue_read(id);
                 return;
             }
@@ -780,6 +782,8 @@ impl Context {
         let mut ended = false;
         let mut reply = false;
         let mut failed = false;
+        let mut deferred = false;
+        let budget = self.config.max_message_size;
         while pos < to {
             let r = ws.receive(&mut ev.arena[pos..to]);
             pos += r.consumed;
@@ -819,6 +823,15 @@ impl Context {
             }
             if let Some(kind) = take {
                 take_message(ws, kind, conn, ev);
+                if ev.owned_bytes >= budget && pos < to && !ended {
+                    // Enough held for one cycle: a few kilobytes of compressed input can
+                    // inflate to many messages of the maximum size. Keep the rest of the
+                    // input for the next poll, so one cycle never holds much more than
+                    // `max_message_size` of message data.
+                    c.stash.extend_from_slice(&ev.arena[pos..to]);
+                    deferred = true;
+                    break;
+                }
             }
             if ended {
                 break;
@@ -830,6 +843,10 @@ impl Context {
         if reply && !c.has(flag::DIRTY) {
             c.set(flag::DIRTY);
             self.dirty.push(id);
+        }
+        if deferred {
+            self.queue_read(id);
+            return false;
         }
         true
     }

@@ -243,6 +243,8 @@ pub struct Events {
     pub(crate) used: usize,
     pub(crate) side: Vec<u8>,
     pub(crate) owned: Vec<Vec<u8>>,
+    /// Bytes of the messages in `owned` (reassembled or inflated this cycle).
+    pub(crate) owned_bytes: usize,
     pub(crate) list: Vec<Raw>,
     pub(crate) requests: Vec<Request>,
     pub(crate) opens: Vec<OpenInfo>,
@@ -281,6 +283,7 @@ impl Events {
             used: 0,
             side: Vec::new(),
             owned: Vec::new(),
+            owned_bytes: 0,
             list: Vec::new(),
             requests: Vec::new(),
             opens: Vec::new(),
@@ -328,6 +331,7 @@ impl Events {
                 self.spare.push(buf);
             }
         }
+        self.owned_bytes = 0;
         self.list.clear();
         self.held.clear();
         self.requests.clear();
@@ -349,6 +353,7 @@ impl Events {
     }
 
     pub(crate) fn push_owned(&mut self, buf: Vec<u8>) -> Data {
+        self.owned_bytes += buf.len();
         self.owned.push(buf);
         Data::Owned(self.owned.len() - 1)
     }
