@@ -214,10 +214,9 @@ fn upgrade_from(source: &str, port: u16) -> Option<RawClient> {
     stream
         .set_read_timeout(Some(TEST_DEADLINE))
         .expect("timeout");
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
     if stream.write_all(request.as_bytes()).is_err() {
         return None;
     }
