@@ -124,6 +124,8 @@ pub(crate) struct Conn {
     /// Server side: the listener and the peer address this connection counts against
     /// (`ListenOptions::peer_limits`), released when it ends.
     pub(crate) counted: Option<(u64, AddrKey)>,
+    /// The peer's TCP had acknowledged this many of our bytes at the last keepalive look.
+    pub(crate) acked: u64,
 }
 
 /// What one attempt to read plaintext gave.
@@ -150,6 +152,7 @@ impl Conn {
             last_rx: now,
             flags: 0,
             counted: None,
+            acked: 0,
         }
     }
 
@@ -259,10 +262,58 @@ impl Conn {
         }
     }
 
+    /// Whether the peer's TCP acknowledged more of our data since the last call while more
+    /// than a keepalive ping waits to be sent or acknowledged: the sign of a slow but live
+    /// link, where a pong can only come back after everything queued before the ping. A
+    /// peer that reads nothing (zero window) or only has our pings to acknowledge does not
+    /// pass. Linux (`TCP_INFO`); elsewhere always false.
+    pub(crate) fn peer_acked_queued_data(&mut self) -> bool {
+        let Some(sock) = self.sock.as_ref() else {
+            return false;
+        };
+        let Some((acked, unacked)) = tcp_progress(sock) else {
+            return false;
+        };
+        let queued = self.buffered() > 0 || unacked > 64;
+        let progressed = acked > self.acked;
+        self.acked = acked;
+        queued && progressed
+    }
+
     /// Whether TLS still has records to send (alerts, handshake, close_notify).
     pub(crate) fn tls_wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
+}
+
+/// Bytes of ours the peer's TCP acknowledged so far, and bytes sent or queued in the kernel
+/// and not acknowledged yet.
+#[cfg(target_os = "linux")]
+fn tcp_progress(sock: &mio::net::TcpStream) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt and ioctl write at most the sizes given into locals they own.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let fd = sock.as_raw_fd();
+        let got = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        let mut outq: libc::c_int = 0;
+        if got != 0 || libc::ioctl(fd, libc::TIOCOUTQ, &mut outq) != 0 {
+            return None;
+        }
+        Some((info.tcpi_bytes_acked, u64::try_from(outq).unwrap_or(0)))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tcp_progress(_sock: &mio::net::TcpStream) -> Option<(u64, u64)> {
+    None
 }
 
 fn read_tls_chunk(

@@ -1039,6 +1039,7 @@ impl Context {
 
     fn keepalive(&mut self, id: u64, ev: &mut Events) {
         let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
+        let step = self.keepalive_step();
         let now = self.now;
         let Some(c) = self.conns.get_mut(id) else {
             return;
@@ -1051,7 +1052,14 @@ impl Context {
         if !open {
             return;
         }
-        let silent = now.saturating_duration_since(c.last_rx);
+        let mut silent = now.saturating_duration_since(c.last_rx);
+        if step.is_some_and(|s| silent >= s) && c.peer_acked_queued_data() {
+            // A slow but live link: our ping waits behind the data queued before it, and the
+            // peer's TCP is taking that data. That is as good as a pong.
+            c.last_rx = now;
+            c.clear(flag::PINGED);
+            silent = Duration::ZERO;
+        }
         if idle.is_some_and(|i| silent >= i) {
             self.finish(id, ev, Some(Error::Timeout(TimeoutKind::Idle)));
             return;
