@@ -16,6 +16,11 @@ use crate::utf8::{self, Utf8Validator};
 use crate::Role;
 use std::ops::Range;
 
+/// Unsent output from which a new pong replaces the previous unsent one instead of joining
+/// it (see `Connection::answer_ping`): 125 pongs of the largest size. Below it every ping is
+/// answered, as Autobahn's cases 2.10 and 2.11 expect of a peer that reads.
+pub const PONG_BACKLOG: usize = 16 << 10;
+
 /// Limits of one connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -947,14 +952,16 @@ impl Connection {
         }
     }
 
-    /// Queues the pong that answers a ping. A pong for an earlier ping that is still the last
-    /// thing queued, with none of it written yet, is replaced instead of joined: RFC 6455
-    /// section 5.5.3 lets an endpoint answer only the most recent of several pings. So a peer
-    /// that floods pings and never reads gets one pong per flush, not one per ping, and the
-    /// output it can make us hold stays bounded.
+    /// Queues the pong that answers a ping. Every ping gets its pong while the peer reads
+    /// what we send; once [`PONG_BACKLOG`] bytes wait unsent, a pong for an earlier ping that
+    /// is still the last thing queued, with none of it written yet, is replaced instead of
+    /// joined: RFC 6455 section 5.5.3 lets an endpoint answer only the most recent of several
+    /// pings. So a peer that floods pings and never reads makes us hold at most that backlog
+    /// and one pong, not one pong per ping.
     fn answer_ping(&mut self, payload: &[u8]) {
         if let Some((start, end)) = self.unsent_pong.take() {
-            if end == self.out.len() && start >= self.out_pos {
+            let backlog = self.buffered_amount() >= PONG_BACKLOG;
+            if backlog && end == self.out.len() && start >= self.out_pos {
                 self.out.truncate(start);
             }
         }
