@@ -19,6 +19,10 @@ import tidewire
 import tidewire.asyncio
 
 
+# Back-pressure: `send` waits while the connection's output buffer is over its high water
+# mark (a peer that does not read), and meanwhile the connection queues at most `max_queue`
+# received messages (16 by default) before it stops reading: TCP slows the peer down, and
+# no echo is lost or buffered without bound.
 async def echo(ws: tidewire.asyncio.ServerConnection) -> None:
     async for message in ws:
         await ws.send(message)
@@ -37,7 +41,8 @@ async def main(args: argparse.Namespace) -> None:
         ssl=ssl,
         compression="deflate",
         max_size=64 * 2**20,  # Autobahn sends messages of up to 16 MiB
-        ping_interval=None,
+        # Keepalive as the library sets it: a peer silent for 20 s is pinged, and dropped if
+        # nothing comes back within 20 s more (never in the middle of an Autobahn case).
     ) as server:
         scheme = "wss" if ssl else "ws"
         print(f"echo_server_py listening on {scheme}://{server.address[0]}:{server.port}/", flush=True)
@@ -46,7 +51,7 @@ async def main(args: argparse.Namespace) -> None:
 
 def echo_blocking(ws: tidewire.ServerConnection) -> None:
     for message in ws:
-        ws.send(message)
+        ws.send(message)  # blocks over the high water mark, as `await ws.send` waits above
 
 
 def main_blocking(args: argparse.Namespace) -> None:
@@ -58,7 +63,6 @@ def main_blocking(args: argparse.Namespace) -> None:
         ssl=ssl,
         compression="deflate",
         max_size=64 * 2**20,
-        ping_interval=None,
     ) as server:
         # serve_forever returns once shutdown() ran; signals end it from the main thread.
         def stop(*_: object) -> None:

@@ -19,6 +19,7 @@ use tidewire_net::{
     TlsAcceptor, TlsClientOptions, TlsConnector,
 };
 use tidewire_proto::deflate::DeflateConfig;
+use tidewire_proto::handshake::Url;
 
 use crate::errors::{invalid_state, to_pyerr};
 use crate::events::{convert, CloseHeld};
@@ -333,6 +334,8 @@ impl Context {
             handle_requests,
             handle_http,
             deflate: deflate(compression)?,
+            // Per-peer limits: the engine's defaults (not settable from Python yet).
+            ..ListenOptions::default()
         };
         let host = host.to_owned();
         self.with(py, |i| i.ctx.listen(&host, port, options).map(|l| l.0))
@@ -394,13 +397,23 @@ impl Context {
             tls: None,
             connect_timeout: opt_duration(connect_timeout, "connect_timeout")?,
             deflate: deflate(compression)?,
+            ..ConnectOptions::default()
         };
         let url = url.to_owned();
+        // Parsed here first: a bad URL is reported as such before any TLS setting is looked
+        // at, and `wss` is known without slicing the caller's string.
+        let secure = match Url::parse(&url) {
+            Ok(parsed) => parsed.secure,
+            Err(e) => {
+                let error = tidewire_net::Error::InvalidUrl(format!("{url:?}: {e}"));
+                return Err(to_pyerr(py, &error));
+            }
+        };
         let mut guard = self.lock(py)?;
         let inner = guard
             .as_mut()
             .ok_or_else(|| invalid_state(py, "the context was freed"))?;
-        if custom_tls && url.len() >= 6 && url[..6].eq_ignore_ascii_case("wss://") {
+        if custom_tls && secure {
             let cached = inner
                 .connector
                 .as_ref()
@@ -545,6 +558,25 @@ impl Context {
     /// is reported by the next `poll`.
     fn flush(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
         self.with(py, |i| i.ctx.flush(ConnId(conn)))
+    }
+
+    /// Stops reading from an open connection: nothing more is received (the kernel's buffer
+    /// fills, then TCP slows the peer down) until `resume_reading`. Sending and timers go on.
+    /// Receive-side back-pressure, for an application that queues messages faster than it
+    /// consumes them. Pausing twice is the same as once.
+    fn pause_reading(&self, py: Python<'_>, conn: u64) -> PyResult<()> {
+        self.with(py, |i| i.ctx.pause_reading(ConnId(conn)))
+    }
+
+    /// Reads again from a connection paused with `pause_reading`; what arrived meanwhile is
+    /// delivered by the next `poll`.
+    fn resume_reading(&self, py: Python<'_>, conn: u64) -> PyResult<()> {
+        self.with(py, |i| i.ctx.resume_reading(ConnId(conn)))
+    }
+
+    /// Whether reading is paused on the connection (`pause_reading`).
+    fn is_reading_paused(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
+        self.with(py, |i| i.ctx.is_reading_paused(ConnId(conn)))
     }
 
     /// Bytes queued for the peer and not yet written.

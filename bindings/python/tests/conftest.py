@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -24,6 +25,18 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
         asyncio.run(pyfuncitem.obj(**kwargs))
         return True
     return None
+
+
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test, whatever the suite was
+    started with: under ``nohup`` or ``make test &`` SIGINT comes in ignored, and Python then
+    leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

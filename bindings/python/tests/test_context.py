@@ -10,6 +10,7 @@ import time
 import pytest
 
 import tidewire
+import tidewire.asyncio as tw
 from tidewire import (
     Closed,
     Context,
@@ -207,6 +208,24 @@ def test_invalid_uri_is_raised_by_connect():
     ctx.free()
 
 
+# A multi-byte character across byte 6 (where "wss://" ends), at other places near the
+# start, and in a URL that is valid up to its scheme.
+MULTIBYTE_URLS = ["wsséé://127.0.0.1:1/", "wssé://127.0.0.1:1/", "wss:/é/127.0.0.1:1/",
+                  "é", "ééé", "wss://é:1/", "wß://127.0.0.1:1/"]
+
+
+@pytest.mark.parametrize("tls", [{}, {"verify": False}, {"cafile": "/nonexistent"}],
+                         ids=["system-roots", "no-verify", "cafile"])
+@pytest.mark.parametrize("url", MULTIBYTE_URLS)
+def test_multibyte_urls_raise_invalid_uri_whatever_the_tls_options(url, tls):
+    ctx = Context()
+    try:
+        with pytest.raises(tidewire.InvalidURI):
+            ctx.connect(url, **tls)
+    finally:
+        ctx.free()
+
+
 def test_fileno_becomes_readable_when_poll_has_work(pair):
     server, client, server_conn, conn = pair
     client.send(conn, "wake up")
@@ -257,7 +276,7 @@ def test_wake_interrupts_a_blocking_poll():
     ctx.free()
 
 
-def test_keyboard_interrupt_ends_a_blocking_poll():
+def test_keyboard_interrupt_ends_a_blocking_poll(sigint_raises):
     ctx = Context()
     threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
@@ -299,3 +318,69 @@ def test_sender_refuses_non_bytes_like_data(pair):
     _, client, _, conn = pair
     with pytest.raises(TypeError):
         client.sender().send(conn, 5)
+
+
+@pytest.fixture
+def limited_echo_server():
+    """An echo server on a Context with ``max_connections=2``, polled by a thread; yields
+    ``(context, url)``."""
+    server = Context(max_connections=2)
+    port = server.local_addr(server.listen("127.0.0.1", 0))[1]
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            for event in server.poll(0.02):
+                if type(event) is Message:
+                    server.send(event.conn, event.data)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield server, f"ws://127.0.0.1:{port}/"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.free()
+
+
+def wait_for_count(ctx, count, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while ctx.connection_count() != count:
+        assert time.monotonic() < deadline, f"{ctx.connection_count()} connections"
+        time.sleep(0.01)
+
+
+def test_a_client_over_max_connections_is_turned_away_at_once(limited_echo_server):
+    server, url = limited_echo_server
+    with tidewire.connect(url) as first, tidewire.connect(url) as second:
+        # Closed (or reset, when the request was already in) as soon as accepted: the
+        # client raises InvalidHandshake either way, long before its open_timeout.
+        for _ in range(5):
+            start = time.monotonic()
+            with pytest.raises(tidewire.InvalidHandshake):
+                tidewire.connect(url, open_timeout=5)
+            assert time.monotonic() - start < 2
+        first.close()
+        wait_for_count(server, 1)
+        with tidewire.connect(url, open_timeout=5) as third:
+            third.send("a slot freed up")
+            assert third.recv(timeout=5) == "a slot freed up"
+        second.send("still served")
+        assert second.recv(timeout=5) == "still served"
+
+
+async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
+        limited_echo_server):
+    server, url = limited_echo_server
+    async with tw.connect(url), tw.connect(url) as second:
+        for _ in range(5):
+            start = time.monotonic()
+            with pytest.raises(tidewire.InvalidHandshake):
+                await tw.connect(url, open_timeout=5)
+            assert time.monotonic() - start < 2
+        await second.close()
+        wait_for_count(server, 1)
+        async with tw.connect(url, open_timeout=5) as third:
+            await third.send("a slot freed up")
+            assert await third.recv() == "a slot freed up"

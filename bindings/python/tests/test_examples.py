@@ -75,15 +75,21 @@ def test_chat_client_sends_lines_and_prints_messages():
 @pytest.mark.parametrize("api", [[], ["--blocking"]], ids=["asyncio", "blocking"])
 async def test_autobahn_client_runs_every_case_and_updates_reports(api):
     seen = []
+    echoed = []
+    failures = []  # the server logs what its handler raises: failures are kept for the test
 
     async def fuzzing_server(ws):
-        path = ws.request.path
-        seen.append(path.split("?")[0])
-        if path.startswith("/getCaseCount"):
-            await ws.send("2")
-        elif path.startswith("/runCase"):
-            await ws.send("case payload")
-            assert await ws.recv() == "case payload"
+        try:
+            path = ws.request.path
+            seen.append(path.split("?")[0])
+            if path.startswith("/getCaseCount"):
+                await ws.send("2")
+            elif path.startswith("/runCase"):
+                await ws.send("case payload")
+                echoed.append(await ws.recv())
+        except Exception as exc:
+            failures.append(exc)
+            raise
 
     async with tw.serve(fuzzing_server, "127.0.0.1", 0) as server:
         proc = await asyncio.create_subprocess_exec(
@@ -92,6 +98,8 @@ async def test_autobahn_client_runs_every_case_and_updates_reports(api):
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert not failures, failures
     assert proc.returncode == 0
     assert b"2 cases" in out
     assert seen == ["/getCaseCount", "/runCase", "/runCase", "/updateReports"]
+    assert echoed == ["case payload", "case payload"]

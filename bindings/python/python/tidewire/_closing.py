@@ -7,8 +7,9 @@ error, so that its answers to them still go first (RFC 6455 section 7.1.1 orderi
 
 from __future__ import annotations
 
-from typing import Any, Deque, Optional
+from typing import Optional
 
+from ._queue import MessageQueue
 from ._tidewire import Context
 from .exceptions import ConnectionClosed, InvalidState, closed_exception
 
@@ -17,7 +18,7 @@ class ClosingState:
     """Mixin: what a connection knows about its end, and when to release the held close."""
 
     _ctx: Context
-    _messages: Deque[Any]
+    _messages: MessageQueue
     id: int
     close_code: Optional[int]
     close_reason: Optional[str]

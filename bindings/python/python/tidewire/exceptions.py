@@ -196,3 +196,15 @@ def closed_exception(code: int, reason: str, clean: bool, remote: bool = False) 
     elif code in (1002, 1007):
         exc.__cause__ = ProtocolError(reason or _CODE_NAMES[code])
     return exc
+
+
+def opening_failure(error: BaseException) -> BaseException:
+    """What ``connect`` raises for the error that ended a connection before it opened. A
+    server that resets the connection once it is established (one over its connection limit
+    turns clients away so, as soon as it accepts them) refused the handshake as surely as
+    one that closes it: both are ``InvalidMessage``, the ``OSError`` as its cause."""
+    if isinstance(error, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        exc = InvalidMessage("peer reset the connection during the handshake")
+        exc.__cause__ = error
+        return exc
+    return error

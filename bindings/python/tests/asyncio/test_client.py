@@ -31,6 +31,11 @@ async def test_invalid_uri():
         await tw.connect("ftp://127.0.0.1/")
 
 
+async def test_multibyte_uri_with_tls_options_raises_invalid_uri():
+    with pytest.raises(tidewire.InvalidURI):
+        await tw.connect("wsséé://127.0.0.1:1/", ssl=False)
+
+
 async def test_refused():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -40,6 +40,13 @@ def test_invalid_uri():
         connect("not a uri")
 
 
+@pytest.mark.parametrize("ssl", [None, False, tidewire.ClientTLS(cafile="/nonexistent")],
+                         ids=["default", "no-verify", "cafile"])
+def test_multibyte_uri_with_tls_options_raises_invalid_uri(ssl):
+    with pytest.raises(tidewire.InvalidURI):
+        connect("wsséé://127.0.0.1:1/", ssl=ssl)
+
+
 def test_refused_connection_raises_connection_refused_error():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

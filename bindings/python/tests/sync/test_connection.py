@@ -119,7 +119,7 @@ def test_two_threads_in_recv_raise_concurrency_error(echo_server):
         assert got == ["release"]
 
 
-def test_keyboard_interrupt_during_recv_leaves_the_connection_usable(echo_server):
+def test_keyboard_interrupt_during_recv_leaves_the_connection_usable(echo_server, sigint_raises):
     with connect(url(echo_server)) as ws:
         threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         with pytest.raises(KeyboardInterrupt):

@@ -1,12 +1,14 @@
 """The blocking server: a thread per connection, rejection, handler failures, shutdown."""
 
+import sys
 import threading
 import time
 
 import pytest
 
 import tidewire
-from tidewire import Response, connect, serve
+import tidewire.sync.server
+from tidewire import Closed, Context, Error, Message, Open, Response, connect, serve
 
 
 def test_each_handler_runs_in_its_own_thread():
@@ -137,3 +139,124 @@ def test_a_message_over_max_size_fails_with_payload_too_big_as_the_cause():
                 ws.recv(timeout=5)
     assert info.value.code == 1009
     assert isinstance(info.value.__cause__, tidewire.PayloadTooBig)
+
+
+# -- many connections at once ------------------------------------------------------------
+
+def echo(ws):
+    for message in ws:
+        ws.send(message)
+
+
+def open_clients(port, count, timeout=10.0):
+    """``count`` clients on one Context, connected at once; returns the context, the ids
+    that opened and the errors of the others."""
+    ctx = Context(max_connections=count + 10)
+    conns = {ctx.connect(f"ws://127.0.0.1:{port}/", compression=None) for _ in range(count)}
+    opened, errors = set(), []
+    deadline = time.monotonic() + timeout
+    while len(opened) + len(errors) < count and time.monotonic() < deadline:
+        for event in ctx.poll(0.05):
+            if type(event) is Open:
+                opened.add(event.conn)
+            elif type(event) in (Error, Closed) and event.conn in conns:
+                errors.append(getattr(event, "error", event))
+    return ctx, opened, errors
+
+
+def slow_thread_starts(monkeypatch, delay, fail=lambda: False):
+    """Starting a thread in the server module takes ``delay`` seconds (as it does when
+    thousands of threads are alive), and a handler's thread fails to start (RuntimeError, as
+    at a thread limit) while ``fail()`` says so."""
+
+    class Thread(threading.Thread):
+        def start(self):
+            time.sleep(delay)
+            if self.name.startswith("tidewire-handler") and fail():
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    class Threading:
+        def __getattr__(self, name):
+            return Thread if name == "Thread" else getattr(threading, name)
+
+    monkeypatch.setattr(tidewire.sync.server, "threading", Threading())
+
+
+def test_handshakes_complete_however_slowly_handler_threads_start(monkeypatch):
+    # 120 threads at 10 ms each: 1.2 s, past the open timeout, which the upgrades must not
+    # wait for (they used to be answered from each handler's thread, once it ran).
+    slow_thread_starts(monkeypatch, 0.01)
+    with serve(echo, "127.0.0.1", 0, open_timeout=0.5, compression=None) as server:
+        ctx, opened, errors = open_clients(server.port, 120)
+        try:
+            assert not errors and len(opened) == 120, errors[:3]
+            for conn in opened:
+                ctx.send(conn, str(conn))
+            echoed = set()
+            deadline = time.monotonic() + 10
+            while len(echoed) < len(opened) and time.monotonic() < deadline:
+                echoed.update(e.conn for e in ctx.poll(0.05) if type(e) is Message)
+            assert echoed == opened, "every handler runs once its thread has started"
+        finally:
+            ctx.free()
+
+
+@pytest.mark.parametrize("decide", ["engine", "process_request"])
+def test_a_connection_no_thread_can_serve_is_refused_and_the_server_goes_on(monkeypatch, caplog,
+                                                                           decide):
+    failing = True
+    slow_thread_starts(monkeypatch, 0, fail=lambda: failing)
+    options = {"process_request": lambda ws, request: None} if decide != "engine" else {}
+    with serve(echo, "127.0.0.1", 0, **options) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        if decide == "engine":
+            # Open already (the engine accepted it): closed with 1013, try again later.
+            with connect(url) as ws:
+                with pytest.raises(tidewire.ConnectionClosedError) as info:
+                    ws.recv(timeout=5)
+            assert info.value.code == 1013
+        else:
+            # Its process_request never ran: refused with 503.
+            with pytest.raises(tidewire.InvalidStatus) as refused:
+                connect(url)
+            assert refused.value.status_code == 503
+        failing = False
+        with connect(url) as ws:
+            ws.send("served")
+            assert ws.recv(timeout=5) == "served"
+    assert "no thread for a new connection" in caplog.text
+
+
+def test_peers_closing_together_never_nest_the_engine_dispatch(monkeypatch):
+    # A peer's close is answered from the dispatch of its event; that used to poll and
+    # dispatch again recursively, one level per event, and peers closing together by the
+    # thousand overflowed the stack and killed the engine thread (every connection lost).
+    depth = []
+    on_event = tidewire.sync.server.ServerConnection.on_event
+
+    def counting_on_event(self, event):
+        frame, nested = sys._getframe(), 0
+        while frame is not None:
+            nested += frame.f_code.co_name == "_dispatch"
+            frame = frame.f_back
+        depth.append(nested)
+        return on_event(self, event)
+
+    monkeypatch.setattr(tidewire.sync.server.ServerConnection, "on_event", counting_on_event)
+    with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        ctx, opened, errors = open_clients(server.port, 200)
+        try:
+            assert not errors and len(opened) == 200
+            for conn in opened:
+                ctx.close(conn)
+            deadline = time.monotonic() + 10
+            while ctx.connection_count() and time.monotonic() < deadline:
+                ctx.poll(0.05)
+            assert ctx.connection_count() == 0
+        finally:
+            ctx.free()
+        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            ws.send("still serving")
+            assert ws.recv(timeout=5) == "still serving"
+    assert depth and max(depth) == 1, f"dispatch nested {max(depth)} deep"

@@ -13,8 +13,10 @@ from .._options import (
     header_list,
     subprotocol_list,
 )
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, queue_limits
 from .._tidewire import Context
 from ..datastructures import HeadersLike
+from ..exceptions import opening_failure
 from ..sync.client import CLIENT_RECEIVE_BUFFER, handshake_request, handshake_response
 from ..sync.connection import State
 from ._driver import Driver
@@ -38,9 +40,10 @@ class connect:
     """Opens a WebSocket connection: ``ws = await connect(uri)``, or
     ``async with connect(uri) as ws:`` which closes it at the end.
 
-    Same arguments as ``tidewire.connect``. Raises ``InvalidURI``, ``InvalidHandshake``
-    (``InvalidStatus`` for an HTTP refusal), ``TimeoutError`` after ``open_timeout``,
-    ``OSError`` when the connection failed.
+    Same arguments as ``tidewire.connect`` (``max_queue``, default 16 messages, and
+    ``max_queue_bytes``, default 1 MiB, bound what waits for ``recv``: see there). Raises
+    ``InvalidURI``, ``InvalidHandshake`` (``InvalidStatus`` for an HTTP refusal),
+    ``TimeoutError`` after ``open_timeout``, ``OSError`` when the connection failed.
     """
 
     def __init__(
@@ -58,6 +61,8 @@ class connect:
         ping_timeout: Optional[float] = 20,
         ssl: Any = None,
         write_limit: Union[int, Tuple[int, int], None] = None,
+        max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
     ) -> None:
         self._uri = uri
         self._headers = header_list(additional_headers)
@@ -67,6 +72,7 @@ class connect:
         self._tls = client_tls_kwargs(ssl)
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
+        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
         self._context_kwargs = context_kwargs(
             max_size=max_size,
             ping_interval=ping_interval,
@@ -105,7 +111,8 @@ class connect:
         except BaseException:
             ctx.free()
             raise
-        conn = ClientConnection(driver, conn_id, close_timeout=self._close_timeout)
+        conn = ClientConnection(driver, conn_id, close_timeout=self._close_timeout,
+                                queue_limits=self._queue_limits)
         conn.request = handshake_request(self._uri, self._headers, self._origin, self._subprotocols)
         driver.handlers[conn_id] = conn
         driver.request_run()
@@ -123,6 +130,6 @@ class connect:
         if not conn._opened:
             driver.close()
             if conn._error is not None:
-                raise conn._error
+                raise opening_failure(conn._error)
             raise conn._closed_exception()
         return conn

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import deque
 from typing import (
     Any,
     AsyncIterable,
     AsyncIterator,
-    Deque,
     Dict,
     Iterable,
     NoReturn,
@@ -21,6 +19,7 @@ from typing import (
 from .._tidewire import Closed, CloseHeld, Error, Open, Pong, Writable
 from ..datastructures import Request, Response
 from .._closing import ClosingState
+from .._queue import MessageQueue, QueueLimits
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosedOK,
@@ -42,12 +41,13 @@ class Connection(ClosingState):
     """A WebSocket connection on an asyncio loop: ``await send``, ``await recv``,
     ``async for``, ``ping``, ``close``."""
 
-    def __init__(self, driver: Driver, conn_id: int, *, close_timeout: Optional[float]) -> None:
+    def __init__(self, driver: Driver, conn_id: int, *, close_timeout: Optional[float],
+                 queue_limits: QueueLimits) -> None:
         self._driver = driver
         self._ctx = driver.ctx
         self._loop = driver.loop
         self.id = conn_id
-        self._messages: Deque[Data] = deque()
+        self._messages = MessageQueue(self._ctx, conn_id, queue_limits, self._wake_engine)
         self._recv_waiter: Optional[asyncio.Future[Any]] = None
         self._drain_waiter: Optional[asyncio.Future[None]] = None
         self._state_waiter: asyncio.Future[None] = self._loop.create_future()
@@ -300,6 +300,7 @@ class Connection(ClosingState):
                 self._state = State.CLOSING
             except InvalidState:
                 pass
+            self._messages.closing()
             self._driver.request_run()
         await self.wait_closed()
 

@@ -17,6 +17,13 @@ from .._options import (
     server_tls_kwargs,
     subprotocol_list,
 )
+from .._queue import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    QueueLimit,
+    QueueLimits,
+    queue_limits,
+)
 from .._tidewire import Context, RawRequest
 from .._tidewire import Request as RequestEvent
 from ..datastructures import Headers, Request, Response
@@ -35,8 +42,9 @@ class ServerConnection(Connection):
     """A connection accepted by a ``Server``, handed to the handler coroutine."""
 
     def __init__(self, driver: Driver, conn_id: int, raw: RawRequest, *,
-                 close_timeout: Optional[float]) -> None:
-        super().__init__(driver, conn_id, close_timeout=close_timeout)
+                 close_timeout: Optional[float], queue_limits: QueueLimits) -> None:
+        super().__init__(driver, conn_id, close_timeout=close_timeout,
+                         queue_limits=queue_limits)
         self.raw_request = raw
         self.request = request_from_raw(raw)
 
@@ -98,6 +106,8 @@ class Server:
                  open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
                  ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
                  write_limit: Union[int, Tuple[int, int], None] = None,
+                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
                  reuse_port: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
         self._handler = handler
@@ -105,6 +115,7 @@ class Server:
         self._origins = None if origins is None else list(origins)
         self._process_request = process_request
         self._close_timeout = close_timeout
+        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
         self._tasks: Set["asyncio.Task[None]"] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -130,7 +141,8 @@ class Server:
 
     def _on_request(self, event: RequestEvent) -> None:
         conn = ServerConnection(self._driver, event.conn, event.request,
-                                close_timeout=self._close_timeout)
+                                close_timeout=self._close_timeout,
+                                queue_limits=self._queue_limits)
         self._driver.handlers[event.conn] = conn
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
@@ -187,6 +199,8 @@ class Server:
             return
         grace = 0.0 if self._close_timeout is None else self._close_timeout
         self._ctx.shutdown(grace)
+        for conn in self._driver.handlers.values():
+            conn._messages.closing()  # to read the peers' close frames
         self._driver.request_run()
         self._loop.create_task(self._finish(grace))
 
@@ -229,7 +243,9 @@ class serve:
 
     ``handler(connection)`` is a coroutine run for every connection; the connection is
     closed when it returns (1011 when it raised; the error is logged and the server keeps
-    serving). Same options as ``tidewire.serve``; ``process_request`` may be a coroutine.
+    serving). Same options as ``tidewire.serve`` (among them ``max_queue``, default 16
+    messages, and ``max_queue_bytes``, default 1 MiB: what waits for ``recv`` before the
+    connection stops reading); ``process_request`` may be a coroutine.
     """
 
     def __init__(self, handler: Handler, host: Optional[str] = None,

@@ -29,7 +29,8 @@ import math
 import select
 import threading
 import time
-from typing import Callable, Dict, Optional, Protocol
+from collections import deque
+from typing import Callable, Deque, Dict, Optional, Protocol
 
 from .._tidewire import Closed, Context, Error, Request
 
@@ -39,11 +40,17 @@ logger = logging.getLogger("tidewire")
 #: on it, and how often a thread that waits behind another looks again.
 LINGER = 0.02
 
+#: How many threads of ended connections the engine wakes between two polls (see
+#: ``Engine._wake_ended``).
+ENDED_BATCH = 64
+
 __all__ = ["Engine"]
 
 
 class Handler(Protocol):
-    def on_event(self, event: object) -> None: ...
+    def on_event(self, event: object) -> bool: ...
+
+    def wake(self) -> None: ...
 
     def on_abort(self, reason: str) -> None: ...
 
@@ -91,6 +98,10 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         #: Set when the background thread has stopped and freed the context.
         self.stopped = threading.Event()
+        #: Events are being dispatched (see ``_dispatch``).
+        self._dispatching = False
+        #: Handlers of ended connections whose threads are still to be woken.
+        self._ended: Deque[Handler] = deque()
 
     def start(self) -> None:
         self._thread.start()
@@ -108,7 +119,7 @@ class Engine:
         if self._freed:
             return
         self._dispatch()
-        timeout = self.ctx.next_timeout()
+        timeout = 0.0 if self._ended else self.ctx.next_timeout()
         if timeout is not None and time.monotonic() + timeout < self._wait_until:
             self._wake_background()
 
@@ -151,27 +162,59 @@ class Engine:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if self._freed:
+        # A handler that acts on an event (releases a held close, accepts a request) kicks
+        # the engine, which lands here again: that nested call does nothing, since what the
+        # action queued makes ``next_timeout()`` zero, and the engine polls again at once
+        # for that (the background thread looks at it after every dispatch, and ``kick``
+        # wakes it). Recursing instead would nest one dispatch per event of a batch
+        # (thousands when many peers close at once) and overflow the stack.
+        if self._freed or self._dispatching:
             return
-        events = self.ctx.poll(0)
-        if events and self._watched:
-            # The thread waiting on the descriptor may have been waiting for one of these,
-            # and this poll took the readiness that would have woken it.
-            self._sender.wake()
-        for event in events:
-            conn: Optional[int] = getattr(event, "conn", None)
-            handler = self.handlers.get(conn) if conn is not None else None
-            if handler is not None and conn is not None:
-                if type(event) is Closed or type(event) is Error:
-                    del self.handlers[conn]
-                    handler.on_event(event)
-                    self.changed.notify_all()
-                else:
-                    handler.on_event(event)
-            elif type(event) is Request and self._on_request is not None:
-                self._on_request(event)
-            elif type(event) is Error:
-                logger.warning("tidewire: %s", event.error)
+        self._dispatching = True
+        try:
+            events = self.ctx.poll(0)
+            if events and self._watched:
+                # The thread waiting on the descriptor may have been waiting for one of
+                # these, and this poll took the readiness that would have woken it.
+                self._sender.wake()
+            # Waiting threads are woken once the whole batch is dispatched, once each: a
+            # woken thread wants the GIL at once, and thousands of them woken one event at a
+            # time (peers closing together) would take it from this loop after every event.
+            woken: Dict[int, Handler] = {}
+            for event in events:
+                conn: Optional[int] = getattr(event, "conn", None)
+                handler = self.handlers.get(conn) if conn is not None else None
+                if handler is not None and conn is not None:
+                    if type(event) is Closed or type(event) is Error:
+                        del self.handlers[conn]
+                        handler.on_event(event)
+                        self._ended.append(handler)
+                    elif handler.on_event(event):
+                        woken[conn] = handler
+                elif type(event) is Request and self._on_request is not None:
+                    self._on_request(event)
+                elif type(event) is Error:
+                    logger.warning("tidewire: %s", event.error)
+            for handler in woken.values():
+                handler.wake()
+        finally:
+            self._dispatching = False
+        self._wake_ended(ENDED_BATCH)
+
+    def _wake_ended(self, limit: float = math.inf) -> None:
+        """Wakes the threads of connections that ended, at most ``limit`` of them (the rest
+        at the next dispatch: the background thread comes back at once while any are left).
+        Each woken thread wants the GIL, at once, to finish; thousands of peers leaving
+        together would otherwise hold the engine, and the lock, for seconds, and with them
+        the polls that close the other sockets."""
+        if not self._ended:
+            return
+        ended = self._ended
+        count = 0
+        while ended and count < limit:
+            ended.popleft().wake()
+            count += 1
+        self.changed.notify_all()
 
     # -- the background thread ----------------------------------------------------------
 
@@ -185,7 +228,7 @@ class Engine:
                     if self._exit_when_idle and not self.handlers:
                         break
                     timeout = self.ctx.next_timeout()
-                    if timeout == 0.0:
+                    if timeout == 0.0 or self._ended:
                         continue
                     if self._stand_by(timeout):
                         continue
@@ -205,6 +248,7 @@ class Engine:
         finally:
             with self.lock:
                 self._stopping = True
+                self._wake_ended()
                 for handler in list(self.handlers.values()):
                     handler.on_abort("connection dropped: the engine stopped")
                 self.handlers.clear()

@@ -13,8 +13,10 @@ from .._options import (
     header_list,
     subprotocol_list,
 )
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, queue_limits
 from .._tidewire import Context
 from ..datastructures import Headers, HeadersLike, Request, Response
+from ..exceptions import opening_failure
 from .connection import Connection, State
 from ._engine import Engine
 
@@ -67,11 +69,13 @@ class ClientConnection(Connection):
                 except Exception:
                     pass
                 self._engine.kick()
-            error: BaseException = (
-                TimeoutError("timed out during the opening handshake")
-                if not done
-                else self._error if self._error is not None else self._closed_exception()
-            )
+            error: BaseException
+            if not done:
+                error = TimeoutError("timed out during the opening handshake")
+            elif self._error is not None:
+                error = opening_failure(self._error)
+            else:
+                error = self._closed_exception()
         self._engine.stop()
         raise error
 
@@ -90,16 +94,26 @@ def connect(
     ping_timeout: Optional[float] = 20,
     ssl: Any = None,
     write_limit: Union[int, Tuple[int, int], None] = None,
+    max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+    max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
 ) -> ClientConnection:
     """Opens a WebSocket connection to ``uri`` (``ws://`` or ``wss://``) and returns it
     once the opening handshake completed.
 
+    ``max_queue`` (default 16 messages) and ``max_queue_bytes`` (default 1 MiB; characters
+    for text) bound the messages received and not yet returned by ``recv``: above either,
+    the connection stops reading until ``recv`` has brought both down to their low water
+    marks (a quarter of the high ones, or give ``(high, low)`` pairs). TCP then slows the
+    peer down; nothing is dropped. ``None`` removes a bound.
+
     Raises ``InvalidURI``, ``InvalidHandshake`` (``InvalidStatus`` when the server refused
-    with an HTTP status), ``TimeoutError`` after ``open_timeout``, ``OSError`` when the
-    connection failed.
+    with an HTTP status, ``InvalidMessage`` when it closed or reset the connection without
+    answering, as a server over its connection limit does), ``TimeoutError`` after
+    ``open_timeout``, ``OSError`` when the connection failed.
     """
     headers = header_list(additional_headers)
     protocols = subprotocol_list(subprotocols)
+    limits = queue_limits(max_queue, max_queue_bytes)
     ctx = Context(
         **context_kwargs(
             max_size=max_size,
@@ -124,7 +138,7 @@ def connect(
         ctx.free()
         raise
     engine = Engine(ctx, name="tidewire-client", exit_when_idle=True, user_watches=True)
-    conn = ClientConnection(engine, conn_id, close_timeout=close_timeout)
+    conn = ClientConnection(engine, conn_id, close_timeout=close_timeout, queue_limits=limits)
     conn.request = handshake_request(uri, headers, origin, protocols)
     engine.handlers[conn_id] = conn
     engine.start()

@@ -6,12 +6,12 @@ import enum
 import os
 import threading
 import time
-from collections import deque
-from typing import Any, Deque, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, Union
 
 from .._tidewire import Closed, CloseHeld, Error, Message, Open, Pong, Writable
 from ..datastructures import Request, Response
 from .._closing import ClosingState
+from .._queue import MessageQueue, QueueLimits
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosedOK,
@@ -36,12 +36,13 @@ class Connection(ClosingState):
     ``close``. Any thread may call any method; ``recv`` may only be waited on by one thread
     at a time."""
 
-    def __init__(self, engine: Engine, conn_id: int, *, close_timeout: Optional[float]) -> None:
+    def __init__(self, engine: Engine, conn_id: int, *, close_timeout: Optional[float],
+                 queue_limits: QueueLimits) -> None:
         self._engine = engine
         self._ctx = engine.ctx
         self.id = conn_id
         self._cond = threading.Condition(engine.lock)
-        self._messages: Deque[Data] = deque()
+        self._messages = MessageQueue(self._ctx, conn_id, queue_limits, self._wake_engine)
         self._state = State.CONNECTING
         #: The opening handshake completed (the connection may have closed since).
         self._opened = False
@@ -69,19 +70,25 @@ class Connection(ClosingState):
 
     # -- events, dispatched with the engine lock held ----------------------------------
 
-    def on_event(self, event: Any) -> None:
+    def wake(self) -> None:
+        """Wakes the threads waiting on this connection; the engine calls it once per batch
+        of events, for the connections whose ``on_event`` asked for it."""
+        self._cond.notify_all()
+
+    def on_event(self, event: Any) -> bool:
+        """Applies an event; returns whether waiting threads may have waited for it."""
         kind = type(event)
         if kind is Message:
             self._messages.append(event.data)
             self._unanswered = True
-            self._cond.notify_all()
         elif kind is CloseHeld:
             self._close_held()
+            return False
         elif kind is Writable:
             self._over_high = False
-            self._cond.notify_all()
         elif kind is Pong:
             self._on_pong(event.data)
+            return False
         elif kind is Open:
             self._opened = True
             if self._state is State.CONNECTING:
@@ -91,20 +98,20 @@ class Connection(ClosingState):
             self.remote_address = tuple(event.peer_addr)  # type: ignore[assignment]
             self._open_headers = event.headers
             self._on_open()
-            self._cond.notify_all()
         elif kind is Closed:
             self._state = State.CLOSED
             self.close_code = event.code
             self.close_reason = event.reason
             self._clean = event.clean
             self._remote_close = event.remote
-            self._cond.notify_all()
         elif kind is Error:
             self._state = State.CLOSED
             self._error = event.error
             self.close_code = 1006
             self.close_reason = ""
-            self._cond.notify_all()
+        else:
+            return False
+        return True
 
     def on_abort(self, reason: str) -> None:
         if self._state is not State.CLOSED:
@@ -280,6 +287,7 @@ class Connection(ClosingState):
                     self._state = State.CLOSING
                 except InvalidState:
                     pass
+                self._messages.closing()
                 self._engine.kick()
             self._wait_closed(self._closing_timeout())
         self._after_close()

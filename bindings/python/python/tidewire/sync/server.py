@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence, Set, Tuple, Union
@@ -15,6 +16,13 @@ from .._options import (
     select_subprotocol,
     server_tls_kwargs,
     subprotocol_list,
+)
+from .._queue import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    QueueLimit,
+    QueueLimits,
+    queue_limits,
 )
 from .._tidewire import Context, RawRequest
 from .._tidewire import Request as RequestEvent
@@ -37,8 +45,9 @@ class ServerConnection(Connection):
     """A connection accepted by a ``Server``, handed to the handler in its own thread."""
 
     def __init__(self, engine: Engine, conn_id: int, raw: RawRequest, *,
-                 close_timeout: Optional[float]) -> None:
-        super().__init__(engine, conn_id, close_timeout=close_timeout)
+                 close_timeout: Optional[float], queue_limits: QueueLimits) -> None:
+        super().__init__(engine, conn_id, close_timeout=close_timeout,
+                         queue_limits=queue_limits)
         self.raw_request = raw
         self.request = request_from_raw(raw)
 
@@ -48,39 +57,39 @@ class ServerConnection(Connection):
         headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
         return Response(status, "", headers, body)
 
+    # -- the decision, engine lock held (from the engine's dispatch or a handler thread) --
+
     def _reject(self, response: Response) -> None:
-        with self._cond:
-            try:
-                self._ctx.reject(self.id, response.status_code,
-                                 header_list(response.headers), response.body)
-            except InvalidState:
-                pass
+        try:
+            self._ctx.reject(self.id, response.status_code,
+                             header_list(response.headers), response.body)
+        except InvalidState:
+            pass
+        self._engine.handlers.pop(self.id, None)
+        self._state = State.CLOSED
+        self.close_code = 1006
+        self.response = response
+        self._engine.kick()
+
+    def _accept(self, subprotocol: Optional[str]) -> bool:
+        try:
+            self._ctx.accept(self.id, subprotocol)
+        except InvalidState:
+            # The handshake timed out or the server shut down meanwhile.
             self._engine.handlers.pop(self.id, None)
             self._state = State.CLOSED
             self.close_code = 1006
-            self.response = response
-            self._engine.kick()
-
-    def _accept(self, subprotocol: Optional[str]) -> bool:
-        with self._cond:
-            try:
-                self._ctx.accept(self.id, subprotocol)
-            except InvalidState:
-                # The handshake timed out or the server shut down meanwhile.
-                self._engine.handlers.pop(self.id, None)
-                self._state = State.CLOSED
-                self.close_code = 1006
-                return False
-            self._state = State.OPEN
-            self._opened = True
-            self.subprotocol = subprotocol
-            self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
-            h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
-            if subprotocol is not None:
-                h["Sec-WebSocket-Protocol"] = subprotocol
-            self.response = Response(101, "Switching Protocols", h)
-            self._engine.kick()
-            return True
+            return False
+        self._state = State.OPEN
+        self._opened = True
+        self.subprotocol = subprotocol
+        self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
+        h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
+        if subprotocol is not None:
+            h["Sec-WebSocket-Protocol"] = subprotocol
+        self.response = Response(101, "Switching Protocols", h)
+        self._engine.kick()
+        return True
 
     def _on_open(self) -> None:
         if self.response is not None and self.extensions is not None:
@@ -89,6 +98,7 @@ class ServerConnection(Connection):
 
 Handler = Callable[[ServerConnection], Any]
 ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
+_Spawn = Tuple[ServerConnection, Optional[ProcessRequest]]
 
 
 class Server:
@@ -104,13 +114,20 @@ class Server:
                  open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
                  ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
                  write_limit: Union[int, Tuple[int, int], None] = None,
+                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
                  reuse_port: bool = False) -> None:
         self._handler = handler
         self._subprotocols = subprotocol_list(subprotocols)
         self._origins = None if origins is None else list(origins)
         self._process_request = process_request
         self._close_timeout = close_timeout
+        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
         self._threads: Set[threading.Thread] = set()
+        #: Connections whose handler thread is to be started (None stops the spawner).
+        self._to_spawn: "queue.SimpleQueue[Optional[_Spawn]]" = queue.SimpleQueue()
+        self._spawner = threading.Thread(target=self._spawn_handlers, daemon=True,
+                                         name="tidewire-spawner")
         self._done = threading.Event()
         self._shutting_down = False
         self._ctx = Context(**context_kwargs(
@@ -127,6 +144,7 @@ class Server:
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
         self.address: Tuple[str, int] = (bound_host, bound_port)
         self._engine = Engine(self._ctx, name="tidewire-server", on_request=self._on_request)
+        self._spawner.start()
         self._engine.start()
 
     @property
@@ -136,15 +154,28 @@ class Server:
     # -- engine side (lock held) ---------------------------------------------------------
 
     def _on_request(self, event: RequestEvent) -> None:
-        conn = ServerConnection(self._engine, event.conn, event.request,
-                                close_timeout=self._close_timeout)
-        self._engine.handlers[event.conn] = conn
-        thread = threading.Thread(target=self._handle, args=(conn,), daemon=True,
-                                  name=f"tidewire-handler-{event.conn:#x}")
-        self._threads.add(thread)
-        thread.start()
+        """An upgrade request: answered here, on the engine's thread, unless
+        ``process_request`` must see it first (in the handler's thread, since it may block).
 
-    # -- handler threads -----------------------------------------------------------------
+        Threads are started by a thread of their own (``_spawn_handlers``): starting one
+        takes up to a millisecond of contended GIL once thousands are alive, so under a flood
+        of connections an engine that waited for them would answer only a thousand or so
+        handshakes a second, and drop the ones that waited past the handshake timeout
+        without an answer. Here the upgrade completes at once, and what comes before the
+        handler runs waits in the connection's queue (bounded by ``max_queue``)."""
+        conn = ServerConnection(self._engine, event.conn, event.request,
+                                close_timeout=self._close_timeout,
+                                queue_limits=self._queue_limits)
+        self._engine.handlers[event.conn] = conn
+        process_request = self._process_request
+        if process_request is None:
+            response, subprotocol = self._check_request(conn)
+            if response is not None:
+                conn._reject(response)
+                return
+            if not conn._accept(subprotocol):
+                return
+        self._to_spawn.put((conn, process_request))
 
     def _check_request(self, conn: ServerConnection) -> Tuple[Optional[Response], Optional[str]]:
         raw = conn.raw_request
@@ -155,24 +186,68 @@ class Server:
             return conn.respond(400, f"Failed to open a WebSocket connection: {error}.\n"), None
         return None, subprotocol
 
-    def _handle(self, conn: ServerConnection) -> None:
-        try:
+    # -- the spawner thread --------------------------------------------------------------
+
+    def _spawn_handlers(self) -> None:
+        while True:
+            item = self._to_spawn.get()
+            if item is None:
+                return
+            conn, process_request = item
+            if self._shutting_down:
+                continue  # the connection is being closed; nobody will handle it
+            thread = threading.Thread(target=self._handle, args=(conn, process_request),
+                                      daemon=True, name=f"tidewire-handler-{conn.id:#x}")
+            self._threads.add(thread)
             try:
-                response = None
-                if self._process_request is not None:
-                    response = self._process_request(conn, conn.request)  # type: ignore[arg-type]
+                thread.start()
+            except RuntimeError:  # can't start new thread: out of memory, or a limit reached
+                self._threads.discard(thread)
+                logger.error("no thread for a new connection: refused")
+                with conn._cond:
+                    self._refuse(conn)
+
+    def _refuse(self, conn: ServerConnection) -> None:
+        """A connection no thread can serve: refused with 503 if it is not open yet,
+        closed with 1013 (try again later) if it is."""
+        if conn.state is State.CONNECTING:
+            conn._reject(conn.respond(503, "Server overloaded: try again later.\n"))
+            return
+        try:
+            self._ctx.close(conn.id, 1013, "try again later")
+        except InvalidState:
+            return  # already over
+        conn._messages.closing()
+        self._engine.kick()
+
+    # -- handler threads -----------------------------------------------------------------
+
+    def _decide(self, conn: ServerConnection, process_request: ProcessRequest) -> None:
+        """The opening handshake with ``process_request`` (in the handler's thread)."""
+        try:
+            response = process_request(conn, conn.request)  # type: ignore[arg-type]
+            with conn._cond:
                 subprotocol = None
                 if response is None:
                     response, subprotocol = self._check_request(conn)
                 if response is not None:
                     conn._reject(response)
-                    return
-                if not conn._accept(subprotocol):
-                    return
-            except Exception:
-                logger.exception("opening handshake failed")
-                conn._reject(conn.respond(500, "Failed to open a WebSocket connection.\n"))
-                return
+                else:
+                    conn._accept(subprotocol)
+        except Exception:
+            logger.exception("opening handshake failed")
+            with conn._cond:
+                if conn.state is State.CONNECTING:
+                    conn._reject(conn.respond(500, "Failed to open a WebSocket connection.\n"))
+
+    def _handle(self, conn: ServerConnection,
+                process_request: Optional[ProcessRequest]) -> None:
+        try:
+            if process_request is not None:
+                self._decide(conn, process_request)
+            # Set before this thread started, or by `_decide` just now.
+            if not conn._opened:
+                return  # refused, or gone before it opened
             try:
                 self._handler(conn)
             except ConnectionClosed:
@@ -204,11 +279,16 @@ class Server:
             grace = 0.0 if self._close_timeout is None else self._close_timeout
             if self._engine.running:
                 self._ctx.shutdown(grace)
+                for conn in list(self._engine.handlers.values()):
+                    if isinstance(conn, Connection):
+                        conn._messages.closing()  # to read the peers' close frames
                 self._engine.kick()
                 deadline = time.monotonic() + grace + 1.0
                 while self._engine.handlers and time.monotonic() < deadline:
                     self._engine.changed.wait(max(0.0, deadline - time.monotonic()))
         self._engine.stop()
+        self._to_spawn.put(None)
+        self._spawner.join()
         current = threading.current_thread()
         deadline = time.monotonic() + 1.0 + (grace or 0.0)
         for thread in list(self._threads):
@@ -234,6 +314,8 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
           open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
           ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
           write_limit: Union[int, Tuple[int, int], None] = None,
+          max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+          max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
           reuse_port: bool = False) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
@@ -242,10 +324,17 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
     ``process_request(connection, request)`` may return a ``Response`` to refuse the
     upgrade. ``origins`` lists the accepted Origin values (``None`` in the list accepts
     requests without one). With ``subprotocols``, clients offering none of them are refused.
+
+    ``max_queue`` (default 16 messages) and ``max_queue_bytes`` (default 1 MiB; characters
+    for text) bound, per connection, the messages received and not yet returned by
+    ``recv``: above either, the connection stops reading until ``recv`` has brought both
+    down to their low water marks (a quarter of the high ones, or give ``(high, low)``
+    pairs). TCP then slows the peer down; nothing is dropped. ``None`` removes a bound.
     """
     return Server(handler, "127.0.0.1" if host is None else host, 0 if port is None else port,
                   ssl=ssl, subprotocols=subprotocols, origins=origins,
                   process_request=process_request, compression=compression, max_size=max_size,
                   open_timeout=open_timeout, close_timeout=close_timeout,
                   ping_interval=ping_interval, ping_timeout=ping_timeout,
-                  write_limit=write_limit, reuse_port=reuse_port)
+                  write_limit=write_limit, max_queue=max_queue,
+                  max_queue_bytes=max_queue_bytes, reuse_port=reuse_port)
