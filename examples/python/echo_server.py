@@ -40,7 +40,7 @@ async def main(args: argparse.Namespace) -> None:
         args.port,
         ssl=ssl,
         compression="deflate",
-        max_size=64 * 2**20,  # Autobahn sends messages of up to 16 MiB
+        max_size=16 * 2**20,  # Autobahn sends messages of up to 16 MiB
         # Keepalive as the library sets it: a peer silent for 20 s is pinged, and dropped if
         # nothing comes back within 20 s more (never in the middle of an Autobahn case).
     ) as server:
@@ -62,7 +62,7 @@ def main_blocking(args: argparse.Namespace) -> None:
         args.port,
         ssl=ssl,
         compression="deflate",
-        max_size=64 * 2**20,
+        max_size=16 * 2**20,
     ) as server:
         # serve_forever returns once shutdown() ran; signals end it from the main thread.
         def stop(*_: object) -> None:
