@@ -15,8 +15,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
 use tidewire_net::{
-    Config, ConnId, ConnectOptions, ListenOptions, ListenerId, MessageKind, SendStatus,
-    TlsAcceptor, TlsClientOptions, TlsConnector,
+    Config, ConnId, ConnectOptions, ConnectionRate, ListenOptions, ListenerId, MessageKind,
+    PeerLimits, SendStatus, TlsAcceptor, TlsClientOptions, TlsConnector,
 };
 use tidewire_proto::deflate::DeflateConfig;
 use tidewire_proto::handshake::Url;
@@ -293,10 +293,17 @@ impl Context {
     }
 
     /// Listens on `host:port` (port 0 picks a free one: see `local_addr`). Returns the
-    /// listener id.
+    /// listener id. The per-address limits (IPv6 by /64; `None`: no limit) default to the
+    /// runtime's: `max_connections_per_address=None`, `max_handshakes_per_address=4096`,
+    /// `max_handshakes=16384`, `connection_rate=None` (or `(per_second, burst)`). A
+    /// connection over one is closed right after accept, before anything is read.
     #[pyo3(signature = (host, port, *, certfile=None, keyfile=None, subprotocols=None,
         origins=None, handle_requests=false, handle_http=false, compression=None,
-        reuse_port=false, backlog=1024))]
+        reuse_port=false, backlog=1024,
+        max_connections_per_address=PeerLimits::default().max_connections_per_address,
+        max_handshakes_per_address=PeerLimits::default().max_handshakes_per_address,
+        max_handshakes=PeerLimits::default().max_handshakes,
+        connection_rate=None))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
         &self,
@@ -312,6 +319,10 @@ impl Context {
         compression: Option<&str>,
         reuse_port: bool,
         backlog: i32,
+        max_connections_per_address: Option<usize>,
+        max_handshakes_per_address: Option<usize>,
+        max_handshakes: Option<usize>,
+        connection_rate: Option<(f64, u32)>,
     ) -> PyResult<u64> {
         let tls = match (certfile, keyfile) {
             (None, None) => None,
@@ -334,8 +345,13 @@ impl Context {
             handle_requests,
             handle_http,
             deflate: deflate(compression)?,
-            // Per-peer limits: the engine's defaults (not settable from Python yet).
-            ..ListenOptions::default()
+            peer_limits: PeerLimits {
+                max_connections_per_address,
+                max_handshakes_per_address,
+                max_handshakes,
+                connection_rate: connection_rate
+                    .map(|(per_second, burst)| ConnectionRate { per_second, burst }),
+            },
         };
         let host = host.to_owned();
         self.with(py, |i| i.ctx.listen(&host, port, options).map(|l| l.0))
@@ -361,8 +377,9 @@ impl Context {
     /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
     /// `Open` or a terminal `Error` event follows. For `wss://`: `cafile` / `cadata` (PEM)
     /// replace the system's roots; `verify=False` accepts any certificate (tests only).
+    /// `local_address` (an IP literal) is the address to connect from.
     #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
-        cafile=None, cadata=None, verify=true, connect_timeout=None))]
+        cafile=None, cadata=None, verify=true, connect_timeout=None, local_address=None))]
     #[allow(clippy::too_many_arguments)]
     fn connect(
         &self,
@@ -376,7 +393,14 @@ impl Context {
         cadata: Option<&Bound<'_, PyAny>>,
         verify: bool,
         connect_timeout: Option<f64>,
+        local_address: Option<&str>,
     ) -> PyResult<u64> {
+        let local_address = match local_address {
+            None => None,
+            Some(text) => Some(text.parse::<std::net::IpAddr>().map_err(|_| {
+                PyValueError::new_err(format!("local_address {text:?} is not an IP address"))
+            })?),
+        };
         let cadata = match cadata {
             None => None,
             Some(d) => Some(match payload(d)? {
@@ -396,8 +420,8 @@ impl Context {
             subprotocols: subprotocols.unwrap_or_default(),
             tls: None,
             connect_timeout: opt_duration(connect_timeout, "connect_timeout")?,
+            local_address,
             deflate: deflate(compression)?,
-            ..ConnectOptions::default()
         };
         let url = url.to_owned();
         // Parsed here first: a bad URL is reported as such before any TLS setting is looked

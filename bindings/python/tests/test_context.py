@@ -384,3 +384,53 @@ async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
         async with tw.connect(url, open_timeout=5) as third:
             await third.send("a slot freed up")
             assert await third.recv() == "a slot freed up"
+
+def poll_until(contexts, done, timeout=5.0):
+    """Polls every context until ``done(event)`` returned True for some event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ctx in contexts:
+            for event in ctx.poll(0.005):
+                if done(event):
+                    return event
+    raise AssertionError("no such event in time")
+
+
+def test_per_address_limits_turn_away_one_address_and_not_the_others():
+    server, client = Context(), Context()
+    try:
+        port = server.local_addr(server.listen("127.0.0.1", 0, max_connections_per_address=1))[1]
+        url = f"ws://127.0.0.1:{port}/"
+        ends = {}
+
+        def outcome(conn):
+            def done(event):
+                if getattr(event, "conn", None) == conn and type(event).__name__ in ("Open", "Error"):
+                    ends[conn] = type(event).__name__
+                    return True
+                return False
+            return done
+
+        first = client.connect(url, local_address="127.0.0.2")
+        poll_until([server, client], outcome(first))
+        second = client.connect(url, local_address="127.0.0.2")
+        poll_until([server, client], outcome(second))
+        other = client.connect(url, local_address="127.0.0.3")
+        poll_until([server, client], outcome(other))
+        assert (ends[first], ends[second], ends[other]) == ("Open", "Error", "Open")
+    finally:
+        server.free()
+        client.free()
+
+
+def test_bad_limits_and_local_addresses_are_refused_with_an_exception():
+    ctx = Context()
+    try:
+        with pytest.raises(ValueError):
+            ctx.listen("127.0.0.1", 0, connection_rate=(0.0, 5))
+        with pytest.raises(ValueError):
+            ctx.listen("127.0.0.1", 0, max_handshakes=0)
+        with pytest.raises(ValueError):
+            ctx.connect("ws://127.0.0.1:9/", local_address="not an address")
+    finally:
+        ctx.free()

@@ -71,6 +71,10 @@ class Context:
         compression: Optional[str] = None,
         reuse_port: bool = False,
         backlog: int = 1024,
+        max_connections_per_address: Optional[int] = ...,
+        max_handshakes_per_address: Optional[int] = ...,
+        max_handshakes: Optional[int] = ...,
+        connection_rate: Optional[Tuple[float, int]] = None,
     ) -> int: ...
     def local_addr(self, listener: int) -> Tuple[str, int]: ...
     def unlisten(self, listener: int) -> None: ...
@@ -86,6 +90,7 @@ class Context:
         cadata: Optional[Union[str, bytes]] = None,
         verify: bool = True,
         connect_timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
     ) -> int: ...
     def accept(
         self, conn: int, subprotocol: Optional[str] = None, headers: Optional[_Headers] = None
