@@ -5,7 +5,9 @@
 # grows by more than 5 % after warm-up; prints the echo latency (p50, p99, max).
 #
 #   make soak         10,000 connections for 10 minutes (SOAK_CONNS, SOAK_SECONDS)
-#   make test-soak    the short variant in `make test`: 1,000 connections for 60 s (30 s warm-up)
+#   make test-soak    the short variant in `make test`: 1,000 connections for 60 s (30 s warm-up);
+#                     its memory check allows 10 % (the servers' buffers still reach their
+#                     high-water marks in so short a run)
 
 SLOW_TEST_TARGETS += test-soak
 
@@ -22,4 +24,5 @@ soak: examples-rust soak-build
 	tests/soak/run.sh $(BIN) $(SOAK_BIN) --conns $(SOAK_CONNS) --seconds $(SOAK_SECONDS) --warmup 60
 
 test-soak: examples-rust soak-build
-	tests/soak/run.sh $(BIN) $(SOAK_BIN) --conns 1000 --seconds 60 --warmup 30
+	tests/soak/run.sh $(BIN) $(SOAK_BIN) --conns 1000 --seconds 60 --warmup 30 \
+		--rss-tolerance 10

@@ -3,11 +3,12 @@
 //! one message of a random size at a time and verifying its echo byte for byte, for a set
 //! time. Reports lost and corrupted messages, unexpected closes, the echo latency (p50, p99,
 //! max) and the servers' resident memory after warm-up; exits 1 when anything was lost or
-//! corrupted, a connection dropped, or a server's memory grew by more than 5 %.
+//! corrupted, a connection dropped, or a server's memory grew by more than 5 % (or
+//! `--rss-tolerance`).
 //!
 //! Usage: soak --url ws://127.0.0.1:P [--tls-url wss://127.0.0.1:Q --ca FILE]
 //!             [--conns 10000] [--seconds 600] [--warmup 60] [--sources 8]
-//!             [--interval-ms 1000] [--max-size 16384] [--server-pid PID]...
+//!             [--interval-ms 1000] [--max-size 16384] [--rss-tolerance 5] [--server-pid PID]...
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -29,6 +30,8 @@ struct Args {
     sources: u8,
     interval: Duration,
     max_size: usize,
+    /// Largest growth of a server's RSS after warm-up, in percent.
+    rss_tolerance: f64,
     server_pids: Vec<u32>,
 }
 
@@ -43,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         sources: 8,
         interval: Duration::from_millis(1000),
         max_size: 16 << 10,
+        rss_tolerance: 5.0,
         server_pids: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -60,6 +64,9 @@ fn parse_args() -> Result<Args, String> {
             "--interval-ms" => a.interval = Duration::from_millis(num(&value)?),
             "--max-size" => a.max_size = num(&value)?.max(16) as usize,
             "--server-pid" => a.server_pids.push(num(&value)? as u32),
+            "--rss-tolerance" => {
+                a.rss_tolerance = value.parse().map_err(|e| format!("{flag}: {e}"))?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -404,7 +411,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             "soak: server {pid}: RSS after warm-up {first} KiB -> {last} KiB ({growth:+.1} %), \
              min {min} max {max}; every 5 s: {samples:?}"
         );
-        ok &= growth <= 5.0;
+        ok &= growth <= args.rss_tolerance;
     }
     println!("soak: {}", if ok { "PASS" } else { "FAIL" });
     Ok(ok)
