@@ -15,6 +15,8 @@ pub mod connection;
 pub mod deflate;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod utf8;
 
