@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .datastructures import Headers, HeadersLike
 
@@ -94,6 +94,21 @@ def client_tls_kwargs(ssl: Any) -> Dict[str, Any]:
         "ssl must be None, True, False or tidewire.ClientTLS (tidewire uses rustls, not the "
         f"ssl module), not {type(ssl).__name__}"
     )
+
+
+#: The per-address limits a server takes in ``peer_limits`` (those of ``Context.listen``).
+PEER_LIMITS = ("max_connections_per_address", "max_handshakes_per_address", "max_handshakes",
+               "connection_rate")
+
+
+def peer_limit_kwargs(peer_limits: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Checks the names of ``serve(..., peer_limits={...})``; the runtime checks the values
+    and keeps its defaults for the limits not given."""
+    given = dict(peer_limits or {})
+    unknown = sorted(set(given) - set(PEER_LIMITS))
+    if unknown:
+        raise ValueError(f"unknown peer limits {unknown}; known: {list(PEER_LIMITS)}")
+    return given
 
 
 def server_tls_kwargs(ssl: Any) -> Dict[str, Any]:

@@ -260,3 +260,21 @@ def test_peers_closing_together_never_nest_the_engine_dispatch(monkeypatch):
             ws.send("still serving")
             assert ws.recv(timeout=5) == "still serving"
     assert depth and max(depth) == 1, f"dispatch nested {max(depth)} deep"
+
+def test_peer_limits_reach_the_listener_and_unknown_ones_are_refused():
+    def echo(ws):
+        for message in ws:
+            ws.send(message)
+
+    with serve(echo, "127.0.0.1", 0, peer_limits={"max_connections_per_address": 1}) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        with connect(url) as first:
+            # The same address again: closed at once, before any answer.
+            with pytest.raises(tidewire.InvalidHandshake):
+                connect(url, open_timeout=5)
+            first.send("still served")
+            assert first.recv(timeout=5) == "still served"
+    with pytest.raises(ValueError, match="unknown peer limits"):
+        serve(echo, "127.0.0.1", 0, peer_limits={"max_conections": 1})
+    with pytest.raises(ValueError):
+        serve(echo, "127.0.0.1", 0, peer_limits={"connection_rate": (-1.0, 1)})

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Awaitable, Callable, Generator, Optional, Sequence, Set, Tuple, Union
+from typing import (Any, Awaitable, Callable, Generator, Mapping, Optional, Sequence, Set, Tuple,
+                    Union)
 
 from .._options import (
     DEFAULT_MAX_SIZE,
     compression_name,
     context_kwargs,
     header_list,
+    peer_limit_kwargs,
     select_subprotocol,
     server_tls_kwargs,
     subprotocol_list,
@@ -108,7 +110,8 @@ class Server:
                  write_limit: Union[int, Tuple[int, int], None] = None,
                  max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
                  max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False,
+                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._handler = handler
         self._subprotocols = subprotocol_list(subprotocols)
@@ -125,7 +128,8 @@ class Server:
         try:
             self._listener = self._ctx.listen(
                 host, port, handle_requests=True, compression=compression_name(compression),
-                reuse_port=reuse_port, **server_tls_kwargs(ssl))
+                reuse_port=reuse_port, **peer_limit_kwargs(peer_limits),
+                **server_tls_kwargs(ssl))
             bound_host, bound_port = self._ctx.local_addr(self._listener)
             self._driver = Driver(self._ctx, self._loop, on_request=self._on_request)
         except BaseException:

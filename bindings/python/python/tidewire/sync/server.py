@@ -6,13 +6,14 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .._options import (
     DEFAULT_MAX_SIZE,
     compression_name,
     context_kwargs,
     header_list,
+    peer_limit_kwargs,
     select_subprotocol,
     server_tls_kwargs,
     subprotocol_list,
@@ -116,7 +117,8 @@ class Server:
                  write_limit: Union[int, Tuple[int, int], None] = None,
                  max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
                  max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False,
+                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
         self._handler = handler
         self._subprotocols = subprotocol_list(subprotocols)
         self._origins = None if origins is None else list(origins)
@@ -136,7 +138,8 @@ class Server:
         try:
             self._listener = self._ctx.listen(
                 host, port, handle_requests=True, compression=compression_name(compression),
-                reuse_port=reuse_port, **server_tls_kwargs(ssl))
+                reuse_port=reuse_port, **peer_limit_kwargs(peer_limits),
+                **server_tls_kwargs(ssl))
             bound_host, bound_port = self._ctx.local_addr(self._listener)
         except BaseException:
             self._ctx.free()
@@ -316,7 +319,8 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
           write_limit: Union[int, Tuple[int, int], None] = None,
           max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
           max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-          reuse_port: bool = False) -> Server:
+          reuse_port: bool = False,
+          peer_limits: Optional[Mapping[str, Any]] = None) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
     1011 if it raised, which is logged; the server keeps serving).
@@ -330,6 +334,11 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
     ``recv``: above either, the connection stops reading until ``recv`` has brought both
     down to their low water marks (a quarter of the high ones, or give ``(high, low)``
     pairs). TCP then slows the peer down; nothing is dropped. ``None`` removes a bound.
+
+    ``peer_limits`` bounds what one client address may take (IPv6 by /64), with the names
+    and defaults of ``Context.listen``: ``max_connections_per_address`` (no limit),
+    ``max_handshakes_per_address`` (4096), ``max_handshakes`` (16384), ``connection_rate``
+    (``(per_second, burst)``, no limit). A connection over one is closed at once.
     """
     return Server(handler, "127.0.0.1" if host is None else host, 0 if port is None else port,
                   ssl=ssl, subprotocols=subprotocols, origins=origins,
@@ -337,4 +346,5 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
                   open_timeout=open_timeout, close_timeout=close_timeout,
                   ping_interval=ping_interval, ping_timeout=ping_timeout,
                   write_limit=write_limit, max_queue=max_queue,
-                  max_queue_bytes=max_queue_bytes, reuse_port=reuse_port)
+                  max_queue_bytes=max_queue_bytes, reuse_port=reuse_port,
+                  peer_limits=peer_limits)
