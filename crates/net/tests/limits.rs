@@ -8,19 +8,8 @@ use std::io::Read;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Harness, RawClient, TEST_DEADLINE};
+use common::{wait_server_open, Harness, RawClient, TEST_DEADLINE};
 use tidewire_net::{Config, ConnId, ConnectionRate, Event, ListenOptions, PeerLimits};
-
-fn wait_server_open(h: &mut Harness) -> ConnId {
-    let mut server = None;
-    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
-        if let Event::Open { conn, .. } = ev {
-            server = Some(conn);
-        }
-        server.is_some()
-    }));
-    server.expect("open")
-}
 
 /// The output over `max_buffered` holds reading, whatever filled it: a peer that does not
 /// read gets nothing more read from it, until it drains the buffer; then all of it arrives.

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{pattern, Harness, RawClient, TEST_DEADLINE};
+use common::{pattern, wait_server_open, Harness, RawClient, TEST_DEADLINE};
 use tidewire_net::{
     Config, ConnId, ConnectOptions, Error, Event, ListenOptions, MessageKind, SendStatus,
 };
@@ -18,18 +18,6 @@ fn short_timeouts() -> Config {
         close_timeout: Duration::from_millis(300),
         ..Config::default()
     }
-}
-
-/// Polls until the server side of a raw client opens.
-fn wait_server_open(h: &mut Harness) -> ConnId {
-    let mut server = None;
-    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
-        if let Event::Open { conn, .. } = ev {
-            server = Some(conn);
-        }
-        server.is_some()
-    }));
-    server.expect("open")
 }
 
 #[test]

@@ -61,6 +61,18 @@ impl Harness {
     }
 }
 
+/// Polls until a server-side connection opens; returns it.
+pub fn wait_server_open(h: &mut Harness) -> ConnId {
+    let mut server = None;
+    assert!(h.run_until(TEST_DEADLINE, |_, ev| {
+        if let Event::Open { conn, .. } = ev {
+            server = Some(conn);
+        }
+        server.is_some()
+    }));
+    server.expect("open")
+}
+
 /// Server-side echo of one event (messages echoed with their own kind). Returns true for
 /// server-side events it handled.
 pub fn echo(ctx: &mut Context, ev: &Event<'_>, server_conns: &[ConnId]) -> bool {
