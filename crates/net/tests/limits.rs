@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{wait_server_open, Harness, RawClient, TEST_DEADLINE};
-use tidewire_net::{Config, ConnId, ConnectionRate, Event, ListenOptions, PeerLimits};
+use tidewire_net::{Config, ConnectionRate, Event, ListenOptions, PeerLimits};
 
 /// The output over `max_buffered` holds reading, whatever filled it: a peer that does not
 /// read gets nothing more read from it, until it drains the buffer; then all of it arrives.
