@@ -13,13 +13,20 @@
 
 TEST_TARGETS += test-netfault
 
-.PHONY: test-netfault test-netfault-long test-netfault-proxy
+.PHONY: test-netfault test-netfault-long test-netfault-proxy netfault-tools
 
-test-netfault: examples-rust
+# iproute2's `ip` makes the namespaces; installed when missing (root only: otherwise the
+# script says SKIPPED).
+netfault-tools:
+	@command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+	  echo "== installing iproute2"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
+
+test-netfault: examples-rust netfault-tools
 	CARGO="$(CARGO)" ECHO_SERVER=$(BIN)/echo_server tests/netfault/linkcut.sh \
 		--down 3 --ping-ms 400 --idle-ms 1500
 
-test-netfault-long: examples-rust
+test-netfault-long: examples-rust netfault-tools
 	CARGO="$(CARGO)" ECHO_SERVER=$(BIN)/echo_server tests/netfault/linkcut.sh \
 		--down 30 --ping-ms 3000 --idle-ms 10000
 
