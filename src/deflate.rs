@@ -1,7 +1,7 @@
 //! `tw_deflate_config`: permessage-deflate (RFC 7692) settings, given to listen options
 //! (accept it when a client offers it) or connect options (offer it).
 
-use tidewire_proto::deflate::DeflateConfig;
+use tidewire_net::DeflateConfig;
 
 use crate::ffi::{
     free_handle, guard, guard_void, into_handle, try_mut, try_out, Checked, Failure, Opaque, OK,

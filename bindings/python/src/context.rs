@@ -18,8 +18,8 @@ use tidewire_net::{
     Config, ConnId, ConnectOptions, ConnectionRate, ListenOptions, ListenerId, MessageKind,
     PeerLimits, SendStatus, TlsAcceptor, TlsClientOptions, TlsConnector,
 };
-use tidewire_proto::deflate::DeflateConfig;
-use tidewire_proto::handshake::Url;
+use tidewire_net::DeflateConfig;
+use tidewire_net::Url;
 
 use crate::errors::{invalid_state, to_pyerr};
 use crate::events::{convert, CloseHeld};

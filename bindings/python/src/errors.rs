@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyModule};
 use tidewire_net::Error;
-use tidewire_proto::handshake::HandshakeError;
+use tidewire_net::HandshakeError;
 
 static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -153,7 +153,7 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
         Error::Handshake(h) => handshake_error(py, h),
         Error::HandshakeEof => tidewire_exc(py, "InvalidMessage", (text.clone(),), &text),
         Error::Extension(_) => tidewire_exc(py, "NegotiationError", (text.clone(),), &text),
-        Error::Send(tidewire_proto::SendError::Closed) => invalid_state(py, &text),
+        Error::Send(tidewire_net::SendError::Closed) => invalid_state(py, &text),
         Error::Send(_) => tidewire_exc(py, "ProtocolError", (text.clone(),), &text),
         Error::Io(io) => os_error(py, "i/o error", io),
         _ => PyRuntimeError::new_err(text),

@@ -52,7 +52,8 @@ pub use sender::Sender;
 pub use slab::{ConnId, ListenerId};
 pub use tls::{TlsAcceptor, TlsClientOptions, TlsConnector};
 
-/// Re-exported from `tidewire-proto` so that applications need only this crate.
+/// Re-exported from `tidewire-proto`: every type this crate's API mentions, so that
+/// applications and the faces (C ABI, Python) depend on this crate alone.
 pub use tidewire_proto::deflate::DeflateConfig;
-pub use tidewire_proto::handshake::{Header, Request};
+pub use tidewire_proto::handshake::{HandshakeError, Header, Limits, Request, Url, UrlError};
 pub use tidewire_proto::{CloseCode, MessageKind, SendError};
