@@ -96,7 +96,9 @@ pub struct tw_event {
     pub data: tw_bytes,
     /// `TW_EVENT_REQUEST`, `TW_EVENT_HTTP_REQUEST`: the request, read with `tw_request_*`.
     pub request: *const tw_request,
-    /// `TW_EVENT_OPEN`: the selected subprotocol (`data` NULL when none).
+    /// `TW_EVENT_OPEN`: the selected subprotocol. `TW_EVENT_REQUEST`: the subprotocol the
+    /// listener's rules selected among the client's offers, to pass to `tw_accept` unless
+    /// the application chooses another. `data` NULL when none.
     pub subprotocol: tw_bytes,
     /// `TW_EVENT_OPEN`: the negotiated Sec-WebSocket-Extensions value (`data` NULL when none).
     pub extensions: tw_bytes,
@@ -170,10 +172,12 @@ fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
             conn,
             listener,
             request,
+            subprotocol,
         } => tw_event {
             conn: conn.0,
             listener: listener.0,
             request: ptr::from_ref(request).cast(),
+            subprotocol: tw_bytes::opt(subprotocol.map(str::as_bytes)),
             ..tw_event::new(TW_EVENT_REQUEST)
         },
         Event::HttpRequest {

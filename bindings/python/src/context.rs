@@ -343,6 +343,8 @@ impl Context {
             subprotocols: subprotocols.unwrap_or_default(),
             allowed_origins: origins,
             handle_requests,
+            require_subprotocol: false,
+            require_origin: false,
             handle_http,
             deflate: deflate(compression)?,
             peer_limits: PeerLimits {

@@ -214,6 +214,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             conn,
             listener,
             request,
+            ..
         } => Py::new(
             py,
             Request {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidewire_proto::deflate::DeflateConfig;
-use tidewire_proto::handshake::Limits;
+use tidewire_proto::handshake::{Limits, Policy};
 
 use crate::resolve::{Resolve, SystemResolver};
 use crate::tls::{TlsAcceptor, TlsConnector};
@@ -136,18 +136,23 @@ pub struct ListenOptions {
     pub backlog: i32,
     /// Serve `wss://`: TLS with this certificate. Default `None` (`ws://`).
     pub tls: Option<TlsAcceptor>,
-    /// Subprotocols this server speaks, in order of preference. Without
-    /// [`ListenOptions::handle_requests`], the first of these that the client offered is
-    /// selected, or none. Default empty.
+    /// Subprotocols this server speaks, in order of preference: the first of these that the
+    /// client offered is selected, or none (see `require_subprotocol`). Default empty.
     pub subprotocols: Vec<String>,
+    /// Refuse with 400 a client that offers none of `subprotocols` (python-websockets'
+    /// behaviour). Ignored when `subprotocols` is empty. Default false: such a client is
+    /// served without a subprotocol.
+    pub require_subprotocol: bool,
     /// When set, an upgrade request whose Origin is not in this list (compared without
-    /// regard to ASCII case) is rejected with 403 unless the application decides itself
-    /// ([`ListenOptions::handle_requests`]). Requests without Origin (non-browser clients)
-    /// are let through. Default `None` (any origin).
+    /// regard to ASCII case) is refused with 403. Requests without Origin (non-browser
+    /// clients) pass unless `require_origin`. Default `None` (any origin).
     pub allowed_origins: Option<Vec<String>>,
-    /// Deliver every valid upgrade request as [`crate::Event::Request`]; the application then
+    /// With `allowed_origins`, also refuse with 403 a request without Origin. Default false.
+    pub require_origin: bool,
+    /// Deliver every valid upgrade request that passed the rules above as
+    /// [`crate::Event::Request`], with the subprotocol they selected; the application then
     /// calls [`crate::Context::accept`] or [`crate::Context::reject`]. Default false
-    /// (accepted automatically, see `subprotocols` and `allowed_origins`).
+    /// (accepted automatically).
     pub handle_requests: bool,
     /// Deliver requests that are not upgrades as [`crate::Event::HttpRequest`]; the
     /// application answers with [`crate::Context::respond`]. Default false (answered with
@@ -172,11 +177,25 @@ impl Default for ListenOptions {
             backlog: 1024,
             tls: None,
             subprotocols: Vec::new(),
+            require_subprotocol: false,
             allowed_origins: None,
+            require_origin: false,
             handle_requests: false,
             handle_http: false,
             peer_limits: PeerLimits::default(),
             deflate: Some(server_deflate_default()),
+        }
+    }
+}
+
+impl ListenOptions {
+    /// The acceptance rules (Origin, subprotocol) as the protocol engine applies them.
+    pub(crate) fn policy(&self) -> Policy<'_> {
+        Policy {
+            subprotocols: &self.subprotocols,
+            require_subprotocol: self.require_subprotocol,
+            allowed_origins: self.allowed_origins.as_deref(),
+            require_origin: self.require_origin,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Token};
 use tidewire_proto::deflate::{client_accept, server_negotiate};
 use tidewire_proto::handshake::{
-    accept_response, http_response, ClientResponse, Request, ServerHandshake, Upgrade,
+    accept_response, ClientResponse, Rejection, Request, ServerHandshake, Upgrade,
 };
 use tidewire_proto::{Connection, Event as WsEvent, MessageKind, Role};
 
@@ -534,11 +534,7 @@ impl Context {
                 Ok(Some(request)) => self.on_request(id, request, start, end, ev),
                 Err(e) => {
                     match e.rejection() {
-                        Some(rejection) => {
-                            rejection.write_response(c.pre.vec());
-                            c.stage = Stage::Answering;
-                            self.mark_dirty(id);
-                        }
+                        Some(rejection) => self.answer(id, &rejection),
                         None => self.finish(id, ev, Some(Error::from(e))),
                     }
                     true
@@ -609,54 +605,41 @@ impl Context {
         let listener = acc.listener;
         let key = match &request.upgrade {
             Upgrade::Invalid(rejection) => {
-                rejection.write_response(c.pre.vec());
-                c.stage = Stage::Answering;
-                self.mark_dirty(id);
+                self.answer(id, rejection);
                 return true;
             }
+            Upgrade::NotUpgrade if options.handle_http => {
+                self.await_decision(id, ev);
+                ev.requests.push(request);
+                let index = ev.requests.len() - 1;
+                ev.list.push(Raw::HttpRequest {
+                    conn: ConnId(id),
+                    listener,
+                    index,
+                });
+                return false;
+            }
             Upgrade::NotUpgrade => {
-                if options.handle_http {
-                    self.await_decision(id, ev);
-                    ev.requests.push(request);
-                    let index = ev.requests.len() - 1;
-                    ev.list.push(Raw::HttpRequest {
-                        conn: ConnId(id),
-                        listener,
-                        index,
-                    });
-                } else {
-                    let _ = http_response(
-                        426,
-                        &[
-                            ("Upgrade", "websocket"),
-                            ("Sec-WebSocket-Version", "13"),
-                            ("Content-Type", "text/plain; charset=utf-8"),
-                        ],
-                        b"This is a WebSocket endpoint.\n",
-                        c.pre.vec(),
-                    );
-                    c.stage = Stage::Answering;
-                    self.mark_dirty(id);
-                }
+                self.answer(id, &Rejection::not_upgrade());
                 return false;
             }
             Upgrade::WebSocket { key } => key.clone(),
         };
+        let subprotocol = match options.policy().check(&request) {
+            Ok(selected) => selected.map(|p| request.subprotocols.iter().position(|o| o == p)),
+            Err(rejection) => {
+                self.answer(id, &rejection);
+                return true;
+            }
+        };
+        let subprotocol = subprotocol.flatten();
         acc.key = key;
         acc.path = request.path.clone();
         if let (Some(cfg), Some(offers)) = (&options.deflate, &request.extensions) {
             match server_negotiate(cfg, offers) {
                 Ok(agreed) => acc.deflate = agreed,
                 Err(_) => {
-                    // RFC 6455 4.2.1: a header that breaks the grammar makes the request bad.
-                    let _ = http_response(
-                        400,
-                        &[("Content-Type", "text/plain; charset=utf-8")],
-                        b"Malformed Sec-WebSocket-Extensions.\n",
-                        c.pre.vec(),
-                    );
-                    c.stage = Stage::Answering;
-                    self.mark_dirty(id);
+                    self.answer(id, &Rejection::bad_extensions());
                     return true;
                 }
             }
@@ -672,27 +655,11 @@ impl Context {
                 conn: ConnId(id),
                 listener,
                 index,
+                subprotocol,
             });
             return false;
         }
-        if let (Some(allowed), Some(origin)) = (&options.allowed_origins, &request.origin) {
-            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-                let _ = http_response(
-                    403,
-                    &[("Content-Type", "text/plain; charset=utf-8")],
-                    b"Origin not allowed.\n",
-                    c.pre.vec(),
-                );
-                c.stage = Stage::Answering;
-                self.mark_dirty(id);
-                return true;
-            }
-        }
-        let subprotocol = options
-            .subprotocols
-            .iter()
-            .find(|p| request.subprotocols.iter().any(|o| o == *p))
-            .map(String::as_str);
+        let subprotocol = subprotocol.map(|i| request.subprotocols[i].as_str());
         match self.open_server(id, subprotocol, &[]) {
             Ok(info) => {
                 push_open(ev, ConnId(id), info);
@@ -703,6 +670,16 @@ impl Context {
                 self.finish(id, ev, None);
                 false
             }
+        }
+    }
+
+    /// Answers a request that is not upgraded with `rejection`, then closes the connection
+    /// once the answer is out (whatever the peer sends meanwhile is read and dropped).
+    fn answer(&mut self, id: u64, rejection: &Rejection) {
+        if let Some(c) = self.conns.get_mut(id) {
+            rejection.write_response(c.pre.vec());
+            c.stage = Stage::Answering;
+            self.mark_dirty(id);
         }
     }
 
