@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tidewire_net::{ConnId, Context, Error, Events, ListenOptions};
 
-use crate::config::{tw_config, validate};
+use crate::config::tw_config;
 use crate::connect_options::tw_connect_options;
 use crate::ffi::{
     free_handle, guard, guard_void, into_handle, millis, try_cstr, try_mut, try_out, try_ref,
@@ -186,7 +186,6 @@ impl tw_context {
                 // SAFETY: caller contract; non-NULL.
                 unsafe { try_ref(config, "config") }?.clone()
             };
-            validate(&config)?;
             let net = Context::new(config)?;
             let events = net.new_events();
             let ctx = Ctx {

@@ -7,7 +7,7 @@ use tidewire_net::{ConnectionRate, ListenOptions, PeerLimits, TlsAcceptor};
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
     free_handle, guard, guard_void, into_handle, try_bytes, try_cstr, try_mut, try_out, try_ref,
-    Checked, Failure, Opaque, OK,
+    Checked, Opaque, OK,
 };
 use crate::status::tw_status;
 
@@ -32,12 +32,17 @@ unsafe fn set(
     guard(|| {
         // SAFETY: forwarded contract.
         let o = unsafe { try_mut(options, "options") }?;
-        apply(o)?;
+        // tidewire-net checks a copy (`ListenOptions::validate`, the one home of those
+        // rules); a refused value leaves the options as they were.
+        let mut next = o.clone();
+        apply(&mut next)?;
+        next.validate()?;
+        *o = next;
         OK
     })
 }
 
-/// Changes the peer limits, checked by the runtime's own rules before they are kept.
+/// Changes the peer limits.
 ///
 /// # Safety
 /// As for `set`.
@@ -48,10 +53,7 @@ unsafe fn set_peer_limits(
     // SAFETY: forwarded contract.
     unsafe {
         set(options, |o| {
-            let mut limits = o.peer_limits.clone();
-            change(&mut limits);
-            limits.validate()?;
-            o.peer_limits = limits;
+            change(&mut o.peer_limits);
             Ok(())
         })
     }
@@ -223,12 +225,7 @@ impl tw_listen_options {
         // SAFETY: caller contract.
         unsafe {
             set(options, |o| {
-                if !(1..=65535).contains(&backlog) {
-                    return Err(Failure::invalid(format!(
-                        "backlog {backlog} is not in 1..=65535"
-                    )));
-                }
-                o.backlog = backlog as i32;
+                o.backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
                 Ok(())
             })
         }
@@ -321,9 +318,6 @@ impl tw_listen_options {
             set(options, |o| {
                 // SAFETY: caller contract.
                 let name = try_cstr(name, "name")?;
-                if name.is_empty() {
-                    return Err(Failure::invalid("subprotocol name is empty"));
-                }
                 o.subprotocols.push(name.to_owned());
                 Ok(())
             })

@@ -218,11 +218,6 @@ impl Context {
         if let Some(v) = low_water_mark {
             config.low_water_mark = v;
         }
-        if config.low_water_mark > config.high_water_mark {
-            return Err(PyValueError::new_err(
-                "low_water_mark must not be above high_water_mark",
-            ));
-        }
         if let Some(v) = max_buffered {
             config.max_buffered = v;
         }

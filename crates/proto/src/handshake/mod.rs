@@ -18,7 +18,7 @@ pub mod policy;
 pub mod server;
 pub mod url;
 
-pub use client::{ClientHandshake, ClientOptions, ClientResponse};
+pub use client::{check_subprotocols, ClientHandshake, ClientOptions, ClientResponse};
 pub use policy::Policy;
 pub use server::{accept_response, http_response, Rejection, Request, ServerHandshake, Upgrade};
 pub use url::{Url, UrlError};
