@@ -13,8 +13,9 @@ use std::time::Duration;
 use tidewire_net::{Event, MessageKind, Source};
 
 use crate::bytes::tw_bytes;
-use crate::context::{tw_conn, tw_context, tw_listener, with_ctx, Ctx};
+use crate::context::{tw_context, with_ctx, Ctx};
 use crate::ffi::{try_out, Failure, OK};
+use crate::ids::{tw_conn, tw_listener};
 use crate::request::tw_request;
 use crate::status::{status_of, tw_status};
 
@@ -139,18 +140,6 @@ impl tw_event {
             remote: false,
         }
     }
-}
-
-/// Whether an event ends its connection (its id is stale afterwards).
-pub(crate) fn is_terminal(event: &Event<'_>) -> bool {
-    matches!(
-        event,
-        Event::Closed { .. }
-            | Event::Error {
-                source: Source::Conn(_),
-                ..
-            }
-    )
 }
 
 /// Stores an error's text for the rest of the cycle and returns a view of it.
@@ -348,7 +337,7 @@ pub unsafe extern "C" fn tw_poll(
                 *cursor += 1;
                 let mut e = convert(&event, texts);
                 if e.conn != 0 && !userdata.is_empty() {
-                    e.userdata = if is_terminal(&event) {
+                    e.userdata = if event.is_terminal() {
                         userdata.remove(&e.conn)
                     } else {
                         userdata.get(&e.conn).copied()

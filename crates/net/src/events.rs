@@ -240,6 +240,20 @@ impl<'a> Event<'a> {
             Event::Error { .. } | Event::Wake => None,
         }
     }
+
+    /// Whether this is the last event of its connection ([`Event::Closed`], or an
+    /// [`Event::Error`] about a connection): after it the id is stale, and whatever the
+    /// application attached to the connection can be released.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::Closed { .. }
+                | Event::Error {
+                    source: Source::Conn(_),
+                    ..
+                }
+        )
+    }
 }
 
 /// The events of one `poll`, and the memory their payloads live in.

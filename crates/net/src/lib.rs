@@ -28,10 +28,12 @@
 
 mod config;
 mod conn;
+mod connect;
 mod context;
 mod cycle;
 mod error;
 mod events;
+mod handshake;
 mod limits;
 mod listener;
 mod resolve;
