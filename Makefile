@@ -5,6 +5,10 @@
 #   TEST_TARGETS      += test-<face>      (run by `make test`, in order)
 #   SLOW_TEST_TARGETS += test-<suite>     (run by `make test` after all the others)
 #   EXAMPLE_TARGETS   += examples-<face>  (run by `make examples`)
+#
+# Every target a user may call carries a one-line description after `## ` on its rule line
+# (`test-c: header-check ... ## C face: ...`); `make help` lists them, grouped by file.
+# docs/DESIGN.md says which suite lives where.
 
 CARGO ?= cargo
 BUILD := build
@@ -17,48 +21,47 @@ EXAMPLE_TARGETS :=
 
 .PHONY: all build test lint doc fmt test-rust examples bench-mask bench-engine clean help
 
-all: build
+all: build ## the default goal: same as `make build`
 
-help:
-	@echo "make build       build the Rust workspace (release)"
-	@echo "make test        formatting, clippy, every test suite"
-	@echo "make examples    build the example programs into $(BIN)/"
-	@echo "make demo        run the demo server (open the URL it prints)"
-	@echo "make bench-mask  criterion benchmark of the masking kernel"
+# Every rule line with a `## ` description, grouped by the file it is in.
+help: ## list every target with a one-line description (this list)
+	@awk -F ':.*## ' '/^[A-Za-z0-9_.-]+:([^=]|$$).*## / { \
+	  if (FILENAME != file) { file = FILENAME; printf "%s%s\n", (n++ ? "\n" : ""), file } \
+	  printf "  %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-build:
+build: ## build the Rust workspace (release)
 	$(CARGO) build --workspace --release
 
-lint: doc
+lint: doc ## rustfmt check, clippy with warnings denied, and `make doc`
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # API documentation of the Rust crates; a broken link or a bad doc comment fails the build.
-doc:
+doc: ## API documentation of the Rust crates (rustdoc warnings denied)
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
-fmt:
+fmt: ## format the Rust workspace in place
 	$(CARGO) fmt --all
 
-test-rust:
+test-rust: ## cargo test --workspace: proto, net (fault proxy too), fuzz corpora, C face's Rust tests
 	$(CARGO) test --workspace
 
-bench-engine:
+bench-engine: ## criterion: per-message parse and echo cost of the engine
 	$(CARGO) bench -p tidewire-proto --bench engine -- --warm-up-time 1 --measurement-time 3
 
-bench-mask:
+bench-mask: ## criterion: the masking kernel against memcpy
 	$(CARGO) bench -p tidewire-proto --bench mask -- --warm-up-time 1 --measurement-time 3
 
-clean:
+clean: ## cargo clean and remove build/
 	$(CARGO) clean
 	rm -rf $(BUILD)
 
 -include $(sort $(wildcard mk/*.mk))
 
 # `make test`: lint and the Rust suites first, then every face's suites, the slow ones last.
-test: lint test-rust $(TEST_TARGETS) $(SLOW_TEST_TARGETS)
+test: lint test-rust $(TEST_TARGETS) $(SLOW_TEST_TARGETS) ## every check: lint, Rust, each face, then the slow suites
 	@echo "== make test: all suites passed"
 
-examples: $(EXAMPLE_TARGETS)
+examples: $(EXAMPLE_TARGETS) ## build every face's example programs into build/bin/
 	@mkdir -p $(BIN)
 	@ls $(BIN)

@@ -1472,7 +1472,8 @@ tw_status tw_listen_options_set_tls_pem_files(struct tw_listen_options *options,
 // Ownership: `name` (NUL-terminated UTF-8, not empty) is copied.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
-// `TW_STATUS_INVALID_ARGUMENT` (empty name).
+// `TW_STATUS_INVALID_ARGUMENT` (not an HTTP token, e.g. empty or with spaces, or
+// already added).
 //
 // # Safety
 // `options` is NULL or a live handle; `name` is NULL or a NUL-terminated string.

@@ -8,8 +8,8 @@ AUTOBAHN_FACES := rust:full c:quick cpp:quick py:quick pysync:quick
 
 .PHONY: autobahn-setup test-autobahn
 
-autobahn-setup:
+autobahn-setup: ## install wstest (Python 2.7 venv under build/) once per machine
 	tests/autobahn/setup.sh
 
-test-autobahn: autobahn-setup examples
+test-autobahn: autobahn-setup examples ## Autobahn|Testsuite, every face, both roles, vs expected-*.json
 	tests/autobahn/run_matrix.sh $(BIN) $(AUTOBAHN_FACES)

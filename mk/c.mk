@@ -47,7 +47,7 @@ define c_need
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; }
 endef
 
-c-tools:
+c-tools: ## install cc, g++ and pkg-config from Debian when missing
 	$(call c_need,$(CC),gcc)
 	$(call c_need,$(CXX),g++)
 	$(call c_need,pkg-config,pkg-config)
@@ -62,7 +62,7 @@ endef
 
 # The cargo outputs staged as an install would lay them out, so that programs linked here
 # find `libtidewire.so.0` (the SONAME) through their rpath.
-lib-c:
+lib-c: ## build libtidewire.so and .a (release), staged in build/c/lib
 	$(CARGO) build --release -p tidewire
 	@mkdir -p $(C_LIB)
 	$(call c_stage,$(C_CARGO_OUT)/libtidewire.so,$(C_LIB)/libtidewire.so.$(TW_VERSION))
@@ -79,10 +79,10 @@ $(C_BUILD)/tidewire.h: FORCE
 	@rm -f $@
 	TIDEWIRE_HEADER_OUT=$@ $(CARGO) check -p tidewire --features header --quiet
 
-header: $(C_BUILD)/tidewire.h
+header: $(C_BUILD)/tidewire.h ## regenerate include/tidewire.h (cbindgen)
 	@cmp -s $< include/tidewire.h || { cp $< include/tidewire.h; echo "include/tidewire.h updated"; }
 
-header-check: $(C_BUILD)/tidewire.h
+header-check: $(C_BUILD)/tidewire.h ## fail when include/tidewire.h differs from the sources
 	@if diff -u include/tidewire.h $<; then \
 	  echo "header: include/tidewire.h matches the sources"; \
 	else \
@@ -95,7 +95,7 @@ FORCE:
 # --- examples -----------------------------------------------------------------------------
 
 # Linked with the static library: the programs run from anywhere without LD_LIBRARY_PATH.
-examples-c: c-tools lib-c
+examples-c: c-tools lib-c ## C examples: build/bin/{echo_server,autobahn_client,game_loop,echo_bench}_c
 	@mkdir -p $(BIN)
 	@for ex in $(C_EXAMPLES); do \
 	  echo "cc examples/c/$$ex.c -> $(BIN)/$${ex}_c"; \
@@ -107,7 +107,7 @@ examples-c: c-tools lib-c
 
 # Every test file twice: against the shared library (rpath to the staged copy) and against
 # the static one; both under AddressSanitizer (leaks included) and UBSan.
-test-c-unit: c-tools lib-c
+test-c-unit: c-tools lib-c ## tests/c/test_*.c, shared and static, under ASan+UBSan
 	@mkdir -p $(C_BUILD)/tests/shared $(C_BUILD)/tests/static $(C_BUILD)/results
 	@for t in $(C_TEST_NAMES); do \
 	  $(CC) $(C_WARN) $(C_SAN) -Iinclude -Itests/c tests/c/$$t.c -o $(C_BUILD)/tests/shared/$$t \
@@ -127,7 +127,7 @@ test-c-unit: c-tools lib-c
 	  $(addprefix $(C_BUILD)/tests/static/,$(C_TEST_NAMES))
 
 # The header as C++ (C++11 and C++17), pedantic, with its static_asserts; then run.
-test-c-cpp: c-tools lib-c
+test-c-cpp: c-tools lib-c ## tidewire.h compiled and run as C++11 and C++17
 	@mkdir -p $(C_BUILD)/tests $(C_BUILD)/results
 	@for std in c++11 c++17; do \
 	  $(CXX) -std=$$std -Wall -Wextra -Wpedantic -Werror -Iinclude tests/c/header_cpp.cpp \
@@ -135,23 +135,23 @@ test-c-cpp: c-tools lib-c
 	done
 	tests/c/run_suite.sh $(C_BUILD)/results/cpp.txt $(C_BUILD)/tests/header_c++11 $(C_BUILD)/tests/header_c++17
 
-test-c-examples: examples-c
+test-c-examples: examples-c ## smoke tests of the C example programs
 	@mkdir -p $(C_BUILD)/results
 	tests/c/examples_test.sh $(BIN) tests/c/data $(C_BUILD)/results/examples.txt
 
-test-c-install: c-tools lib-c
+test-c-install: c-tools lib-c ## make install into a temporary prefix, link with pkg-config
 	@mkdir -p $(C_BUILD)/results
 	tests/c/install_test.sh "$(MAKE)" $(C_BUILD)/results/install.txt
 
 # One line for the whole C suite at the end (CI reads it).
-test-c: header-check test-c-unit test-c-cpp test-c-examples test-c-install
+test-c: header-check test-c-unit test-c-cpp test-c-examples test-c-install ## C face: all of the above
 	@cat $(C_BUILD)/results/unit.txt $(C_BUILD)/results/cpp.txt \
 	  $(C_BUILD)/results/examples.txt $(C_BUILD)/results/install.txt \
 	  | awk '{p += $$1; f += $$3} END {printf "C: %d passed, %d failed\n", p, f; exit f > 0}'
 
 # --- install ------------------------------------------------------------------------------
 
-install: lib-c
+install: lib-c ## install libs, tidewire.h, .pc, C++ header, CMake package (PREFIX, DESTDIR)
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(C_LIB)/libtidewire.so.$(TW_VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libtidewire.so.$(TW_VERSION) $(DESTDIR)$(PREFIX)/lib/libtidewire.so.$(TW_MAJOR)

@@ -38,14 +38,14 @@ define cpp_need
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; }
 endef
 
-cpp-tools: c-tools
+cpp-tools: c-tools ## install cmake and doctest from Debian when missing
 	$(call cpp_need,cmake,cmake)
 	$(call cpp_need,/usr/include/doctest/doctest.h,doctest-dev)
 
 # --- examples -----------------------------------------------------------------------------
 
 # Linked with the static library, like the C examples: they run from anywhere.
-examples-cpp: c-tools lib-c
+examples-cpp: c-tools lib-c ## C++ examples: build/bin/{echo_server,autobahn_client,chat_server}_cpp
 	@mkdir -p $(BIN)
 	@for ex in $(CPP_EXAMPLES); do \
 	  echo "c++ examples/cpp/$$ex.cpp -> $(BIN)/$${ex}_cpp"; \
@@ -77,10 +77,10 @@ $(CPP_BUILD)/ws_check: $(CPP_DIR)/tests/tools/ws_check.cpp $(CPP_HEADERS) $(C_LI
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(CPP_WARN) -O1 -g $(CPP_INC) $< -o $@ $(C_LIB)/libtidewire.a $(C_LIBS_PRIVATE) -pthread
 
-cpp-test-bins: $(CPP_BUILD)/tests_asan17 $(CPP_BUILD)/tests_cxx20 $(CPP_BUILD)/ws_check
+cpp-test-bins: $(CPP_BUILD)/tests_asan17 $(CPP_BUILD)/tests_cxx20 $(CPP_BUILD)/ws_check ## build the C++ test binaries only
 
 # The objects compile in parallel (a sub-make with -j); leaks are checked at exit.
-test-cpp-unit: cpp-tools lib-c
+test-cpp-unit: cpp-tools lib-c ## doctest suite: C++17 under ASan+UBSan, and C++20
 	@$(MAKE) --no-print-directory -j$(CPP_JOBS) cpp-test-bins
 	@nm $(CPP_BUILD)/tests_asan17 | grep -q __asan_init || { echo "tests_asan17: AddressSanitizer is not linked"; exit 1; }
 	@mkdir -p $(CPP_BUILD)/results
@@ -89,21 +89,21 @@ test-cpp-unit: cpp-tools lib-c
 
 # The programs under a strict warning set with g++ (C++17 and C++20), and everything through
 # clang++ as well when it is installed.
-test-cpp-compilers: cpp-tools
+test-cpp-compilers: cpp-tools ## strict warnings with g++ (C++17, C++20), and clang++ if installed
 	@mkdir -p $(CPP_BUILD)/results
 	CXX=$(CXX) CLANGXX=$(CLANGXX) $(CPP_DIR)/tests/compilers_test.sh $(CPP_BUILD)/results/compilers.txt $(CPP_TEST_DATA)
 
-test-cpp-examples: examples-cpp
+test-cpp-examples: examples-cpp ## smoke tests of the C++ example programs
 	@$(MAKE) --no-print-directory $(CPP_BUILD)/ws_check
 	@mkdir -p $(CPP_BUILD)/results
 	$(CPP_DIR)/tests/examples_test.sh $(BIN) $(CPP_BUILD)/ws_check $(abspath tests/c/data) $(CPP_BUILD)/results/examples.txt
 
-test-cpp-package: cpp-tools lib-c
+test-cpp-package: cpp-tools lib-c ## CMake package: find_package and add_subdirectory
 	@mkdir -p $(CPP_BUILD)/results
 	$(CPP_DIR)/tests/package_test.sh "$(MAKE)" $(CPP_BUILD)/results/package.txt
 
 # One line for the whole C++ suite at the end (CI reads it).
-test-cpp: test-cpp-unit test-cpp-compilers test-cpp-examples test-cpp-package
+test-cpp: test-cpp-unit test-cpp-compilers test-cpp-examples test-cpp-package ## C++ face: all of the above
 	@cat $(CPP_BUILD)/results/unit.txt $(CPP_BUILD)/results/compilers.txt \
 	  $(CPP_BUILD)/results/examples.txt $(CPP_BUILD)/results/package.txt \
 	  | awk '{p += $$1; f += $$3} END {printf "cpp: %d passed, %d failed\n", p, f; exit f > 0}'
@@ -112,7 +112,7 @@ test-cpp: test-cpp-unit test-cpp-compilers test-cpp-examples test-cpp-package
 
 install: install-cpp
 
-install-cpp:
+install-cpp: ## install tidewire.hpp and lib/cmake/tidewire/ only (part of install)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/cmake/tidewire
 	install -m 0644 $(CPP_DIR)/include/tidewire.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 $(CPP_DIR)/cmake/tidewireConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/tidewire/

@@ -33,18 +33,18 @@ HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 
 .PHONY: fuzz fuzz-one fuzz-build fuzz-cmin fuzz-tools sanitize sanitize-asan sanitize-miri
 
-fuzz-tools:
+fuzz-tools: ## check for nightly; install cargo-fuzz when missing
 	@rustup toolchain list | grep -q '^nightly' || { \
 	  echo "fuzzing needs the nightly toolchain: rustup toolchain install nightly"; exit 1; }
 	@cargo $(NIGHTLY) fuzz --version >/dev/null 2>&1 || { \
 	  echo "== installing cargo-fuzz"; $(CARGO) install cargo-fuzz --locked; }
 
-fuzz-build: fuzz-tools
+fuzz-build: fuzz-tools ## build the cargo-fuzz targets only
 	cd crates/proto && nice cargo $(NIGHTLY) fuzz build -O
 
 # One target after another (the machines have two cores, shared). Each run reads the committed
 # corpus, writes what it finds under build/fuzz, and prints libFuzzer's final statistics.
-fuzz: fuzz-build
+fuzz: fuzz-build ## every fuzz target for FUZZ_SECONDS each (default 300); fails on a crash
 	@mkdir -p $(FUZZ_WORK)/logs
 	@failed=""; \
 	for t in $(FUZZ_TARGETS); do \
@@ -67,7 +67,7 @@ fuzz: fuzz-build
 	fi; \
 	echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each, no crash"
 
-fuzz-one: fuzz-build
+fuzz-one: fuzz-build ## one fuzz target: FUZZ_TARGET=connection FUZZ_SECONDS=60
 	@mkdir -p $(FUZZ_WORK)/corpus/$(FUZZ_TARGET)
 	cd crates/proto && nice cargo $(NIGHTLY) fuzz run -O $(FUZZ_TARGET) \
 	  $(FUZZ_WORK)/corpus/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) -- \
@@ -75,7 +75,7 @@ fuzz-one: fuzz-build
 
 # Adds what `make fuzz` found to the committed corpora, then keeps only the inputs that add
 # coverage (libFuzzer's merge). Review the diff before committing; keep it small.
-fuzz-cmin: fuzz-build
+fuzz-cmin: fuzz-build ## merge what `make fuzz` found into the committed corpora, minimized
 	@for t in $(FUZZ_TARGETS); do \
 	  if [ -d $(FUZZ_WORK)/corpus/$$t ]; then \
 	    cp -n $(FUZZ_WORK)/corpus/$$t/* $(FUZZ_DIR)/corpus/$$t/ 2>/dev/null || true; \
@@ -93,9 +93,9 @@ fuzz-cmin: fuzz-build
 # AddressSanitizer over the proto and net test suites. The standard library is not rebuilt
 # with the sanitizer unless nightly has rust-src (-Zbuild-std); our code and every dependency
 # are instrumented either way. Doctests are left out (rustdoc would need the flags too).
-sanitize: sanitize-asan sanitize-miri
+sanitize: sanitize-asan sanitize-miri ## sanitize-asan, then sanitize-miri
 
-sanitize-asan: fuzz-tools
+sanitize-asan: fuzz-tools ## proto and net test suites under AddressSanitizer (nightly)
 	@if rustup $(NIGHTLY) component list --installed 2>/dev/null | grep -q '^rust-src'; then \
 	  build_std="-Zbuild-std"; echo "== ASan with -Zbuild-std"; \
 	else \
@@ -110,7 +110,7 @@ sanitize-asan: fuzz-tools
 # Miri runs the proto unit tests that do not take long (the masking kernel with its
 # unsafe word and AVX2 paths, UTF-8, frames, close codes) where nightly has the component.
 MIRI_FILTERS ?= frame:: utf8:: close::
-sanitize-miri:
+sanitize-miri: ## proto unit tests (frame, utf8, close) under Miri, when installed
 	@if cargo $(NIGHTLY) miri --version >/dev/null 2>&1; then \
 	  for f in $(MIRI_FILTERS); do \
 	    MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=$(SANITIZE_TARGET_DIR) \

@@ -7,6 +7,6 @@ SLOW_TEST_TARGETS += test-hostile
 
 .PHONY: test-hostile
 
-test-hostile: examples python-venv
+test-hostile: examples python-venv ## hostile peers on raw sockets against every face's echo server
 	cd $(BUILD) && TIDEWIRE_BIN=$(BIN) TIDEWIRE_HOSTILE_REPORT=$(abspath $(BUILD))/hostile-report.md $(PY) -m pytest -p no:cacheprovider -W error \
 		--rootdir $(abspath tests/hostile) $(abspath tests/hostile)

@@ -17,18 +17,18 @@ TEST_TARGETS += test-netfault
 
 # iproute2's `ip` makes the namespaces; installed when missing (root only: otherwise the
 # script says SKIPPED).
-netfault-tools:
+netfault-tools: ## install iproute2 when missing (root only)
 	@command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
 	  echo "== installing iproute2"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; }
 
-test-netfault: examples-rust netfault-tools
+test-netfault: examples-rust netfault-tools ## a 3 s link cut between network namespaces
 	CARGO="$(CARGO)" ECHO_SERVER=$(BIN)/echo_server tests/netfault/linkcut.sh \
 		--down 3 --ping-ms 400 --idle-ms 1500
 
-test-netfault-long: examples-rust netfault-tools
+test-netfault-long: examples-rust netfault-tools ## the link down for 30 s (keepalive, idle timeout)
 	CARGO="$(CARGO)" ECHO_SERVER=$(BIN)/echo_server tests/netfault/linkcut.sh \
 		--down 30 --ping-ms 3000 --idle-ms 10000
 
-test-netfault-proxy:
+test-netfault-proxy: ## only the fault-injecting proxy tests (crates/net/tests/faults.rs)
 	$(CARGO) test -p tidewire-net --test faults -- --nocapture

@@ -29,7 +29,7 @@ $(PY_VENV)/.ready:
 	touch $@
 
 # The virtualenv alone (other suites run their pytest in it).
-python-venv: $(PY_VENV)/.ready
+python-venv: $(PY_VENV)/.ready ## the test virtualenv under build/python/venv
 
 # Build the wheel and install it into the venv (rebuilt when a source changed).
 $(PY_BUILD)/.installed: $(PY_VENV)/.ready $(PY_SOURCES)
@@ -40,22 +40,22 @@ $(PY_BUILD)/.installed: $(PY_VENV)/.ready $(PY_SOURCES)
 		$(PY_BUILD)/wheels/tidewire-*.whl
 	touch $@
 
-python-install: $(PY_BUILD)/.installed
+python-install: $(PY_BUILD)/.installed ## build the wheel and install it into the venv
 
-lint-python: $(PY_VENV)/.ready
+lint-python: $(PY_VENV)/.ready ## lint the Python face (part of test-python)
 	cd $(PY_DIR) && $(CARGO) fmt -- --check
 	cd $(PY_DIR) && $(PY_CARGO_ENV) $(CARGO) clippy --release --all-targets -- -D warnings
 
 # Tests run from build/python so that `import tidewire` finds the installed wheel, never
 # the source tree; stubtest checks the .pyi against the built module, mypy the package.
-test-python: lint-python python-install
+test-python: lint-python python-install ## Python face: lint, stubtest, mypy, pytest
 	cd $(PY_BUILD) && $(PY) -m mypy.stubtest tidewire._tidewire
 	cd $(PY_BUILD) && $(PY) -m mypy --no-incremental -p tidewire
 	cd $(PY_BUILD) && $(PY) -m pytest -p no:cacheprovider -W error \
 		--rootdir $(abspath $(PY_DIR)) -c $(abspath $(PY_DIR))/pyproject.toml \
 		$(abspath $(PY_DIR))/tests
 
-examples-python: python-install
+examples-python: python-install ## build/bin/{echo_server,autobahn_client}_{py,pysync}
 	@mkdir -p $(BIN)
 	@for prog in echo_server autobahn_client; do \
 		printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(PY)" \
@@ -65,6 +65,6 @@ examples-python: python-install
 		chmod +x $(BIN)/$${prog}_py $(BIN)/$${prog}_pysync; \
 	done
 
-bench-python: python-install
+bench-python: python-install ## echo benchmark against websockets and picows
 	$(PY) -m pip install --quiet --disable-pip-version-check picows
 	$(PY) $(PY_DIR)/benchmarks/echo_bench.py

@@ -17,12 +17,12 @@ SOAK_BIN = $(abspath $(or $(CARGO_TARGET_DIR),target))/release/tidewire-soak
 
 .PHONY: soak test-soak soak-build
 
-soak-build:
+soak-build: ## build the soak client (tests/soak)
 	$(CARGO) build --release -p tidewire-soak
 
-soak: examples-rust soak-build
+soak: examples-rust soak-build ## 10,000 connections for 10 minutes (SOAK_CONNS, SOAK_SECONDS)
 	tests/soak/run.sh $(BIN) $(SOAK_BIN) --conns $(SOAK_CONNS) --seconds $(SOAK_SECONDS) --warmup 60
 
-test-soak: examples-rust soak-build
+test-soak: examples-rust soak-build ## the short soak of make test: 1,000 connections for 60 s
 	tests/soak/run.sh $(BIN) $(SOAK_BIN) --conns 1000 --seconds 60 --warmup 30 \
 		--rss-tolerance 10

@@ -1,5 +1,5 @@
 /*
- * Autobahn|Testsuite client (the DESIGN.md contract): asks the fuzzing server how many cases
+ * Autobahn|Testsuite client (the docs/DESIGN.md contract): asks the fuzzing server how many cases
  * it has, runs each one echoing every message with its own type, then asks it to write the
  * reports. Offers permessage-deflate, like the Rust one.
  *

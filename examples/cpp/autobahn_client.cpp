@@ -1,4 +1,4 @@
-// Autobahn|Testsuite client (the DESIGN.md contract), poll style: asks the fuzzing server how
+// Autobahn|Testsuite client (the docs/DESIGN.md contract), poll style: asks the fuzzing server how
 // many cases it has, runs each one echoing every message with its own type, then asks it to
 // write the reports. Offers permessage-deflate, like the Rust and C ones.
 //

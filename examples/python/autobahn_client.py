@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Autobahn|Testsuite client (the DESIGN.md contract): asks the fuzzing server for its case
+"""Autobahn|Testsuite client (the docs/DESIGN.md contract): asks the fuzzing server for its case
 count, runs every case by echoing each message, then asks it to write the reports.
 
     autobahn_client.py ws://127.0.0.1:9001 [--agent tidewire-python] [--blocking]

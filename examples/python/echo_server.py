@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Echo server (the DESIGN.md contract): echoes every message with its own type, answers
+"""Echo server (the docs/DESIGN.md contract): echoes every message with its own type, answers
 pings, negotiates permessage-deflate when offered, exits 0 on SIGINT/SIGTERM.
 
     echo_server.py --host 127.0.0.1 --port 9001 [--tls-cert cert.pem --tls-key key.pem]

@@ -1,4 +1,4 @@
-//! Echo server (the DESIGN.md contract): echoes every message with its own type, answers
+//! Echo server (the docs/DESIGN.md contract): echoes every message with its own type, answers
 //! pings (the engine does), negotiates permessage-deflate when a client offers it, and exits
 //! 0 on SIGINT or SIGTERM after closing its connections with 1001.
 //!

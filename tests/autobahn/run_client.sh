@@ -4,7 +4,7 @@
 #   tests/autobahn/run_client.sh PROGRAM [--quick] [--face NAME]
 #
 # Starts wstest as fuzzing server on a free loopback port P, then runs
-# `PROGRAM ws://127.0.0.1:P --agent FACE-client` (an autobahn_client of the DESIGN.md
+# `PROGRAM ws://127.0.0.1:P --agent FACE-client` (an autobahn_client of the docs/DESIGN.md
 # contract: getCaseCount, runCase for each case echoing every message, updateReports).
 # The face comes from PROGRAM's name: autobahn_client -> rust, autobahn_client_c -> c, ...;
 # --face overrides it. --quick leaves out the sub-groups 12.2-12.5 and 13.2-13.7.

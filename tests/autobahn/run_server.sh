@@ -3,7 +3,7 @@
 #
 #   tests/autobahn/run_server.sh PROGRAM [--quick] [--face NAME]
 #
-# PROGRAM is an echo_server of the DESIGN.md contract; it is started as
+# PROGRAM is an echo_server of the example-program contract (docs/DESIGN.md); it is started as
 # `PROGRAM --host 127.0.0.1 --port P` on a free loopback port and must exit 0 on SIGTERM.
 # The face (for the name of the run and of its expected file) comes from PROGRAM's name:
 # echo_server -> rust, echo_server_c -> c, echo_server_py -> py; --face overrides it.
@@ -77,7 +77,7 @@ elif [ "$wstest_rc" -ne 0 ]; then
     status=1
 fi
 
-# The server must still be up, and must exit 0 when asked to stop (DESIGN.md contract).
+# The server must still be up, and must exit 0 when asked to stop (docs/DESIGN.md contract).
 if ! kill -0 "$server_pid" 2>/dev/null; then
     server_rc=0
     wait "$server_pid" || server_rc=$?

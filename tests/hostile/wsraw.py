@@ -22,7 +22,7 @@ from pathlib import Path
 
 BIN = Path(os.environ.get("TIDEWIRE_BIN", Path(__file__).resolve().parents[2] / "build" / "bin"))
 
-# The echo servers of every face (DESIGN.md's example-program contract).
+# The echo servers of every face ("The example-program contract" in docs/DESIGN.md).
 FACES = {
     "rust": "echo_server",
     "c": "echo_server_c",

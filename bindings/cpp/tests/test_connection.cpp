@@ -11,7 +11,7 @@ static_assert(std::is_trivially_copyable_v<Connection>);
 static_assert(std::is_nothrow_default_constructible_v<Connection>);
 static_assert(sizeof(Connection) == sizeof(void *) + sizeof(uint64_t));
 
-// Echoes every message on `ctx` (the echo server of the DESIGN.md contract, in callbacks).
+// Echoes every message on `ctx` (the echo server of the docs/DESIGN.md contract, in callbacks).
 static void echo_on(tidewire::Context &ctx) {
     ctx.on_message([](const tidewire::MessageEvent &m) { m.conn.send(m.kind, m.data); });
 }

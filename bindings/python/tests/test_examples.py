@@ -1,4 +1,4 @@
-"""The example programs of examples/python (the DESIGN.md contract), run as processes."""
+"""The example programs of examples/python (the docs/DESIGN.md contract), run as processes."""
 
 import asyncio
 import signal

@@ -1,6 +1,6 @@
 """Stand-in for the project's autobahn_client, built on the `websockets` package.
 
-Same command line as the autobahn_client of the DESIGN.md contract:
+Same command line as the autobahn_client of "The example-program contract" in docs/DESIGN.md:
 
     autobahn_client.py ws://127.0.0.1:9001 [--agent NAME]
 

@@ -1,6 +1,6 @@
 """Stand-in for the project's echo_server, built on the `websockets` package.
 
-Same command line and behaviour as the echo_server of the DESIGN.md contract (without TLS), so
+Same command line and behaviour as the echo_server of the docs/DESIGN.md contract (no TLS), so
 that run_server.sh can be tested before the project's programs exist:
 
     echo_server.py --host 127.0.0.1 --port 9001
