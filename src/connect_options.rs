@@ -138,14 +138,14 @@ impl tw_connect_options {
         guard_void(|| unsafe { free_handle(options) })
     }
 
-    /// Adds a header to the upgrade request. Headers the handshake itself sets (Host,
-    /// Upgrade, Connection, Sec-WebSocket-*) are refused by `tw_context_connect` with
-    /// `TW_STATUS_INVALID_ARGUMENT` or `TW_STATUS_HANDSHAKE`.
+    /// Adds a header to the upgrade request.
     ///
     /// Ownership: `name` and `value` (NUL-terminated UTF-8) are copied.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
-    /// `TW_STATUS_INVALID_ARGUMENT` (empty name).
+    /// `TW_STATUS_INVALID_ARGUMENT` (a name that is not an HTTP token, a value with CR, LF
+    /// or other control characters, or a header the handshake sets itself: Host, Upgrade,
+    /// Connection, Origin, Sec-WebSocket-*). The options are unchanged then.
     ///
     /// # Safety
     /// `options` is NULL or a live handle; `name`, `value` are NULL or NUL-terminated.
@@ -237,7 +237,8 @@ impl tw_connect_options {
     /// Ownership: `name` (NUL-terminated UTF-8, not empty) is copied.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
-    /// `TW_STATUS_INVALID_ARGUMENT` (empty name).
+    /// `TW_STATUS_INVALID_ARGUMENT` (not an HTTP token, e.g. empty or with spaces, or
+    /// already added).
     ///
     /// # Safety
     /// `options` is NULL or a live handle; `name` is NULL or NUL-terminated.
