@@ -2,33 +2,12 @@
 //! `tidewire_net::Event`. Payloads are copied once, from the receive buffer straight into the
 //! `bytes` or `str` object: the net event only borrows them until the next poll.
 
-use std::net::SocketAddr;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use tidewire_net::{Event, Header, MessageKind, Request as NetRequest, Source};
+use tidewire_net::{Event, MessageKind, Request as NetRequest, Source};
 
+use crate::convert::{addr_tuple, header_list};
 use crate::errors::to_exception;
-
-fn addr_tuple(py: Python<'_>, addr: &SocketAddr) -> PyResult<Py<PyTuple>> {
-    Ok(PyTuple::new(
-        py,
-        [
-            addr.ip().to_string().into_pyobject(py)?.into_any(),
-            addr.port().into_pyobject(py)?.into_any(),
-        ],
-    )?
-    .unbind())
-}
-
-/// Header values are bytes on the wire; decoded as Latin-1 so that no value is lost (what
-/// `http.client` does too).
-fn latin1(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => s.to_owned(),
-        _ => bytes.iter().map(|&b| char::from(b)).collect(),
-    }
-}
 
 /// An HTTP request as the server read it (the upgrade request, or a plain HTTP request).
 #[pyclass(module = "tidewire._tidewire", frozen, get_all)]
@@ -44,15 +23,6 @@ pub struct RawRequest {
     origin: Option<String>,
     subprotocols: Vec<String>,
     extensions: Option<String>,
-}
-
-/// Headers as a list of `(name, value)` pairs, values decoded as Latin-1.
-pub fn header_list(py: Python<'_>, headers: &[Header]) -> PyResult<Py<PyList>> {
-    let list = PyList::empty(py);
-    for h in headers {
-        list.append((h.name.as_str(), latin1(&h.value)))?;
-    }
-    Ok(list.unbind())
 }
 
 impl RawRequest {
@@ -176,7 +146,7 @@ event_class!(CloseHeld, "With `hold_close_replies`: the peer closed (or broke th
     [conn: u64], "conn={}", conn);
 
 /// Builds the Python object for one net event.
-pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
+pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
     Ok(match *ev {
         Event::Message { conn, kind, data } => {
             let data = match kind {
@@ -204,7 +174,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
                 listener: listener.map(|l| l.0),
                 subprotocol: subprotocol.map(str::to_owned),
                 extensions: extensions.map(str::to_owned),
-                peer_addr: addr_tuple(py, &peer_addr)?,
+                peer_addr: addr_tuple(py, &peer_addr)?.unbind(),
                 path: path.to_owned(),
                 headers: header_list(py, headers)?,
             },

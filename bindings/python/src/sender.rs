@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use tidewire_net::ConnId;
 
-use crate::context::{payload, Payload};
+use crate::convert::{payload, Payload};
 use crate::errors::to_pyerr;
 
 /// Sends to and closes connections of one `Context` from any thread. Failures to apply a

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 import tidewire
 import tidewire._tidewire as native
 
@@ -29,3 +31,17 @@ def test_package_ships_stubs_and_py_typed():
 def test_every_public_name_exists():
     for name in tidewire.__all__:
         assert hasattr(tidewire, name), name
+
+
+def test_native_module_raises_the_exception_classes_the_package_handed_down():
+    given = {name: getattr(tidewire.exceptions, name) for name in tidewire.exceptions.__all__}
+    native._init(exceptions=given)  # the same classes again: nothing changes
+    other = dict(given, InvalidState=type("InvalidState", (Exception,), {}))
+    with pytest.raises(RuntimeError):
+        native._init(exceptions=other)
+    with pytest.raises(TypeError):
+        native._init(exceptions=dict(given, InvalidURI="not a class"))
+    ctx = tidewire.Context()
+    ctx.free()
+    with pytest.raises(tidewire.InvalidState):
+        ctx.poll(0)

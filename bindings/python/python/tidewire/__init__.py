@@ -16,6 +16,12 @@ Low level, for custom loops: ``tidewire.Context`` with ``listen``, ``connect`` a
 ``poll(timeout)`` returning event objects.
 """
 
+from . import _tidewire, exceptions as _exceptions
+
+# The native module raises the package's exception classes: hand them down once, before
+# anything can raise them (it never imports the package itself).
+_tidewire._init(exceptions={name: getattr(_exceptions, name) for name in _exceptions.__all__})
+
 from ._options import ClientTLS, ServerTLS
 from ._tidewire import (
     Closed,

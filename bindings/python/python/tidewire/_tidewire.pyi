@@ -4,6 +4,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Tuple, 
 
 __all__ = [
     "__version__",
+    "_init",
     "Closed",
     "CloseHeld",
     "Context",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 __version__: str
+
+def _init(*, exceptions: Mapping[str, type[BaseException]]) -> None:
+    """Hands down the package's exception classes (called once, by ``tidewire``)."""
 
 _Data = Union[str, bytes, bytearray, memoryview]
 _Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
