@@ -45,14 +45,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 PY_SERVER = r"""
 import signal, sys
-from tidewire import Context, Message
+from tidewire import Context, MessageEvent
 ctx = Context(max_message_size=1 << 24)
 listener = ctx.listen("127.0.0.1", 0)
 print(ctx.local_addr(listener)[1], flush=True)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 while True:
     for ev in ctx.poll(None):
-        if type(ev) is Message:
+        if type(ev) is MessageEvent:
             ctx.send(ev.conn, ev.data)
 """
 
@@ -224,7 +224,7 @@ async def picows_async(url: str, size: int, inflight: int, duration: float) -> f
 
 async def tidewire_context(url: str, size: int, inflight: int, duration: float) -> float:
     """tidewire's low-level Context on the asyncio loop, in the callback style of picows."""
-    from tidewire import Closed, Context, Error, Message, Open
+    from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent
 
     payload = os.urandom(size)
     loop = asyncio.get_running_loop()
@@ -240,7 +240,7 @@ async def tidewire_context(url: str, size: int, inflight: int, duration: float) 
     def on_readable() -> None:
         for event in ctx.poll(0):
             kind = type(event)
-            if kind is Message:
+            if kind is MessageEvent:
                 state["outstanding"] -= 1
                 if state["elapsed"]:
                     finish_if_drained()
@@ -253,13 +253,13 @@ async def tidewire_context(url: str, size: int, inflight: int, duration: float) 
                     continue
                 ctx.send(conn, payload)
                 state["outstanding"] += 1
-            elif kind is Open:
+            elif kind is OpenEvent:
                 state["start"] = time.perf_counter()
                 state["end"] = state["start"] + duration
                 for _ in range(inflight):
                     ctx.send(conn, payload)
                 state["outstanding"] = inflight
-            elif (kind is Closed or kind is Error) and not done.done():
+            elif (kind is CloseEvent or kind is ErrorEvent) and not done.done():
                 done.set_exception(RuntimeError(repr(event)))
         # Write now; when the engine has more to do (or a timer is due), poll again soon.
         if not (ctx.is_open(conn) and ctx.flush(conn)) or ctx.next_timeout() == 0:

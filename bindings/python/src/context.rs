@@ -23,7 +23,7 @@ use crate::convert::{
     payload, payload_bytes, Payload,
 };
 use crate::errors::{invalid_state, to_pyerr};
-use crate::events::{event_object, CloseHeld};
+use crate::events::{event_object, CloseHeldEvent};
 use crate::sender::Sender;
 
 struct Inner {
@@ -203,7 +203,7 @@ impl Context {
             out.push(event_object(py, &ev)?);
         }
         for conn in events.held_close_replies() {
-            out.push(Py::new(py, CloseHeld { conn: conn.0 })?.into_any());
+            out.push(Py::new(py, CloseHeldEvent { conn: conn.0 })?.into_any());
         }
         drop(guard);
         if out.is_empty() {
@@ -291,7 +291,7 @@ impl Context {
     }
 
     /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
-    /// `Open` or a terminal `Error` event follows. For `wss://`: `cafile` / `cadata` (PEM)
+    /// `OpenEvent` or a terminal `ErrorEvent` follows. For `wss://`: `cafile` / `cadata` (PEM)
     /// replace the system's roots; `verify=False` accepts any certificate (tests only).
     /// `local_address` (an IP literal) is the address to connect from.
     #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
@@ -381,7 +381,7 @@ impl Context {
             .map_err(|e| to_pyerr(py, &e))
     }
 
-    /// Accepts an upgrade request (`Request` event) with an optional subprotocol and extra
+    /// Accepts an upgrade request (`RequestEvent`) with an optional subprotocol and extra
     /// response headers. The connection is open when this returns.
     #[pyo3(signature = (conn, subprotocol=None, headers=None))]
     fn accept(
@@ -413,7 +413,7 @@ impl Context {
         self.with(py, |i| i.ctx.reject(ConnId(conn), status, &refs, &body))
     }
 
-    /// Same as `reject`, named for answering `HttpRequest` events.
+    /// Same as `reject`, named for answering `HttpRequestEvent`s.
     #[pyo3(signature = (conn, status, headers=None, body=None))]
     fn respond(
         &self,
@@ -428,7 +428,7 @@ impl Context {
 
     /// Queues a message (text for `str`, binary for bytes-like); it leaves at the next poll.
     /// Returns True when the output buffer is now over the high water mark: stop sending until
-    /// the `Writable` event.
+    /// the `WritableEvent`.
     fn send(&self, py: Python<'_>, conn: u64, data: &Bound<'_, PyAny>) -> PyResult<bool> {
         let data = payload(data)?;
         let status = self.with(py, |i| match &data {

@@ -118,31 +118,31 @@ fn repr_of<T: ReprArg>(py: Python<'_>, value: &T) -> PyResult<String> {
     value.repr_arg(py)
 }
 
-event_class!(Request, "A valid upgrade request on a listener with `handle_requests`: answer it with `Context.accept` or `Context.reject`.",
+event_class!(RequestEvent, "A valid upgrade request on a listener with `handle_requests`: answer it with `Context.accept` or `Context.reject`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
-event_class!(HttpRequest, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
+event_class!(HttpRequestEvent, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
-event_class!(Open, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
+event_class!(OpenEvent, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
     [conn: u64, listener: Option<u64>, subprotocol: Option<String>, extensions: Option<String>,
      peer_addr: Py<PyTuple>, path: String, headers: Py<PyList>], "conn={} subprotocol={}", conn, subprotocol);
-event_class!(Message, "A whole message: `data` is `str` for text, `bytes` for binary.",
+event_class!(MessageEvent, "A whole message: `data` is `str` for text, `bytes` for binary.",
     [conn: u64, data: Py<PyAny>], "conn={}", conn);
-event_class!(Ping, "A ping arrived (the pong is already queued).",
+event_class!(PingEvent, "A ping arrived (the pong is already queued).",
     [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
-event_class!(Pong, "A pong arrived.",
+event_class!(PongEvent, "A pong arrived.",
     [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
-event_class!(Writable, "The output buffer drained below the low water mark after back-pressure.",
+event_class!(WritableEvent, "The output buffer drained below the low water mark after back-pressure.",
     [conn: u64], "conn={}", conn);
-event_class!(Closed, "The connection is over (terminal). `clean`: the closing handshake completed. `remote`: code and reason are the peer's (False: ours, e.g. we failed the connection because the peer broke the protocol, or 1006).",
+event_class!(CloseEvent, "The connection is over (terminal). `clean`: the closing handshake completed. `remote`: code and reason are the peer's (False: ours, e.g. we failed the connection because the peer broke the protocol, or 1006).",
     [conn: u64, code: u16, reason: String, clean: bool, remote: bool], "conn={} code={} reason={} clean={}",
     conn, code, reason, clean);
-event_class!(Error, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
+event_class!(ErrorEvent, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
     [conn: Option<u64>, listener: Option<u64>, error: Py<PyAny>], "conn={} listener={} error={}",
     conn, listener, error);
-event_class!(SendFailed, "A command from a `Sender` could not be applied. Not terminal.",
+event_class!(SendFailedEvent, "A command from a `Sender` could not be applied. Not terminal.",
     [conn: u64, error: Py<PyAny>], "conn={} error={}", conn, error);
-event_class!(Wake, "`Sender.wake()` was called.", [], "");
-event_class!(CloseHeld, "With `hold_close_replies`: the peer closed (or broke the protocol) and the answering close frame waits for `Context.release_close_reply`. After every other event of the same poll.",
+event_class!(WakeEvent, "`Sender.wake()` was called.", [], "");
+event_class!(CloseHeldEvent, "With `hold_close_replies`: the peer closed (or broke the protocol) and the answering close frame waits for `Context.release_close_reply`. After every other event of the same poll.",
     [conn: u64], "conn={}", conn);
 
 /// Builds the Python object for one net event.
@@ -156,9 +156,9 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
                 },
                 MessageKind::Binary => PyBytes::new(py, data).into_any().unbind(),
             };
-            Py::new(py, Message { conn: conn.0, data })?.into_any()
+            Py::new(py, MessageEvent { conn: conn.0, data })?.into_any()
         }
-        Event::Writable { conn } => Py::new(py, Writable { conn: conn.0 })?.into_any(),
+        Event::Writable { conn } => Py::new(py, WritableEvent { conn: conn.0 })?.into_any(),
         Event::Open {
             conn,
             listener,
@@ -169,7 +169,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             headers,
         } => Py::new(
             py,
-            Open {
+            OpenEvent {
                 conn: conn.0,
                 listener: listener.map(|l| l.0),
                 subprotocol: subprotocol.map(str::to_owned),
@@ -186,7 +186,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             request,
         } => Py::new(
             py,
-            Request {
+            RequestEvent {
                 conn: conn.0,
                 listener: listener.0,
                 request: Py::new(py, RawRequest::new(py, request)?)?,
@@ -199,7 +199,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             request,
         } => Py::new(
             py,
-            HttpRequest {
+            HttpRequestEvent {
                 conn: conn.0,
                 listener: listener.0,
                 request: Py::new(py, RawRequest::new(py, request)?)?,
@@ -208,7 +208,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         .into_any(),
         Event::Ping { conn, data } => Py::new(
             py,
-            Ping {
+            PingEvent {
                 conn: conn.0,
                 data: PyBytes::new(py, data).unbind(),
             },
@@ -216,7 +216,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         .into_any(),
         Event::Pong { conn, data } => Py::new(
             py,
-            Pong {
+            PongEvent {
                 conn: conn.0,
                 data: PyBytes::new(py, data).unbind(),
             },
@@ -230,7 +230,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             remote,
         } => Py::new(
             py,
-            Closed {
+            CloseEvent {
                 conn: conn.0,
                 code,
                 reason: reason.to_owned(),
@@ -246,7 +246,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             };
             Py::new(
                 py,
-                Error {
+                ErrorEvent {
                     conn,
                     listener,
                     error: to_exception(py, error),
@@ -256,29 +256,29 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         }
         Event::SendFailed { conn, error } => Py::new(
             py,
-            SendFailed {
+            SendFailedEvent {
                 conn: conn.0,
                 error: to_exception(py, error),
             },
         )?
         .into_any(),
-        Event::Wake => Py::new(py, Wake {})?.into_any(),
+        Event::Wake => Py::new(py, WakeEvent {})?.into_any(),
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawRequest>()?;
-    m.add_class::<Request>()?;
-    m.add_class::<HttpRequest>()?;
-    m.add_class::<Open>()?;
-    m.add_class::<Message>()?;
-    m.add_class::<Ping>()?;
-    m.add_class::<Pong>()?;
-    m.add_class::<Writable>()?;
-    m.add_class::<Closed>()?;
-    m.add_class::<Error>()?;
-    m.add_class::<SendFailed>()?;
-    m.add_class::<Wake>()?;
-    m.add_class::<CloseHeld>()?;
+    m.add_class::<RequestEvent>()?;
+    m.add_class::<HttpRequestEvent>()?;
+    m.add_class::<OpenEvent>()?;
+    m.add_class::<MessageEvent>()?;
+    m.add_class::<PingEvent>()?;
+    m.add_class::<PongEvent>()?;
+    m.add_class::<WritableEvent>()?;
+    m.add_class::<CloseEvent>()?;
+    m.add_class::<ErrorEvent>()?;
+    m.add_class::<SendFailedEvent>()?;
+    m.add_class::<WakeEvent>()?;
+    m.add_class::<CloseHeldEvent>()?;
     Ok(())
 }

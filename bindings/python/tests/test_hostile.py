@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import tidewire
-from tidewire import Closed, Context, Error, Message, Open
+from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "python"
 
@@ -195,14 +195,14 @@ def test_connection_flood_opens_every_client_and_releases_every_descriptor(api, 
         deadline = time.monotonic() + 25
         while len(opened) + refused + len(failed) < CLIENTS and time.monotonic() < deadline:
             for event in ctx.poll(0.1):
-                if type(event) is Open:
+                if type(event) is OpenEvent:
                     opened.add(event.conn)
-                elif type(event) is Error and event.conn in conns:
+                elif type(event) is ErrorEvent and event.conn in conns:
                     if isinstance(event.error, tidewire.InvalidStatus):
                         refused += 1
                     else:
                         failed.append(repr(event.error))
-                elif type(event) is Closed:
+                elif type(event) is CloseEvent:
                     failed.append(f"closed after opening: {event.code}")
         assert not failed, f"{len(failed)} failed, e.g. {failed[:3]}"
         assert len(opened) + refused == CLIENTS, f"{len(opened)} opened, {refused} refused"
@@ -215,7 +215,7 @@ def test_connection_flood_opens_every_client_and_releases_every_descriptor(api, 
         deadline = time.monotonic() + 20
         while len(echoed) < len(opened) and time.monotonic() < deadline:
             for event in ctx.poll(0.1):
-                if type(event) is Message:
+                if type(event) is MessageEvent:
                     assert event.data == b"%d" % event.conn
                     echoed.add(event.conn)
         assert echoed == opened, f"{len(opened) - len(echoed)} echoes missing"

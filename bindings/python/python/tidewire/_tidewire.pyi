@@ -5,21 +5,21 @@ from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Tuple, 
 __all__ = [
     "__version__",
     "_init",
-    "Closed",
-    "CloseHeld",
+    "CloseEvent",
+    "CloseHeldEvent",
     "Context",
-    "Error",
-    "HttpRequest",
-    "Message",
-    "Open",
-    "Ping",
-    "Pong",
+    "ErrorEvent",
+    "HttpRequestEvent",
+    "MessageEvent",
+    "OpenEvent",
+    "PingEvent",
+    "PongEvent",
     "RawRequest",
-    "Request",
-    "SendFailed",
+    "RequestEvent",
+    "SendFailedEvent",
     "Sender",
-    "Wake",
-    "Writable",
+    "WakeEvent",
+    "WritableEvent",
 ]
 
 __version__: str
@@ -162,7 +162,7 @@ class RawRequest:
     def extensions(self) -> Optional[str]: ...
 
 @final
-class Request:
+class RequestEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -172,7 +172,7 @@ class Request:
     def request(self) -> RawRequest: ...
 
 @final
-class HttpRequest:
+class HttpRequestEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -182,7 +182,7 @@ class HttpRequest:
     def request(self) -> RawRequest: ...
 
 @final
-class Open:
+class OpenEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -200,7 +200,7 @@ class Open:
     def headers(self) -> list[Tuple[str, str]]: ...
 
 @final
-class Message:
+class MessageEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -208,7 +208,7 @@ class Message:
     def data(self) -> Union[str, bytes]: ...
 
 @final
-class Ping:
+class PingEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -216,7 +216,7 @@ class Ping:
     def data(self) -> bytes: ...
 
 @final
-class Pong:
+class PongEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -224,13 +224,13 @@ class Pong:
     def data(self) -> bytes: ...
 
 @final
-class Writable:
+class WritableEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
 
 @final
-class Closed:
+class CloseEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -244,7 +244,7 @@ class Closed:
     def remote(self) -> bool: ...
 
 @final
-class Error:
+class ErrorEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> Optional[int]: ...
@@ -254,7 +254,7 @@ class Error:
     def error(self) -> BaseException: ...
 
 @final
-class SendFailed:
+class SendFailedEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -262,11 +262,11 @@ class SendFailed:
     def error(self) -> BaseException: ...
 
 @final
-class Wake:
+class WakeEvent:
     __match_args__: ClassVar[Any]
 
 @final
-class CloseHeld:
+class CloseHeldEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...

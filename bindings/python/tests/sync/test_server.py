@@ -8,7 +8,7 @@ import pytest
 
 import tidewire
 import tidewire.sync.server
-from tidewire import Closed, Context, Error, Message, Open, Response, connect, serve
+from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent, Response, connect, serve
 
 
 def test_each_handler_runs_in_its_own_thread():
@@ -157,9 +157,9 @@ def open_clients(port, count, timeout=10.0):
     deadline = time.monotonic() + timeout
     while len(opened) + len(errors) < count and time.monotonic() < deadline:
         for event in ctx.poll(0.05):
-            if type(event) is Open:
+            if type(event) is OpenEvent:
                 opened.add(event.conn)
-            elif type(event) in (Error, Closed) and event.conn in conns:
+            elif type(event) in (ErrorEvent, CloseEvent) and event.conn in conns:
                 errors.append(getattr(event, "error", event))
     return ctx, opened, errors
 
@@ -196,7 +196,7 @@ def test_handshakes_complete_however_slowly_handler_threads_start(monkeypatch):
             echoed = set()
             deadline = time.monotonic() + 10
             while len(echoed) < len(opened) and time.monotonic() < deadline:
-                echoed.update(e.conn for e in ctx.poll(0.05) if type(e) is Message)
+                echoed.update(e.conn for e in ctx.poll(0.05) if type(e) is MessageEvent)
             assert echoed == opened, "every handler runs once its thread has started"
         finally:
             ctx.free()

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Dict, Optional
 
-from .._tidewire import Closed, Context, Error, Message, Request
+from .._tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, RequestEvent
 
 logger = logging.getLogger("tidewire")
 
@@ -29,7 +29,7 @@ class Driver:
         ctx: Context,
         loop: asyncio.AbstractEventLoop,
         *,
-        on_request: Optional[Callable[[Request], None]] = None,
+        on_request: Optional[Callable[[RequestEvent], None]] = None,
         exit_when_idle: bool = False,
     ) -> None:
         self.ctx = ctx
@@ -77,17 +77,17 @@ class Driver:
         handlers = self.handlers
         for event in events:
             kind = type(event)
-            if kind is Message:
+            if kind is MessageEvent:
                 handler = handlers.get(event.conn)
                 if handler is not None:
                     handler._on_message(event.data)
-            elif kind is Closed or kind is Error:
+            elif kind is CloseEvent or kind is ErrorEvent:
                 handler = handlers.pop(event.conn, None) if event.conn is not None else None
                 if handler is not None:
                     handler._on_event(event)
-                elif kind is Error:
+                elif kind is ErrorEvent:
                     logger.warning("tidewire: %s", event.error)
-            elif kind is Request:
+            elif kind is RequestEvent:
                 if self._on_request is not None:
                     self._on_request(event)
             else:

@@ -16,7 +16,14 @@ from typing import (
     Union,
 )
 
-from .._tidewire import Closed, CloseHeld, Error, Open, Pong, Writable
+from .._tidewire import (
+    CloseEvent,
+    CloseHeldEvent,
+    ErrorEvent,
+    OpenEvent,
+    PongEvent,
+    WritableEvent,
+)
 from ..datastructures import Request, Response
 from .._closing import ClosingState
 from .._queue import MessageQueue, QueueLimits
@@ -80,13 +87,13 @@ class Connection(ClosingState):
 
     def _on_event(self, event: Any) -> None:
         kind = type(event)
-        if kind is CloseHeld:
+        if kind is CloseHeldEvent:
             self._close_held()
-        elif kind is Writable:
+        elif kind is WritableEvent:
             self._release_drain()
-        elif kind is Pong:
+        elif kind is PongEvent:
             self._on_pong(event.data)
-        elif kind is Open:
+        elif kind is OpenEvent:
             self._opened = True
             if self._state is State.CONNECTING:
                 self._state = State.OPEN
@@ -97,13 +104,13 @@ class Connection(ClosingState):
             self._on_open()
             if not self._state_waiter.done():
                 self._state_waiter.set_result(None)
-        elif kind is Closed:
+        elif kind is CloseEvent:
             self.close_code = event.code
             self.close_reason = event.reason
             self._clean = event.clean
             self._remote_close = event.remote
             self._set_closed()
-        elif kind is Error:
+        elif kind is ErrorEvent:
             self._error = event.error
             self.close_code = 1006
             self.close_reason = ""

@@ -26,8 +26,7 @@ from .._queue import (
     QueueLimits,
     queue_limits,
 )
-from .._tidewire import Context, RawRequest
-from .._tidewire import Request as RequestEvent
+from .._tidewire import Context, RawRequest, RequestEvent
 from ..datastructures import Headers, Request, Response
 from ..exceptions import ConnectionClosed, InvalidState
 from ..sync.connection import State

@@ -32,7 +32,7 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, Optional, Protocol
 
-from .._tidewire import Closed, Context, Error, Request
+from .._tidewire import CloseEvent, Context, ErrorEvent, RequestEvent
 
 logger = logging.getLogger("tidewire")
 
@@ -61,7 +61,7 @@ class Engine:
         ctx: Context,
         *,
         name: str,
-        on_request: Optional[Callable[[Request], None]] = None,
+        on_request: Optional[Callable[[RequestEvent], None]] = None,
         exit_when_idle: bool = False,
         user_watches: bool = False,
     ) -> None:
@@ -185,15 +185,15 @@ class Engine:
                 conn: Optional[int] = getattr(event, "conn", None)
                 handler = self.handlers.get(conn) if conn is not None else None
                 if handler is not None and conn is not None:
-                    if type(event) is Closed or type(event) is Error:
+                    if type(event) is CloseEvent or type(event) is ErrorEvent:
                         del self.handlers[conn]
                         handler.on_event(event)
                         self._ended.append(handler)
                     elif handler.on_event(event):
                         woken[conn] = handler
-                elif type(event) is Request and self._on_request is not None:
+                elif type(event) is RequestEvent and self._on_request is not None:
                     self._on_request(event)
-                elif type(event) is Error:
+                elif type(event) is ErrorEvent:
                     logger.warning("tidewire: %s", event.error)
             for handler in woken.values():
                 handler.wake()

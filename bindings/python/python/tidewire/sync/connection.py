@@ -8,7 +8,15 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, NoReturn, Optional, Tuple, Union
 
-from .._tidewire import Closed, CloseHeld, Error, Message, Open, Pong, Writable
+from .._tidewire import (
+    CloseEvent,
+    CloseHeldEvent,
+    ErrorEvent,
+    MessageEvent,
+    OpenEvent,
+    PongEvent,
+    WritableEvent,
+)
 from ..datastructures import Request, Response
 from .._closing import ClosingState
 from .._queue import MessageQueue, QueueLimits
@@ -78,18 +86,18 @@ class Connection(ClosingState):
     def on_event(self, event: Any) -> bool:
         """Applies an event; returns whether waiting threads may have waited for it."""
         kind = type(event)
-        if kind is Message:
+        if kind is MessageEvent:
             self._messages.append(event.data)
             self._unanswered = True
-        elif kind is CloseHeld:
+        elif kind is CloseHeldEvent:
             self._close_held()
             return False
-        elif kind is Writable:
+        elif kind is WritableEvent:
             self._over_high = False
-        elif kind is Pong:
+        elif kind is PongEvent:
             self._on_pong(event.data)
             return False
-        elif kind is Open:
+        elif kind is OpenEvent:
             self._opened = True
             if self._state is State.CONNECTING:
                 self._state = State.OPEN
@@ -98,13 +106,13 @@ class Connection(ClosingState):
             self.remote_address = tuple(event.peer_addr)  # type: ignore[assignment]
             self._open_headers = event.headers
             self._on_open()
-        elif kind is Closed:
+        elif kind is CloseEvent:
             self._state = State.CLOSED
             self.close_code = event.code
             self.close_reason = event.reason
             self._clean = event.clean
             self._remote_close = event.remote
-        elif kind is Error:
+        elif kind is ErrorEvent:
             self._state = State.CLOSED
             self._error = event.error
             self.close_code = 1006
