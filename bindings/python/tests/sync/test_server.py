@@ -30,7 +30,21 @@ def test_each_handler_runs_in_its_own_thread():
     assert len(threads) == 5 and threading.get_ident() not in threads
 
 
-def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(caplog):
+@pytest.mark.parametrize("close_fails", [False, True])
+def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(monkeypatch, caplog,
+                                                                            close_fails):
+    if close_fails:
+        # Closing fails too, once it has closed: the handler's thread must not die of it
+        # (an exception that ends a thread fails the test).
+        close = tidewire.sync.server.ServerConnection.close
+
+        def close_then_fail(self, code=1000, reason=""):
+            close(self, code, reason)
+            if code == 1011:
+                raise RuntimeError("close failed")
+
+        monkeypatch.setattr(tidewire.sync.server.ServerConnection, "close", close_then_fail)
+
     def handler(ws):
         if ws.recv() == "boom":
             raise ValueError("handler failure")
@@ -278,3 +292,20 @@ def test_peer_limits_reach_the_listener_and_unknown_ones_are_refused():
         serve(echo, "127.0.0.1", 0, peer_limits={"max_conections": 1})
     with pytest.raises(ValueError):
         serve(echo, "127.0.0.1", 0, peer_limits={"connection_rate": (-1.0, 1)})
+
+
+def test_a_refused_connection_ends_closed_for_whoever_holds_it():
+    refused = []
+
+    def process_request(ws, request):
+        refused.append(ws)
+        return Response(401, "Unauthorized", body=b"no")
+
+    with serve(lambda ws: None, "127.0.0.1", 0, process_request=process_request) as server:
+        with pytest.raises(tidewire.InvalidStatus):
+            connect(f"ws://127.0.0.1:{server.port}/")
+    (ws,) = refused
+    assert ws.state is tidewire.State.CLOSED and ws.close_code == 1006
+    assert ws.response.status_code == 401
+    ws.close()  # over already: returns at once
+

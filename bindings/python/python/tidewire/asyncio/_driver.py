@@ -84,7 +84,7 @@ class Driver:
             elif kind is CloseEvent or kind is ErrorEvent:
                 handler = handlers.pop(event.conn, None) if event.conn is not None else None
                 if handler is not None:
-                    handler._on_event(event)
+                    handler.on_event(event)
                 elif kind is ErrorEvent:
                     logger.warning("tidewire: %s", event.error)
             elif kind is RequestEvent:
@@ -94,7 +94,7 @@ class Driver:
                 conn = getattr(event, "conn", None)
                 handler = handlers.get(conn) if conn is not None else None
                 if handler is not None:
-                    handler._on_event(event)
+                    handler.on_event(event)
         if self._exit_when_idle and not handlers:
             self.close()
             return
@@ -133,7 +133,7 @@ class Driver:
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
         for handler in list(self.handlers.values()):
-            handler._on_abort("connection dropped: its context was closed")
+            handler.on_abort("connection dropped: its context was closed")
         self.handlers.clear()
         self.ctx.free()
         if self.on_close is not None:
