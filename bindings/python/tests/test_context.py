@@ -131,9 +131,12 @@ def test_request_events_let_the_application_accept(pair):
     server = Context()
     listener = server.listen("127.0.0.1", 0, handle_requests=True, subprotocols=["chat"])
     client = Context()
-    conn = client.connect(f"ws://127.0.0.1:{server.local_addr(listener)[1]}/room?id=3",
-                          subprotocols=["chat", "other"], headers={"X-Token": "abc"},
-                          origin="https://example.com")
+    conn = client.connect(
+        f"ws://127.0.0.1:{server.local_addr(listener)[1]}/room?id=3",
+        subprotocols=["chat", "other"],
+        headers={"X-Token": "abc"},
+        origin="https://example.com",
+    )
     events = pump([server, client], lambda ev: of(RequestEvent, ev))
     request = of(RequestEvent, events)[0].request
     assert (request.method, request.path, request.query) == ("GET", "/room", "id=3")
@@ -170,7 +173,9 @@ def test_plain_http_requests_can_be_answered():
     with socket.create_connection(server.local_addr(listener)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         events = pump([server], lambda ev: of(HttpRequestEvent, ev))
-        server.respond(of(HttpRequestEvent, events)[0].conn, 200, [("Content-Type", "text/plain")], "ok")
+        server.respond(
+            of(HttpRequestEvent, events)[0].conn, 200, [("Content-Type", "text/plain")], "ok"
+        )
         deadline = time.monotonic() + 5
         reply = b""
         while b"ok" not in reply and time.monotonic() < deadline:
@@ -210,12 +215,22 @@ def test_invalid_uri_is_raised_by_connect():
 
 # A multi-byte character across byte 6 (where "wss://" ends), at other places near the
 # start, and in a URL that is valid up to its scheme.
-MULTIBYTE_URLS = ["wsséé://127.0.0.1:1/", "wssé://127.0.0.1:1/", "wss:/é/127.0.0.1:1/",
-                  "é", "ééé", "wss://é:1/", "wß://127.0.0.1:1/"]
+MULTIBYTE_URLS = [
+    "wsséé://127.0.0.1:1/",
+    "wssé://127.0.0.1:1/",
+    "wss:/é/127.0.0.1:1/",
+    "é",
+    "ééé",
+    "wss://é:1/",
+    "wß://127.0.0.1:1/",
+]
 
 
-@pytest.mark.parametrize("tls", [{}, {"verify": False}, {"cafile": "/nonexistent"}],
-                         ids=["system-roots", "no-verify", "cafile"])
+@pytest.mark.parametrize(
+    "tls",
+    [{}, {"verify": False}, {"cafile": "/nonexistent"}],
+    ids=["system-roots", "no-verify", "cafile"],
+)
 @pytest.mark.parametrize("url", MULTIBYTE_URLS)
 def test_multibyte_urls_raise_invalid_uri_whatever_the_tls_options(url, tls):
     ctx = Context()
@@ -370,8 +385,7 @@ def test_a_client_over_max_connections_is_turned_away_at_once(limited_echo_serve
         assert second.recv(timeout=5) == "still served"
 
 
-async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
-        limited_echo_server):
+async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(limited_echo_server):
     server, url = limited_echo_server
     async with tw.connect(url), tw.connect(url) as second:
         for _ in range(5):
@@ -384,6 +398,7 @@ async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
         async with tw.connect(url, open_timeout=5) as third:
             await third.send("a slot freed up")
             assert await third.recv() == "a slot freed up"
+
 
 def poll_until(contexts, done, timeout=5.0):
     """Polls every context until ``done(event)`` returned True for some event."""
@@ -405,10 +420,14 @@ def test_per_address_limits_turn_away_one_address_and_not_the_others():
 
         def outcome(conn):
             def done(event):
-                if getattr(event, "conn", None) == conn and type(event).__name__ in ("OpenEvent", "ErrorEvent"):
+                if getattr(event, "conn", None) == conn and type(event).__name__ in (
+                    "OpenEvent",
+                    "ErrorEvent",
+                ):
                     ends[conn] = type(event).__name__
                     return True
                 return False
+
             return done
 
         first = client.connect(url, local_address="127.0.0.2")

@@ -70,8 +70,9 @@ def make(cls=Model):
     runner = SimpleNamespace(ctx=FakeContext(), handlers={})
     limits = queue_limits(None, None)
     if issubclass(cls, ServerModel):
-        raw = SimpleNamespace(path="/", query="q=1", headers=[("Host", "h")], origin=None,
-                              subprotocols=[])
+        raw = SimpleNamespace(
+            path="/", query="q=1", headers=[("Host", "h")], origin=None, subprotocols=[]
+        )
         model = cls(runner, 7, raw, close_timeout=1.0, queue_limits=limits)
     else:
         model = cls(runner, 7, close_timeout=1.0, queue_limits=limits)
@@ -87,8 +88,15 @@ def events(monkeypatch):
     import tidewire._protocol as protocol
 
     kinds = {}
-    for name in ("MessageEvent", "CloseHeldEvent", "WritableEvent", "PongEvent", "OpenEvent",
-                 "CloseEvent", "ErrorEvent"):
+    for name in (
+        "MessageEvent",
+        "CloseHeldEvent",
+        "WritableEvent",
+        "PongEvent",
+        "OpenEvent",
+        "CloseEvent",
+        "ErrorEvent",
+    ):
         kinds[name] = type(name, (SimpleNamespace,), {})
         monkeypatch.setattr(protocol, name, kinds[name])
     return SimpleNamespace(**kinds)
@@ -142,9 +150,12 @@ def test_fragments_take_the_type_of_the_first_and_end_with_an_empty_final_one():
     with pytest.raises(TypeError):
         model._queue_fragment(b"b", text)
     model._end_fragments()
-    assert ctx.calls == [("begin_message", 7, True), ("send_fragment", 7, b"a", False),
-                         ("send_fragment", 7, "é".encode(), False),
-                         ("send_fragment", 7, b"", True)]
+    assert ctx.calls == [
+        ("begin_message", 7, True),
+        ("send_fragment", 7, b"a", False),
+        ("send_fragment", 7, "é".encode(), False),
+        ("send_fragment", 7, b"", True),
+    ]
     with pytest.raises(TypeError):
         model._queue_fragment(5, None)
 
@@ -161,8 +172,9 @@ def test_closing_starts_once_and_reads_on_to_receive_the_peers_close():
 
 def test_events_set_what_the_connection_knows(events):
     model, _, _ = make()
-    assert model.on_event(events.OpenEvent(subprotocol="chat", extensions=None,
-                                           peer_addr=["::1", 9], headers=[]))
+    assert model.on_event(
+        events.OpenEvent(subprotocol="chat", extensions=None, peer_addr=["::1", 9], headers=[])
+    )
     assert model.state is State.OPEN and model.subprotocol == "chat"
     assert model.remote_address == ("::1", 9)
     assert model.on_event(events.MessageEvent(data="hi"))
@@ -194,19 +206,38 @@ def test_an_error_before_open_is_what_connect_raises(events):
 
 def test_a_client_reports_the_101_response_it_received(events):
     model, _, _ = make(Client)
-    model.on_event(events.OpenEvent(subprotocol=None, extensions=None, peer_addr=("h", 1),
-                                    headers=[("Upgrade", "websocket")]))
+    model.on_event(
+        events.OpenEvent(
+            subprotocol=None,
+            extensions=None,
+            peer_addr=("h", 1),
+            headers=[("Upgrade", "websocket")],
+        )
+    )
     assert model.response.status_code == 101
     assert model.response.headers["Upgrade"] == "websocket"
 
 
 # -- the server side -----------------------------------------------------------------------
 
+
 def setup(**options):
-    defaults = dict(ssl=None, subprotocols=None, origins=None, compression="deflate",
-                    max_size=None, open_timeout=None, close_timeout=None, ping_interval=None,
-                    ping_timeout=None, write_limit=None, max_queue=None, max_queue_bytes=None,
-                    reuse_port=False, peer_limits=None)
+    defaults = dict(
+        ssl=None,
+        subprotocols=None,
+        origins=None,
+        compression="deflate",
+        max_size=None,
+        open_timeout=None,
+        close_timeout=None,
+        ping_interval=None,
+        ping_timeout=None,
+        write_limit=None,
+        max_queue=None,
+        max_queue_bytes=None,
+        reuse_port=False,
+        peer_limits=None,
+    )
     return server_setup(**dict(defaults, **options))
 
 

@@ -20,12 +20,8 @@ Low level, for custom loops: ``tidewire.Context`` with ``listen``, ``connect`` a
 import warnings as _warnings
 from typing import Any as _Any
 
-from . import _tidewire, exceptions as _exceptions
-
-# The native module raises the package's exception classes: hand them down once, before
-# anything can raise them (it never imports the package itself).
-_tidewire._init(exceptions={name: getattr(_exceptions, name) for name in _exceptions.__all__})
-
+from . import _tidewire
+from . import exceptions as _exceptions
 from ._options import ClientTLS, ServerTLS
 from ._tidewire import (
     CloseEvent,
@@ -39,8 +35,8 @@ from ._tidewire import (
     PongEvent,
     RawRequest,
     RequestEvent,
-    SendFailedEvent,
     Sender,
+    SendFailedEvent,
     WakeEvent,
     WritableEvent,
     __version__,
@@ -63,6 +59,10 @@ from .exceptions import (
     WebSocketException,
 )
 from .sync import ClientConnection, Server, ServerConnection, State, connect, serve
+
+# The native module raises the package's exception classes: they are handed down once, at
+# import, before anything can raise them (it never imports the package itself).
+_tidewire._init(exceptions={name: getattr(_exceptions, name) for name in _exceptions.__all__})
 
 __all__ = [
     "__version__",

@@ -3,8 +3,9 @@ the opening request and response it reports, and what it raises when the handsha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 from urllib.parse import urlsplit
 
 from ._options import (
@@ -31,7 +32,7 @@ W = TypeVar("W")
 
 def handshake_request(
     uri: str,
-    headers: Sequence[Tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
     origin: Optional[str],
     subprotocols: Optional[Sequence[str]],
 ) -> Request:
@@ -53,17 +54,17 @@ class ClientSetup:
     """The arguments of ``connect``, checked and translated for the context."""
 
     uri: str
-    headers: List[Tuple[str, str]]
-    subprotocols: Optional[List[str]]
+    headers: list[tuple[str, str]]
+    subprotocols: Optional[list[str]]
     origin: Optional[str]
     compression: Optional[str]
-    tls: Dict[str, Any]
+    tls: dict[str, Any]
     open_timeout: Optional[float]
     close_timeout: Optional[float]
     queue_limits: QueueLimits
-    context_kwargs: Dict[str, Any]
+    context_kwargs: dict[str, Any]
 
-    def start(self) -> Tuple[Context, int]:
+    def start(self) -> tuple[Context, int]:
         """A context of its own with the connection started on it: ``(context, id)``."""
         ctx = Context(**self.context_kwargs)
         try:
@@ -97,7 +98,7 @@ def client_setup(
     ping_interval: Optional[float],
     ping_timeout: Optional[float],
     ssl: Any,
-    write_limit: Union[int, Tuple[int, int], None],
+    write_limit: Union[int, tuple[int, int], None],
     max_queue: QueueLimit,
     max_queue_bytes: QueueLimit,
 ) -> ClientSetup:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import Any, Callable, Dict, Generic, List, Optional, Protocol, Tuple, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, Protocol, TypeVar, Union
 
 from ._queue import MessageQueue, QueueLimits
 from ._tidewire import (
@@ -76,7 +76,7 @@ class Runner(Protocol):
 
     ctx: Context
     #: The connections the runner hands events to, by id.
-    handlers: Dict[int, Any]
+    handlers: dict[int, Any]
 
 
 class ConnectionModel(Generic[W]):
@@ -111,16 +111,16 @@ class ConnectionModel(Generic[W]):
         self._unanswered = False
         self._close_owed = False
         # A client's 101 response headers, from the open event.
-        self._open_headers: List[Tuple[str, str]] = []
+        self._open_headers: list[tuple[str, str]] = []
         #: Pings waiting for their pong, oldest first.
-        self._pings: Dict[bytes, W] = {}
+        self._pings: dict[bytes, W] = {}
         self._close_timeout = close_timeout
         #: The negotiated subprotocol, or None.
         self.subprotocol: Optional[str] = None
         #: The negotiated extensions (the Sec-WebSocket-Extensions value), or None.
         self.extensions: Optional[str] = None
         #: ``(host, port)`` of the peer.
-        self.remote_address: Optional[Tuple[str, int]] = None
+        self.remote_address: Optional[tuple[str, int]] = None
         #: The opening handshake request.
         self.request: Optional[Request] = None
         #: The opening handshake response.
@@ -232,7 +232,7 @@ class ConnectionModel(Generic[W]):
 
     # -- actions: checks and bookkeeping, InvalidState once the connection is over ------
 
-    def _queue_fragment(self, fragment: Any, text: Optional[bool]) -> Tuple[bool, bool]:
+    def _queue_fragment(self, fragment: Any, text: Optional[bool]) -> tuple[bool, bool]:
         """Queues one fragment of a message sent in pieces; ``text`` is None for the first,
         whose type (text or binary) every other must have. Returns ``(text, whether the
         output buffer is over its high water mark)``."""

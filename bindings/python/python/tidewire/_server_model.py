@@ -4,8 +4,9 @@ listener it opens, and how a connection's upgrade request is answered (accepted 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 from ._options import (
     compression_name,
@@ -42,14 +43,14 @@ def plain_response(status: int, text: str) -> Response:
 class ServerSetup:
     """The arguments of ``serve``, checked and translated for the context and listener."""
 
-    subprotocols: Optional[List[str]]
-    origins: Optional[List[Optional[str]]]
+    subprotocols: Optional[list[str]]
+    origins: Optional[list[Optional[str]]]
     close_timeout: Optional[float]
     queue_limits: QueueLimits
-    context_kwargs: Dict[str, Any]
-    listen_kwargs: Dict[str, Any]
+    context_kwargs: dict[str, Any]
+    listen_kwargs: dict[str, Any]
 
-    def listen(self, host: str, port: int) -> Tuple[Context, Tuple[str, int]]:
+    def listen(self, host: str, port: int) -> tuple[Context, tuple[str, int]]:
         """A context listening on ``host:port``: ``(context, (host, bound port))``."""
         ctx = Context(**self.context_kwargs)
         try:
@@ -60,7 +61,7 @@ class ServerSetup:
             raise
         return ctx, (bound_host, bound_port)
 
-    def check_request(self, raw: RawRequest) -> Tuple[Optional[Response], Optional[str]]:
+    def check_request(self, raw: RawRequest) -> tuple[Optional[Response], Optional[str]]:
         """The server's policy for an upgrade request: a refusal, or the subprotocol."""
         if self.origins is not None and raw.origin not in self.origins:
             return plain_response(
@@ -83,7 +84,7 @@ def server_setup(
     close_timeout: Optional[float],
     ping_interval: Optional[float],
     ping_timeout: Optional[float],
-    write_limit: Union[int, Tuple[int, int], None],
+    write_limit: Union[int, tuple[int, int], None],
     max_queue: QueueLimit,
     max_queue_bytes: QueueLimit,
     reuse_port: bool,

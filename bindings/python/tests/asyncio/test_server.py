@@ -10,8 +10,9 @@ import tidewire.asyncio.server
 
 
 @pytest.mark.parametrize("close_fails", [False, True])
-async def test_handler_failure_closes_with_1011_and_the_server_keeps_serving(monkeypatch, caplog,
-                                                                            close_fails):
+async def test_handler_failure_closes_with_1011_and_the_server_keeps_serving(
+    monkeypatch, caplog, close_fails
+):
     if close_fails:
         # Closing fails too, once it has closed: the handler's task must still end well.
         close = tidewire.asyncio.server.ServerConnection.close
@@ -57,17 +58,20 @@ async def test_origins_and_subprotocols_are_enforced():
     async def handler(ws):
         await ws.send(ws.subprotocol)
 
-    async with tw.serve(handler, "127.0.0.1", 0, origins=["https://ok"],
-                        subprotocols=["p"]) as server:
+    async with tw.serve(
+        handler, "127.0.0.1", 0, origins=["https://ok"], subprotocols=["p"]
+    ) as server:
         with pytest.raises(tidewire.InvalidStatus) as info:
-            await tw.connect(f"ws://127.0.0.1:{server.port}/", origin="https://no",
-                             subprotocols=["p"])
+            await tw.connect(
+                f"ws://127.0.0.1:{server.port}/", origin="https://no", subprotocols=["p"]
+            )
         assert info.value.status_code == 403
         with pytest.raises(tidewire.InvalidStatus) as info:
             await tw.connect(f"ws://127.0.0.1:{server.port}/", origin="https://ok")
         assert info.value.status_code == 400
-        async with tw.connect(f"ws://127.0.0.1:{server.port}/", origin="https://ok",
-                              subprotocols=["p"]) as ws:
+        async with tw.connect(
+            f"ws://127.0.0.1:{server.port}/", origin="https://ok", subprotocols=["p"]
+        ) as ws:
             assert await ws.recv() == "p"
 
 
@@ -96,6 +100,7 @@ async def test_sync_client_against_asyncio_server():
             await ws.send(message)
 
     async with tw.serve(handler, "127.0.0.1", 0) as server:
+
         def client():
             with tidewire.connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 ws.send("cross")
@@ -111,12 +116,12 @@ async def test_a_refused_connection_ends_closed_for_whoever_holds_it():
         refused.append(ws)
         return tidewire.Response(401, "Unauthorized", body=b"no")
 
-    async with tw.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0,
-                        process_request=process_request) as server:
+    async with tw.serve(
+        lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=process_request
+    ) as server:
         with pytest.raises(tidewire.InvalidStatus):
             await tw.connect(f"ws://127.0.0.1:{server.port}/")
     (ws,) = refused
     await asyncio.wait_for(ws.wait_closed(), 5)
     assert ws.state is tidewire.State.CLOSED and ws.close_code == 1006
     assert ws.response.status_code == 401
-

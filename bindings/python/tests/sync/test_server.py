@@ -8,7 +8,16 @@ import pytest
 
 import tidewire
 import tidewire.sync.server
-from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent, Response, connect, serve
+from tidewire import (
+    CloseEvent,
+    Context,
+    ErrorEvent,
+    MessageEvent,
+    OpenEvent,
+    Response,
+    connect,
+    serve,
+)
 
 
 def test_each_handler_runs_in_its_own_thread():
@@ -31,8 +40,9 @@ def test_each_handler_runs_in_its_own_thread():
 
 
 @pytest.mark.parametrize("close_fails", [False, True])
-def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(monkeypatch, caplog,
-                                                                            close_fails):
+def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(
+    monkeypatch, caplog, close_fails
+):
     if close_fails:
         # Closing fails too, once it has closed: the handler's thread must not die of it
         # (an exception that ends a thread fails the test).
@@ -74,8 +84,9 @@ def test_process_request_can_reject_with_a_status():
         assert info.value.status_code == 401
         assert info.value.response.body == b"no"
         assert info.value.response.headers["Content-Length"] == "2"
-        with connect(f"ws://127.0.0.1:{server.port}/",
-                     additional_headers=[("Authorization", "Bearer ok")]) as ws:
+        with connect(
+            f"ws://127.0.0.1:{server.port}/", additional_headers=[("Authorization", "Bearer ok")]
+        ) as ws:
             assert ws.recv(timeout=5) == "in"
 
 
@@ -157,6 +168,7 @@ def test_a_message_over_max_size_fails_with_payload_too_big_as_the_cause():
 
 # -- many connections at once ------------------------------------------------------------
 
+
 def echo(ws):
     for message in ws:
         ws.send(message)
@@ -217,8 +229,9 @@ def test_handshakes_complete_however_slowly_handler_threads_start(monkeypatch):
 
 
 @pytest.mark.parametrize("decide", ["engine", "process_request"])
-def test_a_connection_no_thread_can_serve_is_refused_and_the_server_goes_on(monkeypatch, caplog,
-                                                                           decide):
+def test_a_connection_no_thread_can_serve_is_refused_and_the_server_goes_on(
+    monkeypatch, caplog, decide
+):
     failing = True
     slow_thread_starts(monkeypatch, 0, fail=lambda: failing)
     options = {"process_request": lambda ws, request: None} if decide != "engine" else {}
@@ -275,6 +288,7 @@ def test_peers_closing_together_never_nest_the_engine_dispatch(monkeypatch):
             assert ws.recv(timeout=5) == "still serving"
     assert depth and max(depth) == 1, f"dispatch nested {max(depth)} deep"
 
+
 def test_peer_limits_reach_the_listener_and_unknown_ones_are_refused():
     def echo(ws):
         for message in ws:
@@ -308,4 +322,3 @@ def test_a_refused_connection_ends_closed_for_whoever_holds_it():
     assert ws.state is tidewire.State.CLOSED and ws.close_code == 1006
     assert ws.response.status_code == 401
     ws.close()  # over already: returns at once
-

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 from .._tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, RequestEvent
 
@@ -34,7 +34,7 @@ class Driver:
     ) -> None:
         self.ctx = ctx
         self.loop = loop
-        self.handlers: Dict[int, Any] = {}
+        self.handlers: dict[int, Any] = {}
         self._on_request = on_request
         self._exit_when_idle = exit_when_idle
         self._timer: Optional[asyncio.TimerHandle] = None

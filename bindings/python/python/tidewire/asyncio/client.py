@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generator, Optional, Sequence, Tuple, Union
+from collections.abc import Generator, Sequence
+from typing import Any, Optional, Union
 
 from .._client_model import ClientModel, client_setup
 from .._options import DEFAULT_MAX_SIZE
@@ -44,7 +45,7 @@ class connect:
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         ssl: Any = None,
-        write_limit: Union[int, Tuple[int, int], None] = None,
+        write_limit: Union[int, tuple[int, int], None] = None,
         max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
     ) -> None:

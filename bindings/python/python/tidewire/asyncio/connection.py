@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, NoReturn, Optional, Union
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, NoReturn, Optional, Union
 
 from .._protocol import ConnectionModel, Data, State, is_whole_message
 from .._queue import QueueLimits

@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import (Any, Awaitable, Callable, Generator, Mapping, Optional, Sequence, Set, Tuple,
-                    Union)
+from collections.abc import Awaitable, Generator, Mapping, Sequence
+from typing import (
+    Any,
+    Callable,
+    Optional,
+    Union,
+)
 
 from .._options import DEFAULT_MAX_SIZE
-from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, QueueLimits
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
 from .._server_model import ServerModel, server_setup
-from .._tidewire import RawRequest, RequestEvent
+from .._tidewire import RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
 from ._driver import Driver
@@ -28,37 +33,57 @@ class ServerConnection(ServerModel["asyncio.Future[None]"], Connection):
 
 
 Handler = Callable[[ServerConnection], Awaitable[Any]]
-ProcessRequest = Callable[[ServerConnection, Request],
-                          Union[Optional[Response], Awaitable[Optional[Response]]]]
+ProcessRequest = Callable[
+    [ServerConnection, Request], Union[Optional[Response], Awaitable[Optional[Response]]]
+]
 
 
 class Server:
     """A listening WebSocket server on the running loop."""
 
-    def __init__(self, handler: Handler, host: str, port: int, *, ssl: Any = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 origins: Optional[Sequence[Optional[str]]] = None,
-                 process_request: Optional[ProcessRequest] = None,
-                 compression: Optional[str] = "deflate",
-                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
-                 open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-                 ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-                 write_limit: Union[int, Tuple[int, int], None] = None,
-                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False,
-                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        ssl: Any = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        compression: Optional[str] = "deflate",
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        open_timeout: Optional[float] = 10,
+        close_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        write_limit: Union[int, tuple[int, int], None] = None,
+        max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+        reuse_port: bool = False,
+        peer_limits: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup = setup = server_setup(
-            ssl=ssl, subprotocols=subprotocols, origins=origins, compression=compression,
-            max_size=max_size, open_timeout=open_timeout, close_timeout=close_timeout,
-            ping_interval=ping_interval, ping_timeout=ping_timeout, write_limit=write_limit,
-            max_queue=max_queue, max_queue_bytes=max_queue_bytes, reuse_port=reuse_port,
-            peer_limits=peer_limits)
+            ssl=ssl,
+            subprotocols=subprotocols,
+            origins=origins,
+            compression=compression,
+            max_size=max_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            write_limit=write_limit,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            reuse_port=reuse_port,
+            peer_limits=peer_limits,
+        )
         self._handler = handler
         self._process_request = process_request
         self._close_timeout = close_timeout
-        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._ctx, address = setup.listen(host, port)
@@ -69,16 +94,20 @@ class Server:
             raise
         self._driver.on_close = self._on_driver_close
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
-        self.address: Tuple[str, int] = address
+        self.address: tuple[str, int] = address
 
     @property
     def port(self) -> int:
         return self.address[1]
 
     def _on_request(self, event: RequestEvent) -> None:
-        conn = ServerConnection(self._driver, event.conn, event.request,
-                                close_timeout=self._close_timeout,
-                                queue_limits=self._setup.queue_limits)
+        conn = ServerConnection(
+            self._driver,
+            event.conn,
+            event.request,
+            close_timeout=self._close_timeout,
+            queue_limits=self._setup.queue_limits,
+        )
         self._driver.handlers[event.conn] = conn
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
@@ -150,7 +179,7 @@ class Server:
             await self.wait_closed()
             raise
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -172,8 +201,13 @@ class serve:
     connection stops reading); ``process_request`` may be a coroutine.
     """
 
-    def __init__(self, handler: Handler, host: Optional[str] = None,
-                 port: Optional[int] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
         self._args = (handler, "127.0.0.1" if host is None else host, 0 if port is None else port)
         self._kwargs = kwargs
         self._server: Optional[Server] = None

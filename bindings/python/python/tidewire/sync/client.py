@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 from .._client_model import ClientModel, client_setup
 from .._options import DEFAULT_MAX_SIZE
@@ -52,7 +53,7 @@ def connect(
     ping_interval: Optional[float] = 20,
     ping_timeout: Optional[float] = 20,
     ssl: Any = None,
-    write_limit: Union[int, Tuple[int, int], None] = None,
+    write_limit: Union[int, tuple[int, int], None] = None,
     max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
     max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
 ) -> ClientConnection:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable, Iterator, NoReturn, Optional, Union
+from collections.abc import Iterable, Iterator
+from typing import NoReturn, Optional, Union
 
 from .._protocol import ConnectionModel, Data, State, is_whole_message
 from .._queue import QueueLimits

@@ -6,12 +6,13 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Set, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, Union
 
 from .._options import DEFAULT_MAX_SIZE
-from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, QueueLimits
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
 from .._server_model import ServerModel, server_setup
-from .._tidewire import RawRequest, RequestEvent
+from .._tidewire import RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
 from ._engine import Engine
@@ -28,45 +29,65 @@ class ServerConnection(ServerModel[threading.Event], Connection):
 
 Handler = Callable[[ServerConnection], Any]
 ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
-_Spawn = Tuple[ServerConnection, Optional[ProcessRequest]]
+_Spawn = tuple[ServerConnection, Optional[ProcessRequest]]
 
 
 class Server:
     """A listening WebSocket server. Connections are served as soon as it exists;
     ``serve_forever`` just blocks until ``shutdown``."""
 
-    def __init__(self, handler: Handler, host: str, port: int, *, ssl: Any = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 origins: Optional[Sequence[Optional[str]]] = None,
-                 process_request: Optional[ProcessRequest] = None,
-                 compression: Optional[str] = "deflate",
-                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
-                 open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-                 ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-                 write_limit: Union[int, Tuple[int, int], None] = None,
-                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False,
-                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        ssl: Any = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        compression: Optional[str] = "deflate",
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        open_timeout: Optional[float] = 10,
+        close_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        write_limit: Union[int, tuple[int, int], None] = None,
+        max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+        reuse_port: bool = False,
+        peer_limits: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self._setup = setup = server_setup(
-            ssl=ssl, subprotocols=subprotocols, origins=origins, compression=compression,
-            max_size=max_size, open_timeout=open_timeout, close_timeout=close_timeout,
-            ping_interval=ping_interval, ping_timeout=ping_timeout, write_limit=write_limit,
-            max_queue=max_queue, max_queue_bytes=max_queue_bytes, reuse_port=reuse_port,
-            peer_limits=peer_limits)
+            ssl=ssl,
+            subprotocols=subprotocols,
+            origins=origins,
+            compression=compression,
+            max_size=max_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            write_limit=write_limit,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            reuse_port=reuse_port,
+            peer_limits=peer_limits,
+        )
         self._handler = handler
         self._process_request = process_request
         self._close_timeout = close_timeout
-        self._threads: Set[threading.Thread] = set()
+        self._threads: set[threading.Thread] = set()
         #: Connections whose handler thread is to be started (None stops the spawner).
-        self._to_spawn: "queue.SimpleQueue[Optional[_Spawn]]" = queue.SimpleQueue()
-        self._spawner = threading.Thread(target=self._spawn_handlers, daemon=True,
-                                         name="tidewire-spawner")
+        self._to_spawn: queue.SimpleQueue[Optional[_Spawn]] = queue.SimpleQueue()
+        self._spawner = threading.Thread(
+            target=self._spawn_handlers, daemon=True, name="tidewire-spawner"
+        )
         self._done = threading.Event()
         self._shutting_down = False
         self._ctx, address = setup.listen(host, port)
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
-        self.address: Tuple[str, int] = address
+        self.address: tuple[str, int] = address
         self._engine = Engine(self._ctx, name="tidewire-server", on_request=self._on_request)
         self._spawner.start()
         self._engine.start()
@@ -87,9 +108,13 @@ class Server:
         handshakes a second, and drop the ones that waited past the handshake timeout
         without an answer. Here the upgrade completes at once, and what comes before the
         handler runs waits in the connection's queue (bounded by ``max_queue``)."""
-        conn = ServerConnection(self._engine, event.conn, event.request,
-                                close_timeout=self._close_timeout,
-                                queue_limits=self._setup.queue_limits)
+        conn = ServerConnection(
+            self._engine,
+            event.conn,
+            event.request,
+            close_timeout=self._close_timeout,
+            queue_limits=self._setup.queue_limits,
+        )
         self._engine.handlers[event.conn] = conn
         process_request = self._process_request
         if process_request is None and not conn._decide(None, self._setup):
@@ -106,8 +131,12 @@ class Server:
             conn, process_request = item
             if self._shutting_down:
                 continue  # the connection is being closed; nobody will handle it
-            thread = threading.Thread(target=self._handle, args=(conn, process_request),
-                                      daemon=True, name=f"tidewire-handler-{conn.id:#x}")
+            thread = threading.Thread(
+                target=self._handle,
+                args=(conn, process_request),
+                daemon=True,
+                name=f"tidewire-handler-{conn.id:#x}",
+            )
             self._threads.add(thread)
             try:
                 thread.start()
@@ -138,8 +167,7 @@ class Server:
             with conn._cond:
                 conn._handshake_failed()
 
-    def _handle(self, conn: ServerConnection,
-                process_request: Optional[ProcessRequest]) -> None:
+    def _handle(self, conn: ServerConnection, process_request: Optional[ProcessRequest]) -> None:
         try:
             if process_request is not None:
                 self._process(conn, process_request)
@@ -194,7 +222,7 @@ class Server:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._done.set()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -204,18 +232,27 @@ class Server:
         return f"<Server {self.address[0]}:{self.address[1]}>"
 
 
-def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = None, *,
-          ssl: Any = None, subprotocols: Optional[Sequence[str]] = None,
-          origins: Optional[Sequence[Optional[str]]] = None,
-          process_request: Optional[ProcessRequest] = None,
-          compression: Optional[str] = "deflate", max_size: Optional[int] = DEFAULT_MAX_SIZE,
-          open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-          ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-          write_limit: Union[int, Tuple[int, int], None] = None,
-          max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-          max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-          reuse_port: bool = False,
-          peer_limits: Optional[Mapping[str, Any]] = None) -> Server:
+def serve(
+    handler: Handler,
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    *,
+    ssl: Any = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    origins: Optional[Sequence[Optional[str]]] = None,
+    process_request: Optional[ProcessRequest] = None,
+    compression: Optional[str] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    open_timeout: Optional[float] = 10,
+    close_timeout: Optional[float] = 10,
+    ping_interval: Optional[float] = 20,
+    ping_timeout: Optional[float] = 20,
+    write_limit: Union[int, tuple[int, int], None] = None,
+    max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+    max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+    reuse_port: bool = False,
+    peer_limits: Optional[Mapping[str, Any]] = None,
+) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
     1011 if it raised, which is logged; the server keeps serving).
@@ -235,11 +272,23 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
     ``max_handshakes_per_address`` (4096), ``max_handshakes`` (16384), ``connection_rate``
     (``(per_second, burst)``, no limit). A connection over one is closed at once.
     """
-    return Server(handler, "127.0.0.1" if host is None else host, 0 if port is None else port,
-                  ssl=ssl, subprotocols=subprotocols, origins=origins,
-                  process_request=process_request, compression=compression, max_size=max_size,
-                  open_timeout=open_timeout, close_timeout=close_timeout,
-                  ping_interval=ping_interval, ping_timeout=ping_timeout,
-                  write_limit=write_limit, max_queue=max_queue,
-                  max_queue_bytes=max_queue_bytes, reuse_port=reuse_port,
-                  peer_limits=peer_limits)
+    return Server(
+        handler,
+        "127.0.0.1" if host is None else host,
+        0 if port is None else port,
+        ssl=ssl,
+        subprotocols=subprotocols,
+        origins=origins,
+        process_request=process_request,
+        compression=compression,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        write_limit=write_limit,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+        reuse_port=reuse_port,
+        peer_limits=peer_limits,
+    )
