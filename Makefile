@@ -15,7 +15,7 @@ TEST_TARGETS :=
 SLOW_TEST_TARGETS :=
 EXAMPLE_TARGETS :=
 
-.PHONY: all build test lint fmt test-rust examples bench-mask bench-engine clean help
+.PHONY: all build test lint doc fmt test-rust examples bench-mask bench-engine clean help
 
 all: build
 
@@ -29,9 +29,13 @@ help:
 build:
 	$(CARGO) build --workspace --release
 
-lint:
+lint: doc
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# API documentation of the Rust crates; a broken link or a bad doc comment fails the build.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
 fmt:
 	$(CARGO) fmt --all

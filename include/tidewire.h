@@ -293,7 +293,9 @@ typedef struct tw_event {
   struct tw_bytes data;
   // `TW_EVENT_REQUEST`, `TW_EVENT_HTTP_REQUEST`: the request, read with `tw_request_*`.
   const struct tw_request *request;
-  // `TW_EVENT_OPEN`: the selected subprotocol (`data` NULL when none).
+  // `TW_EVENT_OPEN`: the selected subprotocol. `TW_EVENT_REQUEST`: the subprotocol the
+  // listener's rules selected among the client's offers, to pass to `tw_accept` unless
+  // the application chooses another. `data` NULL when none.
   struct tw_bytes subprotocol;
   // `TW_EVENT_OPEN`: the negotiated Sec-WebSocket-Extensions value (`data` NULL when none).
   struct tw_bytes extensions;
@@ -1462,9 +1464,10 @@ tw_status tw_listen_options_set_tls_pem(struct tw_listen_options *options, const
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_listen_options_set_tls_pem_files(struct tw_listen_options *options, const char *cert_path, const char *key_path);
 
-// Adds a subprotocol this server speaks (in order of preference). Unless requests are
-// handled by the application (`tw_listen_options_set_handle_requests`), the first one
-// the client also offered is selected.
+// Adds a subprotocol this server speaks (in order of preference). The first one the
+// client also offered is selected (given to `TW_EVENT_REQUEST` when the application
+// handles requests). A client that offers none is served without a subprotocol unless
+// `tw_listen_options_set_require_subprotocol` is on.
 //
 // Ownership: `name` (NUL-terminated UTF-8, not empty) is copied.
 //
@@ -1478,8 +1481,9 @@ tw_status tw_listen_options_set_tls_pem_files(struct tw_listen_options *options,
 tw_status tw_listen_options_add_subprotocol(struct tw_listen_options *options, const char *name);
 
 // Adds an allowed Origin. Once one is added, upgrade requests whose Origin is not in
-// the list (compared without regard to ASCII case) are rejected with 403, unless the
-// application handles requests itself. Requests without Origin are let through.
+// the list (compared without regard to ASCII case) are rejected with 403, before the
+// application sees them. Requests without Origin are let through unless
+// `tw_listen_options_set_require_origin` is on.
 //
 // Ownership: `origin` (NUL-terminated UTF-8) is copied.
 //
@@ -1491,8 +1495,33 @@ tw_status tw_listen_options_add_subprotocol(struct tw_listen_options *options, c
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_listen_options_add_allowed_origin(struct tw_listen_options *options, const char *origin);
 
-// When on, every valid upgrade request is delivered as `TW_EVENT_REQUEST` and waits
-// for `tw_conn_accept` or `tw_conn_reject` (the handshake timeout keeps running).
+// When on, a client that offers none of the listener's subprotocols is refused with
+// 400 (as python-websockets does). Default off: it is served without a subprotocol.
+// Without subprotocols added, this changes nothing.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_require_subprotocol(struct tw_listen_options *options, bool on);
+
+// When on, and allowed origins were added, an upgrade request without Origin is
+// refused with 403. Default off: non-browser clients (which send no Origin) pass.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_require_origin(struct tw_listen_options *options, bool on);
+
+// When on, every valid upgrade request that passed the listener's Origin and
+// subprotocol rules is delivered as `TW_EVENT_REQUEST` (with the subprotocol they
+// selected in its `subprotocol`) and waits for `tw_conn_accept` or `tw_conn_reject`
+// (the handshake timeout keeps running).
 // Default off: requests are accepted automatically.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.

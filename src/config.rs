@@ -6,8 +6,7 @@
 use tidewire_net::Config;
 
 use crate::ffi::{
-    free_handle, guard, guard_void, into_handle, millis, try_mut, try_out, Checked, Failure,
-    Opaque, OK,
+    free_handle, guard, guard_void, into_handle, millis, try_mut, try_out, Opaque, OK,
 };
 use crate::status::tw_status;
 
@@ -23,33 +22,22 @@ unsafe impl Opaque for tw_config {
     type Rust = Config;
 }
 
-/// Shared shape of the setters: check the handle, check the value, store it.
+/// Shared shape of the setters: check the handle, store the value in a copy, let
+/// tidewire-net check the copy's ranges (`Config::check_ranges`, the one home of those
+/// rules), keep it. A refused value leaves the config as it was.
 ///
 /// # Safety
 /// `config` is NULL or a live handle used by nobody else during the call.
-unsafe fn set(config: *mut tw_config, apply: impl FnOnce(&mut Config) -> Checked<()>) -> tw_status {
+unsafe fn set(config: *mut tw_config, apply: impl FnOnce(&mut Config)) -> tw_status {
     guard(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { try_mut(config, "config") }?;
-        apply(c)?;
+        let mut next = c.clone();
+        apply(&mut next);
+        next.check_ranges()?;
+        *c = next;
         OK
     })
-}
-
-fn at_least(value: usize, min: usize, what: &str) -> Checked<usize> {
-    if value < min {
-        return Err(Failure::invalid(format!(
-            "{what} must be at least {min}, got {value}"
-        )));
-    }
-    Ok(value)
-}
-
-fn positive_ms(ms: u64, what: &str) -> Checked<std::time::Duration> {
-    if ms == 0 {
-        return Err(Failure::invalid(format!("{what} must be at least 1 ms")));
-    }
-    Ok(millis(ms))
 }
 
 impl tw_config {
@@ -107,8 +95,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.max_message_size = at_least(bytes, 1, "max_message_size")?;
-                Ok(())
+                c.max_message_size = bytes;
             })
         }
     }
@@ -129,8 +116,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.max_frame_size = at_least(bytes, 1, "max_frame_size")?;
-                Ok(())
+                c.max_frame_size = bytes;
             })
         }
     }
@@ -152,8 +138,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.handshake_limits.max_header_bytes = at_least(bytes, 256, "max_handshake_bytes")?;
-                Ok(())
+                c.handshake_limits.max_header_bytes = bytes;
             })
         }
     }
@@ -174,8 +159,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.handshake_limits.max_headers = at_least(count, 8, "max_handshake_headers")?;
-                Ok(())
+                c.handshake_limits.max_headers = count;
             })
         }
     }
@@ -198,8 +182,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.handshake_timeout = positive_ms(ms, "handshake_timeout_ms")?;
-                Ok(())
+                c.handshake_timeout = millis(ms);
             })
         }
     }
@@ -222,8 +205,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.connect_timeout = positive_ms(ms, "connect_timeout_ms")?;
-                Ok(())
+                c.connect_timeout = millis(ms);
             })
         }
     }
@@ -245,8 +227,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.close_timeout = positive_ms(ms, "close_timeout_ms")?;
-                Ok(())
+                c.close_timeout = millis(ms);
             })
         }
     }
@@ -269,7 +250,6 @@ impl tw_config {
         unsafe {
             set(config, |c| {
                 c.ping_interval = (ms > 0).then(|| millis(ms));
-                Ok(())
             })
         }
     }
@@ -294,7 +274,6 @@ impl tw_config {
         unsafe {
             set(config, |c| {
                 c.idle_timeout = (ms > 0).then(|| millis(ms));
-                Ok(())
             })
         }
     }
@@ -318,7 +297,6 @@ impl tw_config {
         unsafe {
             set(config, |c| {
                 c.high_water_mark = bytes;
-                Ok(())
             })
         }
     }
@@ -341,7 +319,6 @@ impl tw_config {
         unsafe {
             set(config, |c| {
                 c.low_water_mark = bytes;
-                Ok(())
             })
         }
     }
@@ -363,8 +340,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.max_buffered = at_least(bytes, 1, "max_buffered")?;
-                Ok(())
+                c.max_buffered = bytes;
             })
         }
     }
@@ -387,8 +363,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.max_connections = at_least(count, 1, "max_connections")?;
-                Ok(())
+                c.max_connections = count;
             })
         }
     }
@@ -411,8 +386,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.receive_buffer_size = at_least(bytes, 16 << 10, "receive_buffer_size")?;
-                Ok(())
+                c.receive_buffer_size = bytes;
             })
         }
     }
@@ -434,8 +408,7 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.sender_queue_limit = at_least(bytes, 1, "sender_queue_limit")?;
-                Ok(())
+                c.sender_queue_limit = bytes;
             })
         }
     }
@@ -457,20 +430,8 @@ impl tw_config {
         // SAFETY: caller contract.
         unsafe {
             set(config, |c| {
-                c.resolver_threads = at_least(count, 1, "resolver_threads")?;
-                Ok(())
+                c.resolver_threads = count;
             })
         }
     }
-}
-
-/// Checks made when a context is created from a config (relations between fields).
-pub(crate) fn validate(c: &Config) -> Checked<()> {
-    if c.low_water_mark > c.high_water_mark {
-        return Err(Failure::invalid(format!(
-            "low_water_mark ({}) is above high_water_mark ({})",
-            c.low_water_mark, c.high_water_mark
-        )));
-    }
-    Ok(())
 }

@@ -8,11 +8,12 @@ use std::ffi::{c_char, c_void};
 use tidewire_net::{ConnId, MessageKind, SendStatus};
 
 use crate::bytes::tw_header;
-use crate::context::{tw_conn, tw_context, with_ctx, with_ctx_ref};
+use crate::context::{tw_context, with_ctx, with_ctx_ref};
 use crate::ffi::{
     non_null, try_array, try_bytes, try_cstr, try_opt_cstr, try_out, try_text, write_text, Checked,
     Failure, OK,
 };
+use crate::ids::tw_conn;
 use crate::status::tw_status;
 
 fn sent(status: SendStatus) -> Checked<tw_status> {

@@ -84,7 +84,15 @@ unsafe fn set(
     guard(|| {
         // SAFETY: forwarded contract.
         let o = unsafe { try_mut(options, "options") }?;
+        // tidewire-net's rules (`ConnectOptions::validate`, their one home) check the
+        // result; a refused value leaves the options as they were.
+        let before = o.net.clone();
         apply(o)?;
+        if let Err(e) = o.net.validate() {
+            o.net = before;
+            // A bad value given to a setter is a bad argument, whatever net calls it.
+            return Err(Failure::invalid(e.to_string()));
+        }
         OK
     })
 }
@@ -156,9 +164,6 @@ impl tw_connect_options {
                 let name = try_cstr(name, "name")?;
                 // SAFETY: caller contract.
                 let value = try_cstr(value, "value")?;
-                if name.is_empty() {
-                    return Err(Failure::invalid("header name is empty"));
-                }
                 o.net.headers.push((name.to_owned(), value.to_owned()));
                 Ok(())
             })
@@ -248,9 +253,6 @@ impl tw_connect_options {
             set(options, |o| {
                 // SAFETY: caller contract.
                 let name = try_cstr(name, "name")?;
-                if name.is_empty() {
-                    return Err(Failure::invalid("subprotocol name is empty"));
-                }
                 o.net.subprotocols.push(name.to_owned());
                 Ok(())
             })

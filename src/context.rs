@@ -9,27 +9,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tidewire_net::{ConnId, Context, Error, Events, ListenOptions};
 
-use crate::config::{tw_config, validate};
+use crate::config::tw_config;
 use crate::connect_options::tw_connect_options;
 use crate::ffi::{
     free_handle, guard, guard_void, into_handle, millis, try_cstr, try_mut, try_out, try_ref,
     Checked, Failure, Opaque, OK,
 };
+use crate::ids::{tw_conn, tw_listener};
 use crate::listen_options::tw_listen_options;
 use crate::sender::tw_sender;
 use crate::status::tw_status;
-
-/// A connection: a 64-bit id carrying a generation, valid from `tw_context_connect` (or its
-/// first event) until its terminal event (`TW_EVENT_CLOSE`, or `TW_EVENT_ERROR` about it)
-/// has been delivered. After that every call with it returns `TW_STATUS_STALE_ID`. 0 is
-/// never a valid id.
-#[allow(non_camel_case_types)]
-pub type tw_conn = u64;
-
-/// A listening socket: a 64-bit id carrying a generation, valid until `tw_listener_close`
-/// or `tw_context_shutdown`. 0 is never a valid id.
-#[allow(non_camel_case_types)]
-pub type tw_listener = u64;
 
 /// The runtime: owns the sockets, TLS state and timers of its listeners and connections,
 /// and is driven by `tw_poll` on the caller's thread. Create with `tw_context_new`, free with
@@ -186,7 +175,6 @@ impl tw_context {
                 // SAFETY: caller contract; non-NULL.
                 unsafe { try_ref(config, "config") }?.clone()
             };
-            validate(&config)?;
             let net = Context::new(config)?;
             let events = net.new_events();
             let ctx = Ctx {
@@ -345,7 +333,7 @@ impl tw_context {
                 } else {
                     (c.cursor..c.events.len())
                         .filter_map(|i| c.events.get(i))
-                        .filter(|e| crate::event::is_terminal(e))
+                        .filter(|e| e.is_terminal())
                         .count()
                 };
                 out.write(c.net.connection_count() + pending_ends);

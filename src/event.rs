@@ -13,8 +13,9 @@ use std::time::Duration;
 use tidewire_net::{Event, MessageKind, Source};
 
 use crate::bytes::tw_bytes;
-use crate::context::{tw_conn, tw_context, tw_listener, with_ctx, Ctx};
+use crate::context::{tw_context, with_ctx, Ctx};
 use crate::ffi::{try_out, Failure, OK};
+use crate::ids::{tw_conn, tw_listener};
 use crate::request::tw_request;
 use crate::status::{status_of, tw_status};
 
@@ -96,7 +97,9 @@ pub struct tw_event {
     pub data: tw_bytes,
     /// `TW_EVENT_REQUEST`, `TW_EVENT_HTTP_REQUEST`: the request, read with `tw_request_*`.
     pub request: *const tw_request,
-    /// `TW_EVENT_OPEN`: the selected subprotocol (`data` NULL when none).
+    /// `TW_EVENT_OPEN`: the selected subprotocol. `TW_EVENT_REQUEST`: the subprotocol the
+    /// listener's rules selected among the client's offers, to pass to `tw_accept` unless
+    /// the application chooses another. `data` NULL when none.
     pub subprotocol: tw_bytes,
     /// `TW_EVENT_OPEN`: the negotiated Sec-WebSocket-Extensions value (`data` NULL when none).
     pub extensions: tw_bytes,
@@ -139,18 +142,6 @@ impl tw_event {
     }
 }
 
-/// Whether an event ends its connection (its id is stale afterwards).
-pub(crate) fn is_terminal(event: &Event<'_>) -> bool {
-    matches!(
-        event,
-        Event::Closed { .. }
-            | Event::Error {
-                source: Source::Conn(_),
-                ..
-            }
-    )
-}
-
 /// Stores an error's text for the rest of the cycle and returns a view of it.
 fn error_text(texts: &mut Vec<CString>, error: &tidewire_net::Error) -> tw_bytes {
     let text = CString::new(error.to_string().replace('\0', "\u{fffd}")).unwrap_or_default();
@@ -170,10 +161,12 @@ fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
             conn,
             listener,
             request,
+            subprotocol,
         } => tw_event {
             conn: conn.0,
             listener: listener.0,
             request: ptr::from_ref(request).cast(),
+            subprotocol: tw_bytes::opt(subprotocol.map(str::as_bytes)),
             ..tw_event::new(TW_EVENT_REQUEST)
         },
         Event::HttpRequest {
@@ -344,7 +337,7 @@ pub unsafe extern "C" fn tw_poll(
                 *cursor += 1;
                 let mut e = convert(&event, texts);
                 if e.conn != 0 && !userdata.is_empty() {
-                    e.userdata = if is_terminal(&event) {
+                    e.userdata = if event.is_terminal() {
                         userdata.remove(&e.conn)
                     } else {
                         userdata.get(&e.conn).copied()

@@ -7,7 +7,7 @@ use tidewire_net::{ConnectionRate, ListenOptions, PeerLimits, TlsAcceptor};
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
     free_handle, guard, guard_void, into_handle, try_bytes, try_cstr, try_mut, try_out, try_ref,
-    Checked, Failure, Opaque, OK,
+    Checked, Opaque, OK,
 };
 use crate::status::tw_status;
 
@@ -32,12 +32,17 @@ unsafe fn set(
     guard(|| {
         // SAFETY: forwarded contract.
         let o = unsafe { try_mut(options, "options") }?;
-        apply(o)?;
+        // tidewire-net checks a copy (`ListenOptions::validate`, the one home of those
+        // rules); a refused value leaves the options as they were.
+        let mut next = o.clone();
+        apply(&mut next)?;
+        next.validate()?;
+        *o = next;
         OK
     })
 }
 
-/// Changes the peer limits, checked by the runtime's own rules before they are kept.
+/// Changes the peer limits.
 ///
 /// # Safety
 /// As for `set`.
@@ -48,10 +53,7 @@ unsafe fn set_peer_limits(
     // SAFETY: forwarded contract.
     unsafe {
         set(options, |o| {
-            let mut limits = o.peer_limits.clone();
-            change(&mut limits);
-            limits.validate()?;
-            o.peer_limits = limits;
+            change(&mut o.peer_limits);
             Ok(())
         })
     }
@@ -223,12 +225,7 @@ impl tw_listen_options {
         // SAFETY: caller contract.
         unsafe {
             set(options, |o| {
-                if !(1..=65535).contains(&backlog) {
-                    return Err(Failure::invalid(format!(
-                        "backlog {backlog} is not in 1..=65535"
-                    )));
-                }
-                o.backlog = backlog as i32;
+                o.backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
                 Ok(())
             })
         }
@@ -297,9 +294,10 @@ impl tw_listen_options {
         })
     }
 
-    /// Adds a subprotocol this server speaks (in order of preference). Unless requests are
-    /// handled by the application (`tw_listen_options_set_handle_requests`), the first one
-    /// the client also offered is selected.
+    /// Adds a subprotocol this server speaks (in order of preference). The first one the
+    /// client also offered is selected (given to `TW_EVENT_REQUEST` when the application
+    /// handles requests). A client that offers none is served without a subprotocol unless
+    /// `tw_listen_options_set_require_subprotocol` is on.
     ///
     /// Ownership: `name` (NUL-terminated UTF-8, not empty) is copied.
     ///
@@ -320,9 +318,6 @@ impl tw_listen_options {
             set(options, |o| {
                 // SAFETY: caller contract.
                 let name = try_cstr(name, "name")?;
-                if name.is_empty() {
-                    return Err(Failure::invalid("subprotocol name is empty"));
-                }
                 o.subprotocols.push(name.to_owned());
                 Ok(())
             })
@@ -330,8 +325,9 @@ impl tw_listen_options {
     }
 
     /// Adds an allowed Origin. Once one is added, upgrade requests whose Origin is not in
-    /// the list (compared without regard to ASCII case) are rejected with 403, unless the
-    /// application handles requests itself. Requests without Origin are let through.
+    /// the list (compared without regard to ASCII case) are rejected with 403, before the
+    /// application sees them. Requests without Origin are let through unless
+    /// `tw_listen_options_set_require_origin` is on.
     ///
     /// Ownership: `origin` (NUL-terminated UTF-8) is copied.
     ///
@@ -359,8 +355,57 @@ impl tw_listen_options {
         }
     }
 
-    /// When on, every valid upgrade request is delivered as `TW_EVENT_REQUEST` and waits
-    /// for `tw_conn_accept` or `tw_conn_reject` (the handshake timeout keeps running).
+    /// When on, a client that offers none of the listener's subprotocols is refused with
+    /// 400 (as python-websockets does). Default off: it is served without a subprotocol.
+    /// Without subprotocols added, this changes nothing.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_require_subprotocol(
+        options: *mut tw_listen_options,
+        on: bool,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.require_subprotocol = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// When on, and allowed origins were added, an upgrade request without Origin is
+    /// refused with 403. Default off: non-browser clients (which send no Origin) pass.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_require_origin(
+        options: *mut tw_listen_options,
+        on: bool,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.require_origin = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// When on, every valid upgrade request that passed the listener's Origin and
+    /// subprotocol rules is delivered as `TW_EVENT_REQUEST` (with the subprotocol they
+    /// selected in its `subprotocol`) and waits for `tw_conn_accept` or `tw_conn_reject`
+    /// (the handshake timeout keeps running).
     /// Default off: requests are accepted automatically.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.

@@ -4,8 +4,9 @@ use std::ffi::c_char;
 
 use tidewire_net::ListenerId;
 
-use crate::context::{tw_context, tw_listener, with_ctx, with_ctx_ref};
+use crate::context::{tw_context, with_ctx, with_ctx_ref};
 use crate::ffi::{non_null, try_out, write_text, OK};
+use crate::ids::tw_listener;
 use crate::status::tw_status;
 
 // A listener is named by its `tw_listener` id (an integer), so its functions are free

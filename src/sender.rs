@@ -6,8 +6,8 @@ use std::ffi::c_char;
 
 use tidewire_net::{ConnId, Sender};
 
-use crate::context::tw_conn;
 use crate::ffi::{free_handle, guard, guard_void, try_bytes, try_ref, try_text, Opaque, OK};
+use crate::ids::tw_conn;
 use crate::status::tw_status;
 
 /// A thread-safe handle on one context, made by `tw_context_sender`, freed by

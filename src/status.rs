@@ -8,8 +8,8 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
-use tidewire_net::{Error, TimeoutKind};
 use tidewire_net::SendError;
+use tidewire_net::{Error, TimeoutKind};
 
 /// What a call did. `TW_STATUS_OK` (0) is success; every other value says what went wrong,
 /// and `tw_last_error()` gives the detail. In C the type is `uint32_t`.

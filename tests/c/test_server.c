@@ -216,6 +216,46 @@ static void the_listener_picks_its_preferred_subprotocol_and_checks_origins(void
     CHECK(st2.failed && st2.status == TW_STATUS_HANDSHAKE_REJECTED && st2.http_status == 403);
 }
 
+/* With require_subprotocol, a client offering none of the listener's subprotocols gets 400;
+ * with require_origin, a client without Origin gets 403. */
+static void required_subprotocol_and_origin_refuse_clients_without_them(void) {
+    tw_listen_options *lo = NULL;
+    CHECK_OK(tw_listen_options_new(&lo));
+    CHECK_OK(tw_listen_options_add_subprotocol(lo, "v3.chat"));
+    CHECK_OK(tw_listen_options_set_require_subprotocol(lo, true));
+    tw_connect_options *co = chat_options(); /* offers v2.chat and v1.chat */
+    CHECK(co != NULL);
+    struct session s;
+    CHECK(session_start(&s, lo, co, "/"));
+    struct auto_pick st = {{0}, false, false, TW_STATUS_OK, 0};
+    CHECK(tc_run(s.ctx, 2, 16, on_auto, &st, 5000));
+    session_end(&s);
+    CHECK(st.failed && st.status == TW_STATUS_HANDSHAKE_REJECTED && st.http_status == 400);
+
+    tw_listen_options *lo2 = NULL;
+    CHECK_OK(tw_listen_options_new(&lo2));
+    CHECK_OK(tw_listen_options_add_allowed_origin(lo2, "https://example.com"));
+    CHECK_OK(tw_listen_options_set_require_origin(lo2, true));
+    tw_connect_options *plain = NULL;
+    CHECK_OK(tw_connect_options_new(&plain));
+    CHECK(session_start(&s, lo2, plain, "/"));
+    struct auto_pick st2 = {{0}, false, false, TW_STATUS_OK, 0};
+    CHECK(tc_run(s.ctx, 2, 16, on_auto, &st2, 5000));
+    session_end(&s);
+    CHECK(st2.failed && st2.status == TW_STATUS_HANDSHAKE_REJECTED && st2.http_status == 403);
+
+    /* Bad values are refused by the runtime's own checks, leaving the options unchanged. */
+    CHECK(tw_listen_options_add_subprotocol(lo, "") == TW_STATUS_INVALID_ARGUMENT);
+    CHECK(tw_listen_options_add_subprotocol(lo, "two words") == TW_STATUS_INVALID_ARGUMENT);
+    CHECK(tw_listen_options_add_subprotocol(lo, "v3.chat") == TW_STATUS_INVALID_ARGUMENT);
+    CHECK(tw_connect_options_add_header(plain, "Sec-WebSocket-Key", "x") == TW_STATUS_INVALID_ARGUMENT);
+    CHECK(tw_connect_options_add_header(plain, "", "x") == TW_STATUS_INVALID_ARGUMENT);
+    tw_listen_options_free(lo);
+    tw_listen_options_free(lo2);
+    tw_connect_options_free(co);
+    tw_connect_options_free(plain);
+}
+
 /* A raw TCP client for plain HTTP. */
 static int raw_connect(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -436,6 +476,7 @@ int main(int argc, char **argv) {
         TR_CASE(an_upgrade_can_be_rejected_with_a_status_headers_and_body),
         TR_CASE(an_upgrade_can_be_accepted_with_a_subprotocol_and_headers),
         TR_CASE(the_listener_picks_its_preferred_subprotocol_and_checks_origins),
+        TR_CASE(required_subprotocol_and_origin_refuse_clients_without_them),
         TR_CASE(a_plain_http_request_gets_the_applications_answer),
         TR_CASE(without_handle_http_a_plain_request_gets_426),
         TR_CASE(a_client_over_max_connections_is_turned_away_at_once),

@@ -429,6 +429,14 @@ public:
     ListenOptions &add_allowed_origin(const std::string &origin) {
         return set(tw_listen_options_add_allowed_origin(h(), origin.c_str()), "add_allowed_origin");
     }
+    // Refuse (400) a client that offers none of the subprotocols added.
+    ListenOptions &require_subprotocol(bool on) {
+        return set(tw_listen_options_set_require_subprotocol(h(), on), "require_subprotocol");
+    }
+    // With allowed origins, refuse (403) a request without Origin.
+    ListenOptions &require_origin(bool on) {
+        return set(tw_listen_options_set_require_origin(h(), on), "require_origin");
+    }
     // Deliver each upgrade request as RequestEvent, answered by Connection::accept/reject.
     ListenOptions &handle_requests(bool on) {
         return set(tw_listen_options_set_handle_requests(h(), on), "handle_requests");
@@ -810,13 +818,15 @@ struct ErrorEvent {
     void *userdata = nullptr;
 };
 
-// An upgrade request on a listener with handle_requests: answer with conn.accept() or
-// conn.reject().
+// An upgrade request on a listener with handle_requests, that passed the listener's Origin
+// and subprotocol rules: answer with conn.accept() (usually with `subprotocol`, what the
+// rules selected; empty: none) or conn.reject().
 struct RequestEvent {
     Connection conn;
     Listener listener;
     Request request;
     void *userdata = nullptr;
+    std::string_view subprotocol;
 };
 
 // A plain HTTP request on a listener with handle_http: answer with conn.respond().
@@ -923,7 +933,7 @@ inline void append_event(tw_context *ctx, const tw_event &e, std::vector<Event> 
                              e.userdata});
             break;
         case TW_EVENT_REQUEST:
-            out.emplace_back(RequestEvent{conn, listener, Request(e.request), e.userdata});
+            out.emplace_back(RequestEvent{conn, listener, Request(e.request), e.userdata, view(e.subprotocol)});
             break;
         case TW_EVENT_HTTP_REQUEST:
             out.emplace_back(HttpRequestEvent{conn, listener, Request(e.request), e.userdata});

@@ -140,11 +140,6 @@ impl Context {
         if let Some(v) = low_water_mark {
             config.low_water_mark = v;
         }
-        if config.low_water_mark > config.high_water_mark {
-            return Err(PyValueError::new_err(
-                "low_water_mark must not be above high_water_mark",
-            ));
-        }
         if let Some(v) = max_buffered {
             config.max_buffered = v;
         }
@@ -265,6 +260,8 @@ impl Context {
             subprotocols: subprotocols.unwrap_or_default(),
             allowed_origins: origins,
             handle_requests,
+            require_subprotocol: false,
+            require_origin: false,
             handle_http,
             deflate: deflate(compression)?,
             peer_limits: PeerLimits {

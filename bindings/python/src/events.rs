@@ -184,6 +184,7 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             conn,
             listener,
             request,
+            ..
         } => Py::new(
             py,
             RequestEvent {

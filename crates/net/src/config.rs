@@ -5,11 +5,28 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidewire_proto::deflate::client_offer;
 use tidewire_proto::deflate::DeflateConfig;
-use tidewire_proto::handshake::Limits;
+use tidewire_proto::handshake::{ClientOptions, Limits, Policy};
 
 use crate::resolve::{Resolve, SystemResolver};
 use crate::tls::{TlsAcceptor, TlsConnector};
+
+/// Smallest [`Config::max_message_size`] and [`Config::max_frame_size`].
+pub const MIN_MESSAGE_SIZE: usize = 1;
+/// Smallest [`Limits::max_header_bytes`] of [`Config::handshake_limits`]: room for a minimal
+/// upgrade request.
+pub const MIN_HANDSHAKE_BYTES: usize = 256;
+/// Smallest [`Limits::max_headers`] of [`Config::handshake_limits`]: the five headers an
+/// upgrade needs, and a few more.
+pub const MIN_HANDSHAKE_HEADERS: usize = 8;
+/// Smallest timeout and interval of every kind.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Smallest [`Config::receive_buffer_size`]: a TLS record (16 KiB) must fit.
+pub const MIN_RECEIVE_BUFFER: usize = 16 << 10;
+
+/// Largest [`ListenOptions::backlog`] (the kernel caps it at `somaxconn` anyway).
+pub const MAX_BACKLOG: i32 = 65535;
 
 /// [`Config::ping_interval`]'s default.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -103,6 +120,94 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks every field against its range (the constants above) and the fields against
+    /// each other (`low_water_mark` not above `high_water_mark`). [`crate::Context::new`]
+    /// calls it; the error names the field.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        self.check_ranges()?;
+        if self.low_water_mark > self.high_water_mark {
+            return Err(invalid(format!(
+                "low_water_mark ({}) is above high_water_mark ({})",
+                self.low_water_mark, self.high_water_mark
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-field half of [`Config::validate`]: each field on its own, so that a face
+    /// that sets one field at a time can refuse a bad value at once.
+    pub fn check_ranges(&self) -> Result<(), crate::Error> {
+        let sizes = [
+            ("max_message_size", self.max_message_size, MIN_MESSAGE_SIZE),
+            ("max_frame_size", self.max_frame_size, MIN_MESSAGE_SIZE),
+            (
+                "max_handshake_bytes",
+                self.handshake_limits.max_header_bytes,
+                MIN_HANDSHAKE_BYTES,
+            ),
+            (
+                "max_handshake_headers",
+                self.handshake_limits.max_headers,
+                MIN_HANDSHAKE_HEADERS,
+            ),
+            ("max_buffered", self.max_buffered, 1),
+            ("max_connections", self.max_connections, 1),
+            (
+                "receive_buffer_size",
+                self.receive_buffer_size,
+                MIN_RECEIVE_BUFFER,
+            ),
+            ("sender_queue_limit", self.sender_queue_limit, 1),
+            ("resolver_threads", self.resolver_threads, 1),
+        ];
+        for (name, value, min) in sizes {
+            if value < min {
+                return Err(invalid(format!(
+                    "{name} must be at least {min}, got {value}"
+                )));
+            }
+        }
+        let times = [
+            ("handshake_timeout", Some(self.handshake_timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("close_timeout", Some(self.close_timeout)),
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        for (name, value) in times {
+            check_time(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(message: String) -> crate::Error {
+    crate::Error::InvalidArgument(message)
+}
+
+fn check_time(name: &str, value: Option<Duration>) -> Result<(), crate::Error> {
+    match value {
+        Some(t) if t < MIN_TIMEOUT => Err(invalid(format!(
+            "{name} must be at least {} ms (None to turn it off where allowed)",
+            MIN_TIMEOUT.as_millis()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Subprotocol names: distinct HTTP tokens (the handshake's rule, shared by both roles).
+fn check_subprotocols(list: &[String]) -> Result<(), crate::Error> {
+    tidewire_proto::handshake::check_subprotocols(list).map_err(|e| invalid(e.to_string()))
+}
+
+fn check_deflate(deflate: &Option<DeflateConfig>) -> Result<(), crate::Error> {
+    match deflate {
+        Some(d) => d.validate().map_err(|e| invalid(e.to_string())),
+        None => Ok(()),
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -132,22 +237,27 @@ pub struct ListenOptions {
     /// Set SO_REUSEPORT so that several contexts (one per core) can listen on the same port
     /// and the kernel spreads connections over them. Default false.
     pub reuse_port: bool,
-    /// Length of the kernel's accept queue. Default 1024.
+    /// Length of the kernel's accept queue, 1 to [`MAX_BACKLOG`]. Default 1024.
     pub backlog: i32,
     /// Serve `wss://`: TLS with this certificate. Default `None` (`ws://`).
     pub tls: Option<TlsAcceptor>,
-    /// Subprotocols this server speaks, in order of preference. Without
-    /// [`ListenOptions::handle_requests`], the first of these that the client offered is
-    /// selected, or none. Default empty.
+    /// Subprotocols this server speaks, in order of preference: the first of these that the
+    /// client offered is selected, or none (see `require_subprotocol`). Default empty.
     pub subprotocols: Vec<String>,
+    /// Refuse with 400 a client that offers none of `subprotocols` (python-websockets'
+    /// behaviour). Ignored when `subprotocols` is empty. Default false: such a client is
+    /// served without a subprotocol.
+    pub require_subprotocol: bool,
     /// When set, an upgrade request whose Origin is not in this list (compared without
-    /// regard to ASCII case) is rejected with 403 unless the application decides itself
-    /// ([`ListenOptions::handle_requests`]). Requests without Origin (non-browser clients)
-    /// are let through. Default `None` (any origin).
+    /// regard to ASCII case) is refused with 403. Requests without Origin (non-browser
+    /// clients) pass unless `require_origin`. Default `None` (any origin).
     pub allowed_origins: Option<Vec<String>>,
-    /// Deliver every valid upgrade request as [`crate::Event::Request`]; the application then
+    /// With `allowed_origins`, also refuse with 403 a request without Origin. Default false.
+    pub require_origin: bool,
+    /// Deliver every valid upgrade request that passed the rules above as
+    /// [`crate::Event::Request`], with the subprotocol they selected; the application then
     /// calls [`crate::Context::accept`] or [`crate::Context::reject`]. Default false
-    /// (accepted automatically, see `subprotocols` and `allowed_origins`).
+    /// (accepted automatically).
     pub handle_requests: bool,
     /// Deliver requests that are not upgrades as [`crate::Event::HttpRequest`]; the
     /// application answers with [`crate::Context::respond`]. Default false (answered with
@@ -172,11 +282,39 @@ impl Default for ListenOptions {
             backlog: 1024,
             tls: None,
             subprotocols: Vec::new(),
+            require_subprotocol: false,
             allowed_origins: None,
+            require_origin: false,
             handle_requests: false,
             handle_http: false,
             peer_limits: PeerLimits::default(),
             deflate: Some(server_deflate_default()),
+        }
+    }
+}
+
+impl ListenOptions {
+    /// Checks the options: the backlog's range, subprotocol names that are HTTP tokens,
+    /// the deflate settings, the peer limits. [`crate::Context::listen`] calls it.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        if !(1..=MAX_BACKLOG).contains(&self.backlog) {
+            return Err(invalid(format!(
+                "backlog {} is not in 1..={MAX_BACKLOG}",
+                self.backlog
+            )));
+        }
+        check_subprotocols(&self.subprotocols)?;
+        check_deflate(&self.deflate)?;
+        self.peer_limits.validate()
+    }
+
+    /// The acceptance rules (Origin, subprotocol) as the protocol engine applies them.
+    pub(crate) fn policy(&self) -> Policy<'_> {
+        Policy {
+            subprotocols: &self.subprotocols,
+            require_subprotocol: self.require_subprotocol,
+            allowed_origins: self.allowed_origins.as_deref(),
+            require_origin: self.require_origin,
         }
     }
 }
@@ -292,6 +430,34 @@ pub struct ConnectOptions {
     pub deflate: Option<DeflateConfig>,
 }
 
+impl ConnectOptions {
+    /// Checks the options: what the request will carry (distinct token subprotocols,
+    /// header names and values that can be written, none of the handshake's own headers),
+    /// a connect timeout of at least [`MIN_TIMEOUT`], the deflate settings.
+    /// [`crate::Context::connect`] calls it. What the request would carry wrongly is an
+    /// [`crate::Error::Handshake`], the rest [`crate::Error::InvalidArgument`].
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        check_time("connect_timeout", self.connect_timeout)?;
+        check_deflate(&self.deflate)?;
+        Ok(self.client_options(Limits::default()).validate()?)
+    }
+
+    /// The handshake's view of these options.
+    pub(crate) fn client_options(&self, limits: Limits) -> ClientOptions {
+        ClientOptions {
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocols.clone(),
+            extensions: self
+                .deflate
+                .as_ref()
+                .filter(|d| d.enabled)
+                .map(client_offer),
+            headers: self.headers.clone(),
+            limits,
+        }
+    }
+}
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
@@ -303,5 +469,97 @@ impl Default for ConnectOptions {
             local_address: None,
             deflate: Some(DeflateConfig::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(config: Config) -> String {
+        match config.validate() {
+            Err(crate::Error::InvalidArgument(message)) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_pass_and_every_bound_is_its_named_constant() {
+        Config::default().validate().expect("defaults");
+        ListenOptions::default().validate().expect("defaults");
+        ConnectOptions::default().validate().expect("defaults");
+        let at = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c
+        };
+        at(|c| c.max_message_size = MIN_MESSAGE_SIZE)
+            .validate()
+            .unwrap();
+        assert!(refused(at(|c| c.max_message_size = 0)).starts_with("max_message_size"));
+        assert!(refused(at(|c| c.max_frame_size = 0)).starts_with("max_frame_size"));
+        at(|c| c.handshake_limits.max_header_bytes = MIN_HANDSHAKE_BYTES)
+            .validate()
+            .unwrap();
+        let small = at(|c| c.handshake_limits.max_header_bytes = MIN_HANDSHAKE_BYTES - 1);
+        assert!(refused(small).starts_with("max_handshake_bytes"));
+        let few = at(|c| c.handshake_limits.max_headers = MIN_HANDSHAKE_HEADERS - 1);
+        assert!(refused(few).starts_with("max_handshake_headers"));
+        let buf = at(|c| c.receive_buffer_size = MIN_RECEIVE_BUFFER - 1);
+        assert!(refused(buf).starts_with("receive_buffer_size"));
+        assert!(refused(at(|c| c.close_timeout = Duration::ZERO)).starts_with("close_timeout"));
+        let ping = at(|c| c.ping_interval = Some(Duration::ZERO));
+        assert!(refused(ping).starts_with("ping_interval"));
+        at(|c| c.ping_interval = None).validate().unwrap();
+        at(|c| c.idle_timeout = Some(MIN_TIMEOUT))
+            .validate()
+            .unwrap();
+        assert!(refused(at(|c| c.resolver_threads = 0)).starts_with("resolver_threads"));
+    }
+
+    #[test]
+    fn water_marks_are_checked_against_each_other_only_by_validate() {
+        let c = Config {
+            low_water_mark: 2 << 20,
+            ..Config::default()
+        };
+        c.check_ranges().expect("each field is in range");
+        assert!(refused(c).contains("above high_water_mark"));
+    }
+
+    #[test]
+    fn listen_and_connect_options_name_what_is_wrong() {
+        let backlog = ListenOptions {
+            backlog: 0,
+            ..ListenOptions::default()
+        };
+        assert!(backlog.validate().is_err());
+        let duplicate = ListenOptions {
+            subprotocols: vec!["chat".into(), "chat".into()],
+            ..ListenOptions::default()
+        };
+        assert!(duplicate
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("chat"));
+        let reserved = ConnectOptions {
+            headers: vec![("Sec-WebSocket-Key".into(), "x".into())],
+            ..ConnectOptions::default()
+        };
+        assert!(reserved.validate().is_err());
+        let timeout = ConnectOptions {
+            connect_timeout: Some(Duration::ZERO),
+            ..ConnectOptions::default()
+        };
+        assert!(timeout.validate().is_err());
+        let deflate = ConnectOptions {
+            deflate: Some(DeflateConfig {
+                level: 10,
+                ..DeflateConfig::default()
+            }),
+            ..ConnectOptions::default()
+        };
+        assert!(deflate.validate().is_err());
     }
 }

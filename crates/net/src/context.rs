@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
-use tidewire_proto::deflate::client_offer;
-use tidewire_proto::handshake::{http_response, ClientHandshake, ClientOptions, Url};
+use tidewire_proto::handshake::{http_response, ClientHandshake, Url};
 use tidewire_proto::MessageKind;
 
 use crate::config::{Config, ConnectOptions, ListenOptions};
@@ -94,7 +93,10 @@ pub struct Context {
 }
 
 impl Context {
+    /// Creates a context. Fails with [`Error::InvalidArgument`] when the config does not
+    /// pass [`Config::validate`].
     pub fn new(config: Config) -> Result<Context> {
+        config.validate()?;
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let shared = Arc::new(Shared::new(waker, config.sender_queue_limit));
@@ -222,7 +224,7 @@ impl Context {
         if self.shutdown.is_some() {
             return Err(Error::ShuttingDown);
         }
-        options.peer_limits.validate()?;
+        options.validate()?;
         let sock = listener::bind(addr, &options)?;
         let local_addr = sock.local_addr()?;
         // The token needs the slot index, so insert first, then register (undone on failure).
@@ -279,6 +281,7 @@ impl Context {
         if self.shutdown.is_some() {
             return Err(Error::ShuttingDown);
         }
+        options.validate()?;
         if self.conns.len() >= self.config.max_connections {
             return Err(Error::TooManyConnections);
         }
@@ -286,17 +289,7 @@ impl Context {
         // Built now so that a bad header or subprotocol is an error of this call.
         let handshake = ClientHandshake::new(
             &url,
-            &ClientOptions {
-                origin: options.origin.clone(),
-                subprotocols: options.subprotocols.clone(),
-                extensions: options
-                    .deflate
-                    .as_ref()
-                    .filter(|d| d.enabled)
-                    .map(client_offer),
-                headers: options.headers.clone(),
-                limits: self.config.handshake_limits.clone(),
-            },
+            &options.client_options(self.config.handshake_limits.clone()),
         )?;
         let tls = if url.secure {
             let connector = match &options.tls {

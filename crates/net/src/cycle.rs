@@ -1,24 +1,22 @@
 //! The steps of one poll cycle (see `context.rs` for the overview): readiness dispatch,
-//! accepting, connecting, reading and handshakes, feeding the protocol engine, flushing,
-//! timers and the end of connections.
+//! accepting, reading, feeding the protocol engine, flushing and the end of connections.
+//! Connecting is in `connect.rs`, the opening handshakes in `handshake.rs`, deadlines,
+//! keepalive and the idle sweep in `timer.rs`.
 
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
-use tidewire_proto::deflate::{client_accept, server_negotiate};
-use tidewire_proto::handshake::{
-    accept_response, http_response, ClientResponse, Request, ServerHandshake, Upgrade,
-};
+use tidewire_proto::handshake::ServerHandshake;
 use tidewire_proto::{Connection, Event as WsEvent, MessageKind, Role};
 
 use crate::conn::{flag, Accepting, Chunk, Conn, Stage};
 use crate::context::{push_open, Context, Pending, LISTENER_BIT, WAKER};
-use crate::error::{Error, Result, TimeoutKind};
-use crate::events::{Data, Events, OpenInfo, Raw, Source, MIN_READ};
+use crate::error::{Error, Result};
+use crate::events::{Data, Events, Raw, Source, MIN_READ};
 use crate::limits::addr_key;
-use crate::sender::{Command, Resolved};
+use crate::sender::Command;
 use crate::slab::{split, ConnId, ListenerId};
 use crate::timer::TimerKind;
 
@@ -285,122 +283,6 @@ impl Context {
     // Client: resolving and connecting
     // ---------------------------------------------------------------------------------------
 
-    fn on_resolved(&mut self, r: Resolved, ev: &mut Events) {
-        let Some(c) = self.conns.get_mut(r.conn) else {
-            return; // timed out or closed meanwhile
-        };
-        let Stage::Resolving(dial) = &mut c.stage else {
-            return;
-        };
-        match r.result {
-            Ok(addrs) => {
-                dial.addrs = addrs;
-                dial.next = 0;
-                if let Err(e) = self.start_connect(r.conn) {
-                    self.finish(r.conn, ev, Some(e));
-                }
-            }
-            Err(error) => {
-                let host = dial.url.host.clone();
-                self.finish(r.conn, ev, Some(Error::Resolve { host, error }));
-            }
-        }
-    }
-
-    /// Starts a non-blocking connect to the next address of the list.
-    pub(crate) fn start_connect(&mut self, id: u64) -> Result<()> {
-        let (index, _) = split(id);
-        loop {
-            let c = self.conns.get_mut(id).ok_or(Error::StaleId)?;
-            let stage = std::mem::replace(&mut c.stage, Stage::Answering);
-            let mut dial = match stage {
-                Stage::Resolving(d) | Stage::Connecting(d) => d,
-                other => {
-                    c.stage = other;
-                    return Err(Error::InvalidArgument("not connecting".into()));
-                }
-            };
-            let Some(&addr) = dial.addrs.get(dial.next) else {
-                let e = dial.last_error.take().unwrap_or_else(|| {
-                    io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
-                });
-                c.stage = Stage::Connecting(dial);
-                return Err(Error::Connect(e));
-            };
-            dial.next += 1;
-            let from = dial.options.local_address;
-            if let Some(ip) = from.filter(|ip| ip.is_ipv4() != addr.is_ipv4()) {
-                dial.last_error = Some(io::Error::new(
-                    io::ErrorKind::AddrNotAvailable,
-                    format!("local address {ip} cannot reach {addr}"),
-                ));
-                c.stage = Stage::Connecting(dial);
-                continue;
-            }
-            let attempt = connect_from(from, addr).and_then(|mut sock| {
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                self.poll
-                    .registry()
-                    .register(&mut sock, Token(index), interest)
-                    .map(|_| sock)
-            });
-            match attempt {
-                Ok(sock) => {
-                    dial.peer = Some(addr);
-                    c.sock = Some(sock);
-                    c.stage = Stage::Connecting(dial);
-                    return Ok(());
-                }
-                Err(e) => {
-                    dial.last_error = Some(e);
-                    c.stage = Stage::Connecting(dial);
-                }
-            }
-        }
-    }
-
-    /// The socket of a connecting client became ready: connected, or failed (then the next
-    /// address is tried).
-    fn finish_connect(&mut self, id: u64, ev: &mut Events) {
-        let Some(c) = self.conns.get_mut(id) else {
-            return;
-        };
-        let Some(sock) = c.sock.as_ref() else {
-            return;
-        };
-        let error = match sock.take_error() {
-            Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match sock.peer_addr() {
-                Ok(_) => None,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
-                Err(e) => Some(e),
-            },
-        };
-        if let Some(e) = error {
-            c.sock = None;
-            if let Stage::Connecting(dial) = &mut c.stage {
-                dial.last_error = Some(e);
-            }
-            if let Err(e) = self.start_connect(id) {
-                self.finish(id, ev, Some(e));
-            }
-            return;
-        }
-        let _ = sock.set_nodelay(true);
-        let stage = std::mem::replace(&mut c.stage, Stage::Answering);
-        let Stage::Connecting(dial) = stage else {
-            c.stage = stage;
-            return;
-        };
-        if let Some(hs) = &dial.handshake {
-            c.pre.set(hs.request().to_vec());
-        }
-        c.stage = Stage::ClientHandshake(dial);
-        let at = self.now + self.config.handshake_timeout;
-        self.arm_phase(id, at);
-        self.mark_dirty(id);
-    }
-
     // ---------------------------------------------------------------------------------------
     // Reading
     // ---------------------------------------------------------------------------------------
@@ -534,11 +416,7 @@ impl Context {
                 Ok(Some(request)) => self.on_request(id, request, start, end, ev),
                 Err(e) => {
                     match e.rejection() {
-                        Some(rejection) => {
-                            rejection.write_response(c.pre.vec());
-                            c.stage = Stage::Answering;
-                            self.mark_dirty(id);
-                        }
+                        Some(rejection) => self.answer(id, &rejection),
                         None => self.finish(id, ev, Some(Error::from(e))),
                     }
                     true
@@ -548,227 +426,11 @@ impl Context {
         }
     }
 
-    /// The server accepted: opens the connection. False if the answer was unacceptable
-    /// (the connection is then gone).
-    fn open_client(&mut self, id: u64, response: ClientResponse, ev: &mut Events) -> bool {
-        let proto_config = self.proto_config.clone();
-        let Some(c) = self.conns.get_mut(id) else {
-            return false;
-        };
-        let stage = std::mem::replace(&mut c.stage, Stage::Open);
-        let Stage::ClientHandshake(dial) = stage else {
-            c.stage = stage;
-            return false;
-        };
-        let mut ws = Connection::new(Role::Client, proto_config);
-        if let (Some(cfg), Some(answer)) = (&dial.options.deflate, &response.extensions) {
-            match client_accept(cfg, answer) {
-                Ok(params) => ws.set_deflate(params, cfg),
-                Err(e) => {
-                    // RFC 7692 7.1: a bad answer fails the connection before it opens.
-                    c.stage = Stage::ClientHandshake(dial);
-                    self.finish(id, ev, Some(Error::Extension(e.to_string())));
-                    return false;
-                }
-            }
-        }
-        c.ws = Some(ws);
-        c.deadline = None;
-        let info = OpenInfo {
-            listener: None,
-            subprotocol: response.subprotocol,
-            extensions: response.extensions,
-            peer_addr: dial
-                .peer
-                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
-            path: dial.url.resource,
-            headers: response.headers,
-        };
-        push_open(ev, ConnId(id), info);
-        self.arm_keepalive(id);
-        true
-    }
-
-    /// A complete request arrived at `ev.arena[start..end]`.
-    fn on_request(
-        &mut self,
-        id: u64,
-        request: Request,
-        start: usize,
-        end: usize,
-        ev: &mut Events,
-    ) -> bool {
-        let body = start + request.body_start.min(end - start);
-        let Some(c) = self.conns.get_mut(id) else {
-            return false;
-        };
-        let Stage::ServerHandshake(acc) = &mut c.stage else {
-            return false;
-        };
-        let options = acc.options.clone();
-        let listener = acc.listener;
-        let key = match &request.upgrade {
-            Upgrade::Invalid(rejection) => {
-                rejection.write_response(c.pre.vec());
-                c.stage = Stage::Answering;
-                self.mark_dirty(id);
-                return true;
-            }
-            Upgrade::NotUpgrade => {
-                if options.handle_http {
-                    self.await_decision(id, ev);
-                    ev.requests.push(request);
-                    let index = ev.requests.len() - 1;
-                    ev.list.push(Raw::HttpRequest {
-                        conn: ConnId(id),
-                        listener,
-                        index,
-                    });
-                } else {
-                    let _ = http_response(
-                        426,
-                        &[
-                            ("Upgrade", "websocket"),
-                            ("Sec-WebSocket-Version", "13"),
-                            ("Content-Type", "text/plain; charset=utf-8"),
-                        ],
-                        b"This is a WebSocket endpoint.\n",
-                        c.pre.vec(),
-                    );
-                    c.stage = Stage::Answering;
-                    self.mark_dirty(id);
-                }
-                return false;
-            }
-            Upgrade::WebSocket { key } => key.clone(),
-        };
-        acc.key = key;
-        acc.path = request.path.clone();
-        if let (Some(cfg), Some(offers)) = (&options.deflate, &request.extensions) {
-            match server_negotiate(cfg, offers) {
-                Ok(agreed) => acc.deflate = agreed,
-                Err(_) => {
-                    // RFC 6455 4.2.1: a header that breaks the grammar makes the request bad.
-                    let _ = http_response(
-                        400,
-                        &[("Content-Type", "text/plain; charset=utf-8")],
-                        b"Malformed Sec-WebSocket-Extensions.\n",
-                        c.pre.vec(),
-                    );
-                    c.stage = Stage::Answering;
-                    self.mark_dirty(id);
-                    return true;
-                }
-            }
-        }
-        if options.handle_requests {
-            if body < end {
-                c.stash.extend_from_slice(&ev.arena[body..end]);
-            }
-            self.await_decision(id, ev);
-            ev.requests.push(request);
-            let index = ev.requests.len() - 1;
-            ev.list.push(Raw::Request {
-                conn: ConnId(id),
-                listener,
-                index,
-            });
-            return false;
-        }
-        if let (Some(allowed), Some(origin)) = (&options.allowed_origins, &request.origin) {
-            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-                let _ = http_response(
-                    403,
-                    &[("Content-Type", "text/plain; charset=utf-8")],
-                    b"Origin not allowed.\n",
-                    c.pre.vec(),
-                );
-                c.stage = Stage::Answering;
-                self.mark_dirty(id);
-                return true;
-            }
-        }
-        let subprotocol = options
-            .subprotocols
-            .iter()
-            .find(|p| request.subprotocols.iter().any(|o| o == *p))
-            .map(String::as_str);
-        match self.open_server(id, subprotocol, &[]) {
-            Ok(info) => {
-                push_open(ev, ConnId(id), info);
-                ev.used = end;
-                body >= end || self.feed_ws(id, body, end, ev)
-            }
-            Err(_) => {
-                self.finish(id, ev, None);
-                false
-            }
-        }
-    }
-
-    fn await_decision(&mut self, id: u64, _ev: &mut Events) {
-        if let Some(c) = self.conns.get_mut(id) {
-            let stage = std::mem::replace(&mut c.stage, Stage::Answering);
-            c.stage = match stage {
-                Stage::ServerHandshake(acc) => Stage::AwaitingDecision(acc),
-                other => other,
-            };
-            c.set(flag::VISIBLE);
-        }
-    }
-
-    /// Writes the 101 answer and opens the connection (server side).
-    pub(crate) fn open_server(
-        &mut self,
-        id: u64,
-        subprotocol: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Result<OpenInfo> {
-        let proto_config = self.proto_config.clone();
-        let c = self.conns.get_mut(id).ok_or(Error::StaleId)?;
-        let (Stage::ServerHandshake(acc) | Stage::AwaitingDecision(acc)) = &c.stage else {
-            return Err(Error::InvalidArgument("no upgrade request".into()));
-        };
-        let answer = acc.deflate.as_ref().map(|(_, answer)| answer.as_str());
-        accept_response(&acc.key, subprotocol, answer, headers, c.pre.vec())?;
-        let stage = std::mem::replace(&mut c.stage, Stage::Open);
-        let (Stage::ServerHandshake(acc) | Stage::AwaitingDecision(acc)) = stage else {
-            c.stage = stage;
-            return Err(Error::InvalidArgument("no upgrade request".into()));
-        };
-        let mut ws = Connection::new(Role::Server, proto_config);
-        let acc = *acc;
-        let mut extensions = None;
-        if let (Some((params, answer)), Some(cfg)) = (acc.deflate, &acc.options.deflate) {
-            ws.set_deflate(params, cfg);
-            extensions = Some(answer);
-        }
-        c.ws = Some(ws);
-        c.deadline = None;
-        c.set(flag::VISIBLE);
-        if let Some((lid, key)) = c.counted {
-            if let Some(l) = self.listeners.get_mut(lid) {
-                l.addrs.opened(key);
-            }
-        }
-        let info = OpenInfo {
-            listener: Some(acc.listener),
-            subprotocol: subprotocol.map(str::to_owned),
-            extensions,
-            peer_addr: acc.peer,
-            path: acc.path,
-            headers: Vec::new(),
-        };
-        self.arm_keepalive(id);
-        self.mark_dirty(id);
-        Ok(info)
-    }
-
     /// Runs `ev.arena[from..to]` through the protocol engine and records its events.
     /// Returns whether to keep reading: yes, even after the peer's close or a failure (the
     /// engine then discards the input), because reading on until EOF or `WouldBlock` is what
     /// lets an edge-triggered poll report the peer's FIN that may already be queued.
-    fn feed_ws(&mut self, id: u64, from: usize, to: usize, ev: &mut Events) -> bool {
+    pub(crate) fn feed_ws(&mut self, id: u64, from: usize, to: usize, ev: &mut Events) -> bool {
         let Some(c) = self.conns.get_mut(id) else {
             return false;
         };
@@ -978,154 +640,9 @@ impl Context {
     // Timers
     // ---------------------------------------------------------------------------------------
 
-    fn run_timers(&mut self, ev: &mut Events) {
-        while let Some((at, id, kind)) = self.timers.pop_due(self.now) {
-            let Some(c) = self.conns.get_mut(id) else {
-                continue;
-            };
-            match kind {
-                TimerKind::Phase => {
-                    if c.deadline != Some(at) {
-                        continue;
-                    }
-                    c.deadline = None;
-                    if let Some(ws) = c.ws.as_mut().filter(|w| w.close_reply_owed()) {
-                        // A held close the application never released: send it now and
-                        // give the peer the close timeout to end the connection.
-                        ws.queue_close_reply();
-                        self.mark_dirty(id);
-                        let at = self.now + self.config.close_timeout;
-                        self.arm_phase(id, at);
-                        continue;
-                    }
-                    let kind = match c.stage {
-                        Stage::Resolving(_) | Stage::Connecting(_) => TimeoutKind::Connect,
-                        Stage::Open => TimeoutKind::Close,
-                        _ => TimeoutKind::Handshake,
-                    };
-                    self.finish(id, ev, Some(Error::Timeout(kind)));
-                }
-                TimerKind::Keepalive => self.keepalive(id, ev),
-            }
-        }
-        if self.shutdown.is_some_and(|d| self.now >= d) {
-            for id in self.conns.ids() {
-                self.finish(id, ev, Some(Error::Timeout(TimeoutKind::Close)));
-            }
-        }
-    }
-
-    fn keepalive_step(&self) -> Option<Duration> {
-        match (self.config.ping_interval, self.config.idle_timeout) {
-            (None, None) => None,
-            (Some(p), None) => Some(p),
-            (None, Some(i)) => Some(i),
-            (Some(p), Some(i)) => Some(p.min(i)),
-        }
-    }
-
-    pub(crate) fn arm_keepalive(&mut self, id: u64) {
-        let Some(step) = self.keepalive_step() else {
-            return;
-        };
-        let now = self.now;
-        if let Some(c) = self.conns.get_mut(id) {
-            if !c.has(flag::KEEPALIVE) {
-                c.set(flag::KEEPALIVE);
-                self.timers.push(now + step, id, TimerKind::Keepalive);
-            }
-        }
-    }
-
-    fn keepalive(&mut self, id: u64, ev: &mut Events) {
-        let (ping, idle) = (self.config.ping_interval, self.config.idle_timeout);
-        let step = self.keepalive_step();
-        let now = self.now;
-        let Some(c) = self.conns.get_mut(id) else {
-            return;
-        };
-        c.clear(flag::KEEPALIVE);
-        let open = c.stage.is_open()
-            && c.ws
-                .as_ref()
-                .is_some_and(|w| w.state() == tidewire_proto::State::Open);
-        if !open {
-            return;
-        }
-        let mut silent = now.saturating_duration_since(c.last_rx);
-        if step.is_some_and(|s| silent >= s) && c.peer_acked_queued_data() {
-            // A slow but live link: our ping waits behind the data queued before it, and the
-            // peer's TCP is taking that data. That is as good as a pong.
-            c.last_rx = now;
-            c.clear(flag::PINGED);
-            silent = Duration::ZERO;
-        }
-        if idle.is_some_and(|i| silent >= i) {
-            self.finish(id, ev, Some(Error::Timeout(TimeoutKind::Idle)));
-            return;
-        }
-        if let Some(p) = ping {
-            if silent >= p && !c.has(flag::PINGED) {
-                if let Some(ws) = c.ws.as_mut() {
-                    let _ = ws.send_ping(b"");
-                }
-                c.set(flag::PINGED);
-                if !c.has(flag::DIRTY) {
-                    c.set(flag::DIRTY);
-                    self.dirty.push(id);
-                }
-            }
-        }
-        let mut next: Option<Instant> = idle.map(|i| c.last_rx + i);
-        if let Some(p) = ping {
-            let at = if c.has(flag::PINGED) {
-                now + p
-            } else {
-                c.last_rx + p
-            };
-            next = Some(next.map_or(at, |n| n.min(at)));
-        }
-        if let Some(at) = next {
-            let at = at.max(now + Duration::from_millis(1));
-            c.set(flag::KEEPALIVE);
-            self.timers.push(at, id, TimerKind::Keepalive);
-        }
-    }
-
-    /// Releases the buffers of open connections that were idle since the last sweep, and
-    /// forgets the peer addresses that hold nothing any more.
-    fn sweep_idle(&mut self) {
-        let now = self.now;
-        for (_, l) in self.listeners.iter_mut() {
-            l.addrs.prune(&l.options.peer_limits, now);
-        }
-        for (_, c) in self.conns.iter_mut() {
-            if c.has(flag::ACTIVE) {
-                c.clear(flag::ACTIVE);
-                continue;
-            }
-            if c.has(flag::SHRUNK) || !c.stage.is_open() || c.buffered() != 0 {
-                continue;
-            }
-            if let Some(ws) = c.ws.as_mut() {
-                ws.shrink();
-            }
-            c.set(flag::SHRUNK);
-        }
-    }
-
     // ---------------------------------------------------------------------------------------
     // The end
     // ---------------------------------------------------------------------------------------
-
-    fn drop_unopened(&mut self, ev: &mut Events) {
-        for id in self.conns.ids() {
-            let open = self.conns.get(id).is_some_and(|c| c.stage.is_open());
-            if !open {
-                self.finish(id, ev, Some(Error::ShuttingDown));
-            }
-        }
-    }
 
     /// Removes a connection and reports its end: `Closed` if it was open, `Error` with
     /// `cause` if the application knew it, nothing otherwise.
@@ -1183,30 +700,6 @@ impl Context {
             ev.push_error(Source::Conn(conn), cause.unwrap_or(Error::Aborted));
         }
     }
-}
-
-/// Starts a non-blocking connect to `addr`, from `from` when given (bind first).
-fn connect_from(
-    from: Option<std::net::IpAddr>,
-    addr: SocketAddr,
-) -> io::Result<mio::net::TcpStream> {
-    let Some(ip) = from else {
-        return mio::net::TcpStream::connect(addr);
-    };
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    sock.set_nonblocking(true)?;
-    sock.bind(&SocketAddr::new(ip, 0).into())?;
-    match sock.connect(&addr.into()) {
-        Ok(()) => {}
-        // The connect goes on in the background; the writable event says how it ended.
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(mio::net::TcpStream::from_std(sock.into()))
 }
 
 /// Where a payload slice handed out by the engine lives: inside the receive buffer (zero

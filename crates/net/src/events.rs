@@ -50,6 +50,8 @@ pub(crate) enum Raw {
         conn: ConnId,
         listener: ListenerId,
         index: usize,
+        /// Index in the request's offers of the subprotocol the listener selected.
+        subprotocol: Option<usize>,
     },
     HttpRequest {
         conn: ConnId,
@@ -117,13 +119,17 @@ pub enum Source {
 /// After its last event a connection's id is stale.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A valid upgrade request on a listener with `handle_requests`. Answer it with
-    /// [`crate::Context::accept`] or [`crate::Context::reject`] (the handshake timeout keeps
-    /// running meanwhile).
+    /// A valid upgrade request on a listener with `handle_requests`, that passed the
+    /// listener's Origin and subprotocol rules ([`crate::ListenOptions::allowed_origins`],
+    /// [`crate::ListenOptions::subprotocols`]). Answer it with [`crate::Context::accept`]
+    /// or [`crate::Context::reject`] (the handshake timeout keeps running meanwhile).
     Request {
         conn: ConnId,
         listener: ListenerId,
         request: &'a Request,
+        /// The subprotocol the listener's rules selected (one of the request's offers), or
+        /// `None`: what to pass to `accept` unless the application chooses otherwise.
+        subprotocol: Option<&'a str>,
     },
     /// A request that is not an upgrade, on a listener with `handle_http`. Answer it with
     /// [`crate::Context::respond`]; the connection then closes without further event.
@@ -233,6 +239,20 @@ impl<'a> Event<'a> {
             } => Some(conn),
             Event::Error { .. } | Event::Wake => None,
         }
+    }
+
+    /// Whether this is the last event of its connection ([`Event::Closed`], or an
+    /// [`Event::Error`] about a connection): after it the id is stale, and whatever the
+    /// application attached to the connection can be released.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::Closed { .. }
+                | Event::Error {
+                    source: Source::Conn(_),
+                    ..
+                }
+        )
     }
 }
 
@@ -395,11 +415,15 @@ impl Events {
                 conn,
                 listener,
                 index,
+                subprotocol,
             } => match self.requests.get(index) {
                 Some(request) => Event::Request {
                     conn,
                     listener,
                     request,
+                    subprotocol: subprotocol
+                        .and_then(|i| request.subprotocols.get(i))
+                        .map(String::as_str),
                 },
                 None => Event::Wake,
             },

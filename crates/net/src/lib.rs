@@ -28,10 +28,12 @@
 
 mod config;
 mod conn;
+mod connect;
 mod context;
 mod cycle;
 mod error;
 mod events;
+mod handshake;
 mod limits;
 mod listener;
 mod resolve;
@@ -42,7 +44,8 @@ mod tls;
 
 pub use config::{
     server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL, MAX_BACKLOG, MIN_HANDSHAKE_BYTES,
+    MIN_HANDSHAKE_HEADERS, MIN_MESSAGE_SIZE, MIN_RECEIVE_BUFFER, MIN_TIMEOUT,
 };
 pub use context::{Context, SendStatus};
 pub use error::{Error, Result, TimeoutKind};

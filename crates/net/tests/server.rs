@@ -186,6 +186,77 @@ fn server_enforces_the_origin_allow_list() {
     assert_eq!(opened, expected);
 }
 
+/// The listener's rules (proto's `handshake::Policy`) run before the application sees a
+/// request, also with `handle_requests`, and the Request event carries their selection.
+#[test]
+fn listener_rules_apply_before_request_events_and_select_the_subprotocol() {
+    let options = ListenOptions {
+        subprotocols: vec!["v2".into(), "v1".into()],
+        require_subprotocol: true,
+        allowed_origins: Some(vec!["https://good.example".into()]),
+        require_origin: true,
+        handle_requests: true,
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(Config::default(), options);
+    let client = |origin: Option<&str>, protocols: &[&str]| ConnectOptions {
+        origin: origin.map(str::to_owned),
+        subprotocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..ConnectOptions::default()
+    };
+    let good = h
+        .ctx
+        .connect(
+            &h.url("/"),
+            client(Some("https://good.example"), &["v1", "v2"]),
+        )
+        .expect("good");
+    let mut expected = std::collections::HashMap::new();
+    for (opts, status) in [
+        (client(Some("https://good.example"), &[]), 400),
+        (client(Some("https://good.example"), &["v3"]), 400),
+        (client(None, &["v1"]), 403),
+        (client(Some("https://evil.example"), &["v1"]), 403),
+    ] {
+        let id = h.ctx.connect(&h.url("/"), opts).expect("connect");
+        expected.insert(id, status);
+    }
+    let mut rejected = std::collections::HashMap::new();
+    let (mut requests, mut opened) = (0, None);
+    assert!(h.run_until(TEST_DEADLINE, |ctx, ev| {
+        match ev {
+            Event::Request {
+                conn, subprotocol, ..
+            } => {
+                requests += 1;
+                assert_eq!(subprotocol, Some("v2"), "the server's preference wins");
+                let chosen = subprotocol.map(str::to_owned);
+                ctx.accept(conn, chosen.as_deref(), &[]).expect("accept");
+            }
+            Event::Open {
+                conn,
+                listener: None,
+                subprotocol,
+                ..
+            } => {
+                assert_eq!(conn, good);
+                opened = subprotocol.map(str::to_owned);
+            }
+            Event::Error {
+                error: Error::HandshakeRejected { status, .. },
+                ..
+            } => {
+                rejected.insert(ev.conn().expect("a connection's error"), *status);
+            }
+            _ => {}
+        }
+        opened.is_some() && rejected.len() == expected.len()
+    }));
+    assert_eq!(requests, 1, "refused requests never reach the application");
+    assert_eq!(opened.as_deref(), Some("v2"));
+    assert_eq!(rejected, expected);
+}
+
 #[test]
 fn plain_http_request_is_answered_426_by_default() {
     let mut h = Harness::new(Config::default(), ListenOptions::default());

@@ -154,7 +154,7 @@ thread_local! {
 }
 
 /// A global allocator (over the system one) that counts, per thread, the bytes allocated and
-/// freed inside [`tracked`] sections. Install it with `#[global_allocator]` in a fuzz target or
+/// freed inside the harness's tracked sections. Install it with `#[global_allocator]` in a fuzz target or
 /// test binary to turn on the connection harness's memory check.
 pub struct TrackingAlloc;
 

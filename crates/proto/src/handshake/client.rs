@@ -36,6 +36,29 @@ pub struct ClientOptions {
     pub limits: Limits,
 }
 
+impl ClientOptions {
+    /// Checks what the request will carry: subprotocols are distinct tokens, header values
+    /// hold no line breaks or controls, extra headers have token names and do not repeat
+    /// the handshake's own. [`ClientHandshake::new`] calls it.
+    pub fn validate(&self) -> Result<(), HandshakeError> {
+        check_subprotocols(&self.subprotocols)?;
+        for (value, name) in [
+            (&self.origin, "Origin"),
+            (&self.extensions, "Sec-WebSocket-Extensions"),
+        ] {
+            if let Some(value) = value {
+                if !is_valid_value(value.as_bytes()) {
+                    return Err(HandshakeError::InvalidHeaderValue(name.into()));
+                }
+            }
+        }
+        for (name, value) in &self.headers {
+            check_header(name, value, RESERVED)?;
+        }
+        Ok(())
+    }
+}
+
 /// A handshake in progress: the request to send and the state to check the response.
 #[derive(Debug)]
 pub struct ClientHandshake {
@@ -80,20 +103,7 @@ impl ClientHandshake {
         opts: &ClientOptions,
         key: [u8; 16],
     ) -> Result<ClientHandshake, HandshakeError> {
-        check_subprotocols(&opts.subprotocols)?;
-        for (value, name) in [
-            (&opts.origin, "Origin"),
-            (&opts.extensions, "Sec-WebSocket-Extensions"),
-        ] {
-            if let Some(value) = value {
-                if !is_valid_value(value.as_bytes()) {
-                    return Err(HandshakeError::InvalidHeaderValue(name.into()));
-                }
-            }
-        }
-        for (name, value) in &opts.headers {
-            check_header(name, value, RESERVED)?;
-        }
+        opts.validate()?;
         // `Url` fields are public, so they may not have come from `Url::parse`.
         let host = url.host_header();
         if !is_valid_value(host.as_bytes()) || host.contains(' ') {
@@ -247,8 +257,9 @@ fn single<'a>(
     Ok(first)
 }
 
-/// RFC 6455 section 4.1, item 10: subprotocols are non-empty tokens, all unique.
-fn check_subprotocols(list: &[String]) -> Result<(), HandshakeError> {
+/// Subprotocol names, as either side lists them: distinct HTTP tokens (RFC 6455 section
+/// 4.1, item 10: "unique strings", each a token).
+pub fn check_subprotocols(list: &[String]) -> Result<(), HandshakeError> {
     for (i, p) in list.iter().enumerate() {
         if !is_token(p.as_bytes()) {
             return Err(HandshakeError::InvalidSubprotocol(p.clone()));

@@ -5,6 +5,8 @@
 //! * [`server::ServerHandshake`] reads a request and classifies it (valid upgrade, plain HTTP,
 //!   or a broken upgrade with the response to send); [`server::accept_response`] and
 //!   [`server::http_response`] write the answers.
+//! * [`policy::Policy`] is what a server accepts (Origin, subprotocol) and
+//!   [`Rejection`]'s constructors are the answers it gives otherwise.
 //!
 //! Both readers take bytes as they arrive, answer `Ok(None)` until the header block is
 //! complete, never hold more than [`Limits::max_header_bytes`], and report where the
@@ -12,10 +14,12 @@
 
 pub mod client;
 mod head;
+pub mod policy;
 pub mod server;
 pub mod url;
 
-pub use client::{ClientHandshake, ClientOptions, ClientResponse};
+pub use client::{check_subprotocols, ClientHandshake, ClientOptions, ClientResponse};
+pub use policy::Policy;
 pub use server::{accept_response, http_response, Rejection, Request, ServerHandshake, Upgrade};
 pub use url::{Url, UrlError};
 

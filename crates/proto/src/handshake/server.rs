@@ -102,11 +102,11 @@ impl ServerHandshake {
             match check_upgrade(&method, head.version, &headers) {
                 Err(rejection) => Upgrade::Invalid(rejection),
                 Ok(_) if !subprotocols_ok => {
-                    Upgrade::Invalid(bad_request("invalid Sec-WebSocket-Protocol"))
+                    Upgrade::Invalid(Rejection::bad_request("invalid Sec-WebSocket-Protocol"))
                 }
-                Ok(_) if !extensions_ok => {
-                    Upgrade::Invalid(bad_request("Sec-WebSocket-Extensions is not UTF-8"))
-                }
+                Ok(_) if !extensions_ok => Upgrade::Invalid(Rejection::bad_request(
+                    "Sec-WebSocket-Extensions is not UTF-8",
+                )),
                 Ok(key) => Upgrade::WebSocket { key },
             }
         };
@@ -145,39 +145,43 @@ impl Request {
 fn check_upgrade(method: &str, version: u8, headers: &[Header]) -> Result<String, Rejection> {
     // Item 1: "An HTTP/1.1 or higher GET request".
     if method != "GET" {
-        return Err(bad_request("WebSocket upgrade requires GET"));
+        return Err(Rejection::bad_request("WebSocket upgrade requires GET"));
     }
     if version != 1 {
-        return Err(bad_request("WebSocket upgrade requires HTTP/1.1"));
+        return Err(Rejection::bad_request(
+            "WebSocket upgrade requires HTTP/1.1",
+        ));
     }
     // Item 2: a Host header (and RFC 7230 section 5.4: exactly one).
     match count(headers, "Host") {
-        (0, _) => return Err(bad_request("missing Host header")),
+        (0, _) => return Err(Rejection::bad_request("missing Host header")),
         (1, Some(host)) if !host.is_empty() => {}
-        (1, _) => return Err(bad_request("empty Host header")),
-        _ => return Err(bad_request("more than one Host header")),
+        (1, _) => return Err(Rejection::bad_request("empty Host header")),
+        _ => return Err(Rejection::bad_request("more than one Host header")),
     }
     // Item 4: Connection includes the "Upgrade" token.
     if !values(headers, "Connection").any(|v| header_has_token(v, "upgrade")) {
-        return Err(bad_request("missing Connection: upgrade"));
+        return Err(Rejection::bad_request("missing Connection: upgrade"));
     }
     // Item 6 and section 4.4: another version gets 426 and the version we speak.
     match count(headers, "Sec-WebSocket-Version") {
         (1, Some(v)) if v == VERSION.as_bytes() => {}
-        (0 | 1, _) => {
-            return Err(Rejection {
-                status: 426,
-                reason: "unsupported Sec-WebSocket-Version",
-                headers: vec![("Sec-WebSocket-Version".into(), VERSION.into())],
-            })
+        (0 | 1, _) => return Err(Rejection::unsupported_version()),
+        _ => {
+            return Err(Rejection::bad_request(
+                "more than one Sec-WebSocket-Version header",
+            ))
         }
-        _ => return Err(bad_request("more than one Sec-WebSocket-Version header")),
     }
     // Item 5: a key that "when decoded, is 16 bytes in length".
     let key = match count(headers, "Sec-WebSocket-Key") {
-        (0, _) => return Err(bad_request("missing Sec-WebSocket-Key")),
+        (0, _) => return Err(Rejection::bad_request("missing Sec-WebSocket-Key")),
         (1, Some(key)) => key,
-        _ => return Err(bad_request("more than one Sec-WebSocket-Key header")),
+        _ => {
+            return Err(Rejection::bad_request(
+                "more than one Sec-WebSocket-Key header",
+            ))
+        }
     };
     // 16 bytes are 24 base64 characters; checking first keeps junk from being decoded.
     let decodes_to_16 = key.len() == 24
@@ -186,7 +190,9 @@ fn check_upgrade(method: &str, version: u8, headers: &[Header]) -> Result<String
             .is_ok_and(|raw| raw.len() == 16);
     match std::str::from_utf8(key) {
         Ok(key) if decodes_to_16 => Ok(key.to_owned()),
-        _ => Err(bad_request("Sec-WebSocket-Key is not 16 bytes in base64")),
+        _ => Err(Rejection::bad_request(
+            "Sec-WebSocket-Key is not 16 bytes in base64",
+        )),
     }
 }
 
@@ -195,14 +201,6 @@ fn count<'a>(headers: &'a [Header], name: &'a str) -> (usize, Option<&'a [u8]>) 
     let mut found = values(headers, name);
     let first = found.next();
     (first.map_or(0, |_| 1 + found.count()), first)
-}
-
-fn bad_request(reason: &'static str) -> Rejection {
-    Rejection {
-        status: 400,
-        reason,
-        headers: Vec::new(),
-    }
 }
 
 /// Elements of every `Sec-WebSocket-Protocol` header, in order, and whether all were tokens.
@@ -831,7 +829,7 @@ mod tests {
 
     #[test]
     fn rejection_writes_reason_as_plain_text_body() {
-        let r = bad_request("missing Host header");
+        let r = Rejection::bad_request("missing Host header");
         let text = response_text(|out| r.write_response(out));
         assert_eq!(
             text,
