@@ -214,8 +214,15 @@ impl Context {
     /// runtime's: `max_connections_per_address=None`, `max_handshakes_per_address=4096`,
     /// `max_handshakes=16384`, `connection_rate=None` (or `(per_second, burst)`). A
     /// connection over one is closed right after accept, before anything is read.
+    ///
+    /// The listener's rules, applied before any `RequestEvent` (which carries the selected
+    /// subprotocol): the first of `subprotocols` that the client offered is selected, and
+    /// with `require_subprotocol` a client offering none of them is refused with 400; with
+    /// `origins`, a request whose Origin is not listed is refused with 403, and with
+    /// `require_origin` one without Origin too.
     #[pyo3(signature = (host, port, *, certfile=None, keyfile=None, subprotocols=None,
-        origins=None, handle_requests=false, handle_http=false, compression=None,
+        require_subprotocol=false, origins=None, require_origin=false, handle_requests=false,
+        handle_http=false, compression=None,
         reuse_port=false, backlog=1024,
         max_connections_per_address=PeerLimits::default().max_connections_per_address,
         max_handshakes_per_address=PeerLimits::default().max_handshakes_per_address,
@@ -230,7 +237,9 @@ impl Context {
         certfile: Option<String>,
         keyfile: Option<String>,
         subprotocols: Option<Vec<String>>,
+        require_subprotocol: bool,
         origins: Option<Vec<String>>,
+        require_origin: bool,
         handle_requests: bool,
         handle_http: bool,
         compression: Option<&str>,
@@ -260,8 +269,8 @@ impl Context {
             subprotocols: subprotocols.unwrap_or_default(),
             allowed_origins: origins,
             handle_requests,
-            require_subprotocol: false,
-            require_origin: false,
+            require_subprotocol,
+            require_origin,
             handle_http,
             deflate: deflate(compression)?,
             peer_limits: PeerLimits {

@@ -118,8 +118,8 @@ fn repr_of<T: ReprArg>(py: Python<'_>, value: &T) -> PyResult<String> {
     value.repr_arg(py)
 }
 
-event_class!(RequestEvent, "A valid upgrade request on a listener with `handle_requests`: answer it with `Context.accept` or `Context.reject`.",
-    [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
+event_class!(RequestEvent, "A valid upgrade request on a listener with `handle_requests`, which passed the listener's rules (origins, subprotocols): answer it with `Context.accept` or `Context.reject`. `subprotocol`: the one the rules selected, what to pass to `accept` unless the application chooses otherwise.",
+    [conn: u64, listener: u64, request: Py<RawRequest>, subprotocol: Option<String>], "conn={} listener={} subprotocol={}", conn, listener, subprotocol);
 event_class!(HttpRequestEvent, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
 event_class!(OpenEvent, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
@@ -184,13 +184,14 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             conn,
             listener,
             request,
-            ..
+            subprotocol,
         } => Py::new(
             py,
             RequestEvent {
                 conn: conn.0,
                 listener: listener.0,
                 request: Py::new(py, RawRequest::new(py, request)?)?,
+                subprotocol: subprotocol.map(str::to_owned),
             },
         )?
         .into_any(),

@@ -9,7 +9,7 @@ import tidewire
 from tidewire._client_model import ClientModel
 from tidewire._protocol import ConnectionModel, State, is_whole_message, ping_payload
 from tidewire._queue import queue_limits
-from tidewire._server_model import ServerModel, ServerSetup, server_setup
+from tidewire._server_model import ServerModel, ServerSetup, policy_kwargs, server_setup
 from tidewire.datastructures import Response
 
 
@@ -70,14 +70,13 @@ def make(cls=Model):
     runner = SimpleNamespace(ctx=FakeContext(), handlers={})
     limits = queue_limits(None, None)
     if issubclass(cls, ServerModel):
-        raw = SimpleNamespace(
-            path="/", query="q=1", headers=[("Host", "h")], origin=None, subprotocols=[]
-        )
-        model = cls(runner, 7, raw, close_timeout=1.0, queue_limits=limits)
+        raw = SimpleNamespace(path="/", query="q=1", headers=[("Host", "h")])
+        request = SimpleNamespace(conn=7, request=raw, subprotocol="chat")
+        model = cls(runner, request, close_timeout=1.0, queue_limits=limits)
     else:
         model = cls(runner, 7, close_timeout=1.0, queue_limits=limits)
+        runner.handlers[7] = model
     model.woken = []
-    runner.handlers[7] = model
     return model, runner.ctx, runner.handlers
 
 
@@ -241,20 +240,23 @@ def setup(**options):
     return server_setup(**dict(defaults, **options))
 
 
-def test_accepting_opens_with_a_101_response_and_the_chosen_subprotocol():
+def test_accepting_opens_with_a_101_response_and_the_subprotocol_the_engine_selected():
     model, ctx, handlers = make(Server)
-    assert model._decide(None, setup()) is True
+    assert handlers[7] is model
+    assert model._decide(None) is True
     assert model.state is State.OPEN and model._opened
     assert model.remote_address == ("127.0.0.1", 4321)
     assert model.response.status_code == 101
-    assert ("accept", 7, None) in ctx.calls and 7 in handlers
+    assert ("accept", 7, "chat") in ctx.calls and 7 in handlers
+    assert model.subprotocol == "chat"
+    assert model.response.headers["Sec-WebSocket-Protocol"] == "chat"
     assert model.request.path == "/?q=1" and model.request.headers["Host"] == "h"
 
 
 def test_refusing_closes_the_connection_in_both_apis_alike():
     model, ctx, handlers = make(Server)
     refusal = Response(401, "Unauthorized", body=b"no")
-    assert model._decide(refusal, setup()) is False
+    assert model._decide(refusal) is False
     assert ctx.calls[0][:3] == ("reject", 7, 401)
     assert model.state is State.CLOSED and model.close_code == 1006
     assert model.response is refusal
@@ -265,13 +267,13 @@ def test_refusing_closes_the_connection_in_both_apis_alike():
 def test_a_request_gone_before_the_answer_is_closed():
     model, ctx, handlers = make(Server)
     ctx.over = True
-    assert model._decide(None, setup()) is False
+    assert model._decide(None) is False
     assert model.state is State.CLOSED and 7 not in handlers
 
 
 def test_a_failed_process_request_is_answered_500_only_before_any_answer():
     model, ctx, _ = make(Server)
-    model._decide(None, setup())
+    model._decide(None)
     model._handshake_failed()
     assert not any(call[0] == "reject" for call in ctx.calls)
     assert model.state is State.OPEN
@@ -288,3 +290,21 @@ def test_server_setup_checks_its_arguments_before_anything_is_opened():
         setup(subprotocols="chat")
     with pytest.raises(ValueError, match="unknown peer limits"):
         setup(peer_limits={"nope": 1})
+
+
+def test_websockets_policy_arguments_become_the_listeners_rules():
+    assert policy_kwargs(None, None) == {}
+    assert policy_kwargs(["chat", "v2"], None) == {
+        "subprotocols": ["chat", "v2"],
+        "require_subprotocol": True,
+    }
+    assert policy_kwargs(None, ["https://a"]) == {"origins": ["https://a"], "require_origin": True}
+    # None among the origins: requests without Origin are let in.
+    assert policy_kwargs(None, ["https://a", None]) == {
+        "origins": ["https://a"],
+        "require_origin": False,
+    }
+    assert policy_kwargs([], None) == {}
+    with pytest.raises(TypeError):
+        policy_kwargs(None, "https://a")
+    assert setup(subprotocols=["chat"]).listen_kwargs["require_subprotocol"] is True

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -141,22 +141,3 @@ def subprotocol_list(subprotocols: Optional[Sequence[str]]) -> Optional[list[str
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a sequence of str, not a str")
     return list(subprotocols)
-
-
-def select_subprotocol(
-    offered: Iterable[str], supported: Optional[Sequence[str]]
-) -> tuple[Optional[str], Optional[str]]:
-    """The server's choice: its first supported subprotocol that the client offered.
-
-    Returns ``(subprotocol, error)``: like ``websockets``, a server that supports
-    subprotocols refuses a client that offers none of them (``error`` says why).
-    """
-    if not supported:
-        return None, None
-    offered = list(offered)
-    for candidate in supported:
-        if candidate in offered:
-            return candidate, None
-    if not offered:
-        return None, "missing subprotocol"
-    return None, f"invalid subprotocol; expected one of {', '.join(supported)}"

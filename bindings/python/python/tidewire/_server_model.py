@@ -1,6 +1,10 @@
 """The server side of the model both APIs share: what ``serve`` makes of its arguments, the
 listener it opens, and how a connection's upgrade request is answered (accepted with its
-101 response, or refused with the application's, and what the connection then knows)."""
+101 response, or refused with the application's, and what the connection then knows).
+
+The handshake policy (origins, subprotocol selection) is the engine's: ``serve``'s
+``websockets``-style arguments become the listener's rules, applied before a request
+reaches ``process_request``, and the request event carries the subprotocol they selected."""
 
 from __future__ import annotations
 
@@ -13,13 +17,12 @@ from ._options import (
     context_kwargs,
     header_list,
     peer_limit_kwargs,
-    select_subprotocol,
     server_tls_kwargs,
     subprotocol_list,
 )
 from ._protocol import ConnectionModel, Runner, State
 from ._queue import QueueLimit, QueueLimits, queue_limits
-from ._tidewire import Context, RawRequest
+from ._tidewire import Context, RawRequest, RequestEvent
 from .datastructures import Headers, Request, Response
 from .exceptions import InvalidState
 
@@ -43,8 +46,6 @@ def plain_response(status: int, text: str) -> Response:
 class ServerSetup:
     """The arguments of ``serve``, checked and translated for the context and listener."""
 
-    subprotocols: Optional[list[str]]
-    origins: Optional[list[Optional[str]]]
     close_timeout: Optional[float]
     queue_limits: QueueLimits
     context_kwargs: dict[str, Any]
@@ -61,16 +62,25 @@ class ServerSetup:
             raise
         return ctx, (bound_host, bound_port)
 
-    def check_request(self, raw: RawRequest) -> tuple[Optional[Response], Optional[str]]:
-        """The server's policy for an upgrade request: a refusal, or the subprotocol."""
-        if self.origins is not None and raw.origin not in self.origins:
-            return plain_response(
-                403, "Failed to open a WebSocket connection: invalid Origin header.\n"
-            ), None
-        subprotocol, error = select_subprotocol(raw.subprotocols, self.subprotocols)
-        if error is not None:
-            return plain_response(400, f"Failed to open a WebSocket connection: {error}.\n"), None
-        return None, subprotocol
+
+def policy_kwargs(
+    subprotocols: Optional[Sequence[str]], origins: Optional[Sequence[Optional[str]]]
+) -> dict[str, Any]:
+    """The listener's rules for ``websockets``' ``subprotocols`` and ``origins``: a server
+    with subprotocols refuses (400) a client that offers none of them; ``None`` among the
+    origins lets requests without Origin in, which are refused (403) otherwise."""
+    kwargs: dict[str, Any] = {}
+    protocols = subprotocol_list(subprotocols)
+    if protocols:
+        kwargs.update(subprotocols=protocols, require_subprotocol=True)
+    if origins is not None:
+        if isinstance(origins, str):
+            raise TypeError("origins must be a sequence of str or None, not a str")
+        allowed = list(origins)
+        kwargs.update(
+            origins=[o for o in allowed if o is not None], require_origin=None not in allowed
+        )
+    return kwargs
 
 
 def server_setup(
@@ -92,8 +102,6 @@ def server_setup(
 ) -> ServerSetup:
     """Checks the arguments of ``serve`` (raising before anything is opened)."""
     return ServerSetup(
-        subprotocols=subprotocol_list(subprotocols),
-        origins=None if origins is None else list(origins),
         close_timeout=close_timeout,
         queue_limits=queue_limits(max_queue, max_queue_bytes),
         context_kwargs=context_kwargs(
@@ -106,6 +114,7 @@ def server_setup(
         ),
         listen_kwargs=dict(
             handle_requests=True,
+            **policy_kwargs(subprotocols, origins),
             compression=compression_name(compression),
             reuse_port=reuse_port,
             **peer_limit_kwargs(peer_limits),
@@ -120,17 +129,19 @@ class ServerModel(ConnectionModel[W]):
     def __init__(
         self,
         runner: Runner,
-        conn_id: int,
-        raw: RawRequest,
+        event: RequestEvent,
         *,
         close_timeout: Optional[float],
         queue_limits: QueueLimits,
     ) -> None:
         # On to the I/O layer's connection class, then to ConnectionModel.
-        super().__init__(runner, conn_id, close_timeout=close_timeout, queue_limits=queue_limits)
+        super().__init__(runner, event.conn, close_timeout=close_timeout, queue_limits=queue_limits)
         #: The upgrade request as the engine read it.
-        self.raw_request = raw
-        self.request = request_from_raw(raw)
+        self.raw_request = event.request
+        self.request = request_from_raw(event.request)
+        # The subprotocol the listener's rules selected, accepted unless refused.
+        self._selected = event.subprotocol
+        self._handlers[self.id] = self
 
     def respond(self, status: int, text: str) -> Response:
         """A plain-text response for ``process_request`` to return."""
@@ -171,17 +182,14 @@ class ServerModel(ConnectionModel[W]):
         self._wake_engine()
         return True
 
-    def _decide(self, response: Optional[Response], setup: ServerSetup) -> bool:
+    def _decide(self, response: Optional[Response]) -> bool:
         """Answers the upgrade request once ``process_request`` (if any) returned
-        ``response``: refused with it, or by the server's policy, or accepted. Returns
+        ``response``: refused with it, or accepted with the selected subprotocol. Returns
         whether the connection is open."""
-        subprotocol = None
-        if response is None:
-            response, subprotocol = setup.check_request(self.raw_request)
         if response is not None:
             self._reject(response)
             return False
-        return self._accept(subprotocol)
+        return self._accept(self._selected)
 
     def _handshake_failed(self) -> None:
         """``process_request`` raised: refused with 500 unless already answered."""

@@ -70,7 +70,9 @@ class Context:
         certfile: str | None = None,
         keyfile: str | None = None,
         subprotocols: Sequence[str] | None = None,
+        require_subprotocol: bool = False,
         origins: Sequence[str] | None = None,
+        require_origin: bool = False,
         handle_requests: bool = False,
         handle_http: bool = False,
         compression: str | None = None,
@@ -171,6 +173,8 @@ class RequestEvent:
     def listener(self) -> int: ...
     @property
     def request(self) -> RawRequest: ...
+    @property
+    def subprotocol(self) -> str | None: ...
 
 @final
 class HttpRequestEvent:

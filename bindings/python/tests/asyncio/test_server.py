@@ -54,13 +54,26 @@ async def test_handler_failure_closes_with_1011_and_the_server_keeps_serving(
     assert "connection handler failed" in caplog.text
 
 
-async def test_origins_and_subprotocols_are_enforced():
+async def accept_all(ws, request):
+    return None
+
+
+@pytest.mark.parametrize("process_request", [None, accept_all])
+async def test_origins_and_subprotocols_are_enforced(process_request):
     async def handler(ws):
         await ws.send(ws.subprotocol)
 
     async with tw.serve(
-        handler, "127.0.0.1", 0, origins=["https://ok"], subprotocols=["p"]
+        handler,
+        "127.0.0.1",
+        0,
+        origins=["https://ok"],
+        subprotocols=["p"],
+        process_request=process_request,
     ) as server:
+        with pytest.raises(tidewire.InvalidStatus) as info:
+            await tw.connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["p"])
+        assert info.value.status_code == 403
         with pytest.raises(tidewire.InvalidStatus) as info:
             await tw.connect(
                 f"ws://127.0.0.1:{server.port}/", origin="https://no", subprotocols=["p"]

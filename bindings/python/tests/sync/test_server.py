@@ -90,21 +90,48 @@ def test_process_request_can_reject_with_a_status():
             assert ws.recv(timeout=5) == "in"
 
 
-def test_origins_are_checked():
-    with serve(lambda ws: ws.send("in"), "127.0.0.1", 0, origins=["https://good"]) as server:
-        with pytest.raises(tidewire.InvalidStatus) as info:
-            connect(f"ws://127.0.0.1:{server.port}/", origin="https://evil")
-        assert info.value.status_code == 403
+def accept_all(ws, request):
+    return None
+
+
+@pytest.mark.parametrize("process_request", [None, accept_all])
+def test_origins_are_checked(process_request):
+    with serve(
+        lambda ws: ws.send("in"),
+        "127.0.0.1",
+        0,
+        origins=["https://good"],
+        process_request=process_request,
+    ) as server:
+        for origin in ("https://evil", None):  # without None in origins, Origin is required
+            with pytest.raises(tidewire.InvalidStatus) as info:
+                connect(f"ws://127.0.0.1:{server.port}/", origin=origin)
+            assert info.value.status_code == 403
         with connect(f"ws://127.0.0.1:{server.port}/", origin="https://good") as ws:
             assert ws.recv(timeout=5) == "in"
 
 
-def test_server_with_subprotocols_refuses_clients_without_one():
-    with serve(lambda ws: ws.send(ws.subprotocol), "127.0.0.1", 0, subprotocols=["chat"]) as server:
-        with pytest.raises(tidewire.InvalidStatus) as info:
-            connect(f"ws://127.0.0.1:{server.port}/")
-        assert info.value.status_code == 400
-        with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["chat"]) as ws:
+def test_none_among_the_origins_lets_requests_without_origin_in():
+    with serve(lambda ws: ws.send("in"), "127.0.0.1", 0, origins=["https://a", None]) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert ws.recv(timeout=5) == "in"
+
+
+@pytest.mark.parametrize("process_request", [None, accept_all])
+def test_server_with_subprotocols_refuses_clients_without_one(process_request):
+    with serve(
+        lambda ws: ws.send(ws.subprotocol),
+        "127.0.0.1",
+        0,
+        subprotocols=["chat", "v2"],
+        process_request=process_request,
+    ) as server:
+        for offered in (None, ["other"]):
+            with pytest.raises(tidewire.InvalidStatus) as info:
+                connect(f"ws://127.0.0.1:{server.port}/", subprotocols=offered)
+            assert info.value.status_code == 400
+        with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["v2", "chat"]) as ws:
+            assert ws.subprotocol == "chat"  # the server's order of preference
             assert ws.recv(timeout=5) == "chat"
 
 

@@ -103,12 +103,10 @@ class Server:
     def _on_request(self, event: RequestEvent) -> None:
         conn = ServerConnection(
             self._driver,
-            event.conn,
-            event.request,
+            event,
             close_timeout=self._close_timeout,
             queue_limits=self._setup.queue_limits,
         )
-        self._driver.handlers[event.conn] = conn
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -119,7 +117,7 @@ class Server:
             if self._process_request is not None:
                 result = self._process_request(conn, conn.request)  # type: ignore[arg-type]
                 response = await result if inspect.isawaitable(result) else result
-            if not conn._decide(response, self._setup):  # type: ignore[arg-type]
+            if not conn._decide(response):  # type: ignore[arg-type]
                 return  # refused, or gone before it opened
         except Exception:
             logger.exception("opening handshake failed")

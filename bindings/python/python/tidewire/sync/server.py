@@ -110,14 +110,12 @@ class Server:
         handler runs waits in the connection's queue (bounded by ``max_queue``)."""
         conn = ServerConnection(
             self._engine,
-            event.conn,
-            event.request,
+            event,
             close_timeout=self._close_timeout,
             queue_limits=self._setup.queue_limits,
         )
-        self._engine.handlers[event.conn] = conn
         process_request = self._process_request
-        if process_request is None and not conn._decide(None, self._setup):
+        if process_request is None and not conn._decide(None):
             return
         self._to_spawn.put((conn, process_request))
 
@@ -161,7 +159,7 @@ class Server:
         try:
             response = process_request(conn, conn.request)  # type: ignore[arg-type]
             with conn._cond:
-                conn._decide(response, self._setup)
+                conn._decide(response)
         except Exception:
             logger.exception("opening handshake failed")
             with conn._cond:
