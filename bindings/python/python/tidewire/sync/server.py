@@ -257,7 +257,9 @@ def serve(
 
     ``process_request(connection, request)`` may return a ``Response`` to refuse the
     upgrade. ``origins`` lists the accepted Origin values (``None`` in the list accepts
-    requests without one). With ``subprotocols``, clients offering none of them are refused.
+    requests without one; others get 403). With ``subprotocols``, the first of them that the
+    client offered is selected, and clients offering none of them are refused (400). The
+    engine applies both before ``process_request`` sees a request.
 
     ``max_queue`` (default 16 messages) and ``max_queue_bytes`` (default 1 MiB; characters
     for text) bound, per connection, the messages received and not yet returned by
