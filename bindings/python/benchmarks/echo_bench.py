@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Optional
 
 SIZES = (256, 64 * 1024)
 INFLIGHT = (1, 64)
@@ -45,14 +45,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 PY_SERVER = r"""
 import signal, sys
-from tidewire import Context, Message
+from tidewire import Context, MessageEvent
 ctx = Context(max_message_size=1 << 24)
 listener = ctx.listen("127.0.0.1", 0)
 print(ctx.local_addr(listener)[1], flush=True)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 while True:
     for ev in ctx.poll(None):
-        if type(ev) is Message:
+        if type(ev) is MessageEvent:
             ctx.send(ev.conn, ev.data)
 """
 
@@ -68,7 +68,7 @@ def pin(pid: int, cpus: Optional[set]) -> None:
         os.sched_setaffinity(pid, cpus)
 
 
-def start_server(kind: str, cpus: Optional[set]) -> Tuple[str, Optional[subprocess.Popen], str]:
+def start_server(kind: str, cpus: Optional[set]) -> tuple[str, Optional[subprocess.Popen], str]:
     if kind.startswith("ws://"):
         return kind, None, kind
     rust = ROOT / "build" / "bin" / "echo_server"
@@ -76,14 +76,19 @@ def start_server(kind: str, cpus: Optional[set]) -> Tuple[str, Optional[subproce
         rust, kind = Path(kind), "rust"
     if kind == "rust" or (kind == "auto" and rust.exists() and rust.stat().st_size > 0):
         port = free_port()
-        proc = subprocess.Popen([str(rust), "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(rust), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL
+        )
         pin(proc.pid, cpus)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return f"ws://127.0.0.1:{port}/", proc, f"Rust examples/rust/echo_server ({rust.name})"
+                return (
+                    f"ws://127.0.0.1:{port}/",
+                    proc,
+                    f"Rust examples/rust/echo_server ({rust.name})",
+                )
             except OSError:
                 if proc.poll() is not None:
                     break
@@ -224,7 +229,7 @@ async def picows_async(url: str, size: int, inflight: int, duration: float) -> f
 
 async def tidewire_context(url: str, size: int, inflight: int, duration: float) -> float:
     """tidewire's low-level Context on the asyncio loop, in the callback style of picows."""
-    from tidewire import Closed, Context, Error, Message, Open
+    from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent
 
     payload = os.urandom(size)
     loop = asyncio.get_running_loop()
@@ -240,7 +245,7 @@ async def tidewire_context(url: str, size: int, inflight: int, duration: float) 
     def on_readable() -> None:
         for event in ctx.poll(0):
             kind = type(event)
-            if kind is Message:
+            if kind is MessageEvent:
                 state["outstanding"] -= 1
                 if state["elapsed"]:
                     finish_if_drained()
@@ -253,13 +258,13 @@ async def tidewire_context(url: str, size: int, inflight: int, duration: float) 
                     continue
                 ctx.send(conn, payload)
                 state["outstanding"] += 1
-            elif kind is Open:
+            elif kind is OpenEvent:
                 state["start"] = time.perf_counter()
                 state["end"] = state["start"] + duration
                 for _ in range(inflight):
                     ctx.send(conn, payload)
                 state["outstanding"] = inflight
-            elif (kind is Closed or kind is Error) and not done.done():
+            elif (kind is CloseEvent or kind is ErrorEvent) and not done.done():
                 done.set_exception(RuntimeError(repr(event)))
         # Write now; when the engine has more to do (or a timer is due), poll again soon.
         if not (ctx.is_open(conn) and ctx.flush(conn)) or ctx.next_timeout() == 0:
@@ -281,9 +286,22 @@ _c_client_cpu = [0.0]
 
 def run_c_client(url: str, size: int, inflight: int, duration: float) -> float:
     proc = subprocess.Popen(
-        [str(C_CLIENT), url, "--conns", "1", "--inflight", str(inflight), "--size", str(size),
-         "--seconds", str(duration), "--binary"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            str(C_CLIENT),
+            url,
+            "--conns",
+            "1",
+            "--inflight",
+            str(inflight),
+            "--size",
+            str(size),
+            "--seconds",
+            str(duration),
+            "--binary",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -294,7 +312,7 @@ def run_c_client(url: str, size: int, inflight: int, duration: float) -> float:
     return float(out.split(": ")[-1].split(" msg/s")[0])
 
 
-CLIENTS: List[Tuple[str, Callable[[str, int, int, float], float], str]] = [
+CLIENTS: list[tuple[str, Callable[[str, int, int, float], float], str]] = [
     ("tidewire asyncio", lambda *a: asyncio.run(tidewire_async(*a)), "tidewire"),
     ("tidewire blocking", run_tidewire_sync, "tidewire"),
     ("websockets asyncio", lambda *a: asyncio.run(websockets_async(*a)), "websockets"),
@@ -315,8 +333,14 @@ def installed(module: str) -> bool:
         return False
 
 
-def measure(run: Callable[[str, int, int, float], float], module: str, url: str, size: int,
-            inflight: int, duration: float) -> Tuple[float, float]:
+def measure(
+    run: Callable[[str, int, int, float], float],
+    module: str,
+    url: str,
+    size: int,
+    inflight: int,
+    duration: float,
+) -> tuple[float, float]:
     """Round trips per second, and the client's CPU microseconds per round trip."""
     run(url, size, inflight, 0.2)  # warm-up
     cpu = time.process_time()
@@ -325,11 +349,22 @@ def measure(run: Callable[[str, int, int, float], float], module: str, url: str,
     return rate, cpu / (rate * duration) * 1e6
 
 
-def table(title: str, results: Dict[Tuple[str, int, int], Optional[Tuple[float, float]]],
-          index: int, fmt: str) -> None:
+def table(
+    title: str,
+    results: dict[tuple[str, int, int], Optional[tuple[float, float]]],
+    index: int,
+    fmt: str,
+) -> None:
     columns = [(s, n) for s in SIZES for n in INFLIGHT]
     print(title + "\n")
-    print("| client | " + " | ".join(f"{s // 1024 if s >= 1024 else s}{' KiB' if s >= 1024 else ' B'}, {n} in flight" for s, n in columns) + " |")
+    print(
+        "| client | "
+        + " | ".join(
+            f"{s // 1024 if s >= 1024 else s}{' KiB' if s >= 1024 else ' B'}, {n} in flight"
+            for s, n in columns
+        )
+        + " |"
+    )
     print("| --- |" + " ---: |" * len(columns))
     for name, _, _ in CLIENTS:
         cells = []
@@ -343,9 +378,15 @@ def table(title: str, results: Dict[Tuple[str, int, int], Optional[Tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
-    parser.add_argument("--server", default="auto", help="auto, rust, python, a program path or a ws:// URL")
-    parser.add_argument("--cpus", choices=("any", "one", "two"), default="any",
-                        help="server and clients on CPU 0 (one), on CPUs 0 and 1 (two), or anywhere")
+    parser.add_argument(
+        "--server", default="auto", help="auto, rust, python, a program path or a ws:// URL"
+    )
+    parser.add_argument(
+        "--cpus",
+        choices=("any", "one", "two"),
+        default="any",
+        help="server and clients on CPU 0 (one), on CPUs 0 and 1 (two), or anywhere",
+    )
     args = parser.parse_args()
     logging.getLogger("picows").setLevel(logging.WARNING)  # its flow-control chatter
     logging.getLogger("picows.picows").setLevel(logging.ERROR)
@@ -354,7 +395,7 @@ def main() -> None:
     client_cpus = {"any": None, "one": {0}, "two": {1}}[args.cpus]
     url, proc, server_name = start_server(args.server, server_cpus)
     pin(0, client_cpus)  # C clients inherit it
-    results: Dict[Tuple[str, int, int], Optional[Tuple[float, float]]] = {}
+    results: dict[tuple[str, int, int], Optional[tuple[float, float]]] = {}
     try:
         for name, run, module in CLIENTS:
             for size in SIZES:
@@ -364,17 +405,26 @@ def main() -> None:
                         continue
                     rate, cpu = measure(run, module, url, size, inflight, args.duration)
                     results[(name, size, inflight)] = (rate, cpu)
-                    print(f"  {name:28} {size:>6} B x{inflight:<3} {rate:>10,.0f} round trips/s"
-                          f" {cpu:>8.2f} us CPU each", file=sys.stderr, flush=True)
+                    print(
+                        f"  {name:28} {size:>6} B x{inflight:<3} {rate:>10,.0f} round trips/s"
+                        f" {cpu:>8.2f} us CPU each",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
 
-    where = {"any": "CPUs left to the scheduler", "one": "server and client on CPU 0",
-             "two": "server on CPU 0, client on CPU 1"}[args.cpus]
-    setting = (f"server: {server_name}; one connection; {args.duration:g} s per cell; {where}; "
-               f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    where = {
+        "any": "CPUs left to the scheduler",
+        "one": "server and client on CPU 0",
+        "two": "server on CPU 0, client on CPU 1",
+    }[args.cpus]
+    setting = (
+        f"server: {server_name}; one connection; {args.duration:g} s per cell; {where}; "
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}"
+    )
     table(f"Echo round trips per second ({setting}).", results, 0, ",.0f")
     table("Client CPU time per round trip, microseconds (user + system).", results, 1, ".1f")
 

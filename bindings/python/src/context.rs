@@ -5,24 +5,25 @@
 //! released while `poll` waits and works; payloads are copied into Python objects afterwards,
 //! still under the lock, because they borrow the receive buffer until the next poll.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
+use pyo3::types::{PyList, PyTuple};
+use tidewire_net::Url;
 use tidewire_net::{
     Config, ConnId, ConnectOptions, ConnectionRate, ListenOptions, ListenerId, MessageKind,
     PeerLimits, SendStatus, TlsAcceptor, TlsClientOptions, TlsConnector,
 };
-use tidewire_net::DeflateConfig;
-use tidewire_net::Url;
 
+use crate::convert::{
+    addr_tuple, deflate, duration, header_pairs, header_refs, opt_duration, opt_payload_bytes,
+    payload, payload_bytes, Payload,
+};
 use crate::errors::{invalid_state, to_pyerr};
-use crate::events::{convert, CloseHeld};
+use crate::events::{event_object, CloseHeldEvent};
 use crate::sender::Sender;
 
 struct Inner {
@@ -51,85 +52,6 @@ pub struct Context {
     /// Set by `free`, read without the lock (a thread blocked in `poll` holds it).
     freed: AtomicBool,
     sender: tidewire_net::Sender,
-}
-
-fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        PyValueError::new_err(format!("{what} must be a non-negative number of seconds"))
-    })
-}
-
-fn opt_duration(seconds: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
-    seconds.map(|s| duration(s, what)).transpose()
-}
-
-fn deflate(compression: Option<&str>) -> PyResult<Option<DeflateConfig>> {
-    match compression {
-        None => Ok(None),
-        Some("deflate") => Ok(Some(DeflateConfig::default())),
-        Some(other) => Err(PyValueError::new_err(format!(
-            "unsupported compression {other:?}: use \"deflate\" or None"
-        ))),
-    }
-}
-
-/// A message to send: text for `str`, binary for bytes-like objects.
-pub(crate) enum Payload<'a> {
-    Text(Cow<'a, str>),
-    Binary(Cow<'a, [u8]>),
-}
-
-pub(crate) fn payload<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<Payload<'a>> {
-    if let Ok(s) = data.cast::<PyString>() {
-        return Ok(Payload::Text(s.to_cow()?));
-    }
-    if let Ok(b) = data.cast::<PyBytes>() {
-        return Ok(Payload::Binary(Cow::Borrowed(b.as_bytes())));
-    }
-    if let Ok(b) = data.cast::<PyByteArray>() {
-        return Ok(Payload::Binary(Cow::Owned(b.to_vec())));
-    }
-    if data.is_instance_of::<PyMemoryView>() {
-        let bytes = data.py().get_type::<PyBytes>().call1((data,))?;
-        return Ok(Payload::Binary(Cow::Owned(
-            bytes.cast::<PyBytes>()?.as_bytes().to_vec(),
-        )));
-    }
-    Err(PyTypeError::new_err(format!(
-        "data must be str or bytes-like, not {}",
-        data.get_type().name()?
-    )))
-}
-
-fn ping_payload<'a>(data: Option<&'a Bound<'_, PyAny>>) -> PyResult<Cow<'a, [u8]>> {
-    match data {
-        None => Ok(Cow::Borrowed(&[])),
-        Some(d) => match payload(d)? {
-            Payload::Text(t) => Ok(match t {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            }),
-            Payload::Binary(b) => Ok(b),
-        },
-    }
-}
-
-/// Header lists from Python: a mapping or an iterable of `(name, value)` pairs.
-pub fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
-    let Some(h) = headers else {
-        return Ok(Vec::new());
-    };
-    let items = if h.hasattr("items")? && !h.is_instance_of::<PyList>() {
-        h.call_method0("items")?
-    } else {
-        h.clone()
-    };
-    let mut out = Vec::new();
-    for item in items.try_iter()? {
-        let (name, value): (String, String) = item?.extract()?;
-        out.push((name, value));
-    }
-    Ok(out)
 }
 
 impl Context {
@@ -273,10 +195,10 @@ impl Context {
         polled.map_err(|e| to_pyerr(py, &e))?;
         let mut out = Vec::with_capacity(events.len());
         for ev in events.iter() {
-            out.push(convert(py, &ev)?);
+            out.push(event_object(py, &ev)?);
         }
         for conn in events.held_close_replies() {
-            out.push(Py::new(py, CloseHeld { conn: conn.0 })?.into_any());
+            out.push(Py::new(py, CloseHeldEvent { conn: conn.0 })?.into_any());
         }
         drop(guard);
         if out.is_empty() {
@@ -292,8 +214,15 @@ impl Context {
     /// runtime's: `max_connections_per_address=None`, `max_handshakes_per_address=4096`,
     /// `max_handshakes=16384`, `connection_rate=None` (or `(per_second, burst)`). A
     /// connection over one is closed right after accept, before anything is read.
+    ///
+    /// The listener's rules, applied before any `RequestEvent` (which carries the selected
+    /// subprotocol): the first of `subprotocols` that the client offered is selected, and
+    /// with `require_subprotocol` a client offering none of them is refused with 400; with
+    /// `origins`, a request whose Origin is not listed is refused with 403, and with
+    /// `require_origin` one without Origin too.
     #[pyo3(signature = (host, port, *, certfile=None, keyfile=None, subprotocols=None,
-        origins=None, handle_requests=false, handle_http=false, compression=None,
+        require_subprotocol=false, origins=None, require_origin=false, handle_requests=false,
+        handle_http=false, compression=None,
         reuse_port=false, backlog=1024,
         max_connections_per_address=PeerLimits::default().max_connections_per_address,
         max_handshakes_per_address=PeerLimits::default().max_handshakes_per_address,
@@ -308,7 +237,9 @@ impl Context {
         certfile: Option<String>,
         keyfile: Option<String>,
         subprotocols: Option<Vec<String>>,
+        require_subprotocol: bool,
         origins: Option<Vec<String>>,
+        require_origin: bool,
         handle_requests: bool,
         handle_http: bool,
         compression: Option<&str>,
@@ -338,8 +269,8 @@ impl Context {
             subprotocols: subprotocols.unwrap_or_default(),
             allowed_origins: origins,
             handle_requests,
-            require_subprotocol: false,
-            require_origin: false,
+            require_subprotocol,
+            require_origin,
             handle_http,
             deflate: deflate(compression)?,
             peer_limits: PeerLimits {
@@ -357,13 +288,7 @@ impl Context {
     /// `(host, port)` a listener is bound to.
     fn local_addr<'py>(&self, py: Python<'py>, listener: u64) -> PyResult<Bound<'py, PyTuple>> {
         let addr = self.with(py, |i| i.ctx.local_addr(ListenerId(listener)))?;
-        PyTuple::new(
-            py,
-            [
-                addr.ip().to_string().into_pyobject(py)?.into_any(),
-                addr.port().into_pyobject(py)?.into_any(),
-            ],
-        )
+        addr_tuple(py, &addr)
     }
 
     /// Stops listening; accepted connections go on.
@@ -372,7 +297,7 @@ impl Context {
     }
 
     /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
-    /// `Open` or a terminal `Error` event follows. For `wss://`: `cafile` / `cadata` (PEM)
+    /// `OpenEvent` or a terminal `ErrorEvent` follows. For `wss://`: `cafile` / `cadata` (PEM)
     /// replace the system's roots; `verify=False` accepts any certificate (tests only).
     /// `local_address` (an IP literal) is the address to connect from.
     #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
@@ -400,10 +325,7 @@ impl Context {
         };
         let cadata = match cadata {
             None => None,
-            Some(d) => Some(match payload(d)? {
-                Payload::Text(t) => t.into_owned().into_bytes(),
-                Payload::Binary(b) => b.into_owned(),
-            }),
+            Some(d) => Some(payload_bytes(d)?.into_owned()),
         };
         let key = TlsKey {
             cafile,
@@ -465,7 +387,7 @@ impl Context {
             .map_err(|e| to_pyerr(py, &e))
     }
 
-    /// Accepts an upgrade request (`Request` event) with an optional subprotocol and extra
+    /// Accepts an upgrade request (`RequestEvent`) with an optional subprotocol and extra
     /// response headers. The connection is open when this returns.
     #[pyo3(signature = (conn, subprotocol=None, headers=None))]
     fn accept(
@@ -476,10 +398,7 @@ impl Context {
         headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let headers = header_pairs(headers)?;
-        let refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let refs = header_refs(&headers);
         self.with(py, |i| i.ctx.accept(ConnId(conn), subprotocol, &refs))
     }
 
@@ -495,15 +414,12 @@ impl Context {
         body: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let headers = header_pairs(headers)?;
-        let refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let body = ping_payload(body)?;
+        let refs = header_refs(&headers);
+        let body = opt_payload_bytes(body)?;
         self.with(py, |i| i.ctx.reject(ConnId(conn), status, &refs, &body))
     }
 
-    /// Same as `reject`, named for answering `HttpRequest` events.
+    /// Same as `reject`, named for answering `HttpRequestEvent`s.
     #[pyo3(signature = (conn, status, headers=None, body=None))]
     fn respond(
         &self,
@@ -518,7 +434,7 @@ impl Context {
 
     /// Queues a message (text for `str`, binary for bytes-like); it leaves at the next poll.
     /// Returns True when the output buffer is now over the high water mark: stop sending until
-    /// the `Writable` event.
+    /// the `WritableEvent`.
     fn send(&self, py: Python<'_>, conn: u64, data: &Bound<'_, PyAny>) -> PyResult<bool> {
         let data = payload(data)?;
         let status = self.with(py, |i| match &data {
@@ -548,7 +464,7 @@ impl Context {
         data: &Bound<'_, PyAny>,
         fin: bool,
     ) -> PyResult<bool> {
-        let data = ping_payload(Some(data))?;
+        let data = payload_bytes(data)?;
         let status = self.with(py, |i| i.ctx.send_fragment(ConnId(conn), &data, fin))?;
         Ok(status == SendStatus::Backpressure)
     }
@@ -556,7 +472,7 @@ impl Context {
     /// Queues a ping (at most 125 bytes).
     #[pyo3(signature = (conn, data=None))]
     fn ping(&self, py: Python<'_>, conn: u64, data: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
-        let data = ping_payload(data)?;
+        let data = opt_payload_bytes(data)?;
         let status = self.with(py, |i| i.ctx.ping(ConnId(conn), &data))?;
         Ok(status == SendStatus::Backpressure)
     }
@@ -608,13 +524,7 @@ impl Context {
     /// `(host, port)` of the peer.
     fn peer_addr<'py>(&self, py: Python<'py>, conn: u64) -> PyResult<Bound<'py, PyTuple>> {
         let addr = self.with(py, |i| i.ctx.peer_addr(ConnId(conn)))?;
-        PyTuple::new(
-            py,
-            [
-                addr.ip().to_string().into_pyobject(py)?.into_any(),
-                addr.port().into_pyobject(py)?.into_any(),
-            ],
-        )
+        addr_tuple(py, &addr)
     }
 
     /// Whether the connection is open (handshake done, no close frame sent or received).

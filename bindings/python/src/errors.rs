@@ -3,36 +3,113 @@
 //! `InvalidHandshake` family, OS and TLS failures `OSError` subclasses, timers `TimeoutError`.
 //!
 //! The exception classes are plain Python classes in `tidewire.exceptions` (so that they can
-//! carry fields and be subclassed like any exception); they are looked up once, on first use.
+//! carry fields and be subclassed like any exception). The package hands them down once, when
+//! it is imported (`_init`): the native module never imports the package. Used on its own,
+//! without `_init`, it raises `RuntimeError` in their place.
 
 use std::io;
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyBaseException, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyModule};
+use pyo3::types::{PyBytes, PyType};
 use tidewire_net::Error;
 use tidewire_net::HandshakeError;
 
-static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+use crate::convert::header_list;
 
-/// An instance of `tidewire.exceptions.<name>(*args)`, or `RuntimeError(message)` if the
-/// package is not importable (the native module used on its own).
-fn tidewire_exc<'py, A>(py: Python<'py>, name: &str, args: A, message: &str) -> PyErr
+/// The classes of `tidewire.exceptions` that the native module raises, by name.
+#[derive(Clone, Copy)]
+enum Exc {
+    InvalidState,
+    InvalidUri,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidHeader,
+    InvalidStatus,
+    NegotiationError,
+    ProtocolError,
+}
+
+impl Exc {
+    const ALL: [Exc; 8] = [
+        Exc::InvalidState,
+        Exc::InvalidUri,
+        Exc::InvalidHandshake,
+        Exc::InvalidMessage,
+        Exc::InvalidHeader,
+        Exc::InvalidStatus,
+        Exc::NegotiationError,
+        Exc::ProtocolError,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Exc::InvalidState => "InvalidState",
+            Exc::InvalidUri => "InvalidURI",
+            Exc::InvalidHandshake => "InvalidHandshake",
+            Exc::InvalidMessage => "InvalidMessage",
+            Exc::InvalidHeader => "InvalidHeader",
+            Exc::InvalidStatus => "InvalidStatus",
+            Exc::NegotiationError => "NegotiationError",
+            Exc::ProtocolError => "ProtocolError",
+        }
+    }
+}
+
+/// The classes handed down by `_init`, in the order of `Exc::ALL`.
+static EXCEPTIONS: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+
+/// `_init(*, exceptions)`: the package hands down, once, the exception classes the native
+/// module raises (`exceptions` maps each name of `tidewire.exceptions` it needs to its class).
+/// A second call with the same classes does nothing; with other classes it fails.
+#[pyfunction]
+#[pyo3(signature = (*, exceptions))]
+pub fn _init(py: Python<'_>, exceptions: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut classes = Vec::with_capacity(Exc::ALL.len());
+    for exc in Exc::ALL {
+        let class = exceptions.get_item(exc.name())?;
+        let class = class.cast_into::<PyType>().map_err(|_| {
+            PyTypeError::new_err(format!("exceptions[{:?}] must be a class", exc.name()))
+        })?;
+        if !class.is_subclass_of::<PyBaseException>()? {
+            return Err(PyTypeError::new_err(format!(
+                "exceptions[{:?}] must be an exception class",
+                exc.name()
+            )));
+        }
+        classes.push(class.unbind());
+    }
+    let stored = EXCEPTIONS.get_or_init(py, || classes.iter().map(|c| c.clone_ref(py)).collect());
+    if stored.iter().zip(&classes).any(|(a, b)| !a.is(b)) {
+        return Err(PyRuntimeError::new_err(
+            "tidewire._tidewire was initialized with other exception classes",
+        ));
+    }
+    Ok(())
+}
+
+/// An instance of the package's exception `exc(*args)`, or `RuntimeError(message)` without
+/// `_init` (or if the class refused the arguments).
+fn tidewire_exc<'py, A>(py: Python<'py>, exc: Exc, args: A, message: &str) -> PyErr
 where
     A: pyo3::call::PyCallArgs<'py>,
 {
-    let made = EXCEPTIONS
-        .get_or_try_init(py, || py.import("tidewire.exceptions").map(Bound::unbind))
-        .and_then(|m| m.bind(py).getattr(name))
-        .and_then(|cls| cls.call1(args));
+    let made = match EXCEPTIONS.get(py) {
+        Some(classes) => classes[exc as usize].bind(py).call1(args),
+        None => return PyRuntimeError::new_err(message.to_owned()),
+    };
     match made {
         Ok(value) => PyErr::from_value(value),
         Err(_) => PyRuntimeError::new_err(message.to_owned()),
     }
 }
 
-fn class_exc<'py, A>(py: Python<'py>, module: &str, name: &str, args: A, message: &str) -> PyErr
+/// An instance of a standard library exception `module.name(*args)`, or `OSError(message)`
+/// if the module is missing (Python built without `ssl`).
+fn stdlib_exc<'py, A>(py: Python<'py>, module: &str, name: &str, args: A, message: &str) -> PyErr
 where
     A: pyo3::call::PyCallArgs<'py>,
 {
@@ -48,15 +125,15 @@ where
 
 /// `InvalidState(message)`: the operation does not fit the connection's state.
 pub fn invalid_state(py: Python<'_>, message: &str) -> PyErr {
-    tidewire_exc(py, "InvalidState", (message,), message)
+    tidewire_exc(py, Exc::InvalidState, (message,), message)
 }
 
 /// An `OSError` whose subclass follows the errno (`OSError(errno, text)` picks
 /// `ConnectionRefusedError` and friends by itself), prefixed with what was being done.
-pub fn os_error(py: Python<'_>, what: &str, e: &io::Error) -> PyErr {
+fn os_error(what: &str, e: &io::Error) -> PyErr {
     let text = format!("{what}: {e}");
     if let Some(code) = e.raw_os_error() {
-        return class_exc(py, "builtins", "OSError", (code, text.clone()), &text);
+        return PyOSError::new_err((code, text));
     }
     match e.kind() {
         io::ErrorKind::TimedOut => PyTimeoutError::new_err(text),
@@ -83,32 +160,32 @@ fn handshake_error(py: Python<'_>, e: &HandshakeError) -> PyErr {
         | HandshakeError::InvalidStatus(_)
         | HandshakeError::BodyNotAllowed(_) => PyValueError::new_err(e.to_string()),
         HandshakeError::Status { status, reason, .. } => {
-            tidewire_exc(py, "InvalidStatus", (*status, reason.clone()), &text)
+            tidewire_exc(py, Exc::InvalidStatus, (*status, reason.clone()), &text)
         }
         HandshakeError::HeaderTooLarge { .. }
         | HandshakeError::TooManyHeaders { .. }
         | HandshakeError::Malformed(_)
-        | HandshakeError::Finished => tidewire_exc(py, "InvalidMessage", (text.clone(),), &text),
+        | HandshakeError::Finished => tidewire_exc(py, Exc::InvalidMessage, (text.clone(),), &text),
         HandshakeError::MissingUpgradeWebSocket => {
-            tidewire_exc(py, "InvalidHeader", ("Upgrade", text.clone()), &text)
+            tidewire_exc(py, Exc::InvalidHeader, ("Upgrade", text.clone()), &text)
         }
         HandshakeError::MissingConnectionUpgrade => {
-            tidewire_exc(py, "InvalidHeader", ("Connection", text.clone()), &text)
+            tidewire_exc(py, Exc::InvalidHeader, ("Connection", text.clone()), &text)
         }
         HandshakeError::MissingAccept | HandshakeError::AcceptMismatch { .. } => tidewire_exc(
             py,
-            "InvalidHeader",
+            Exc::InvalidHeader,
             ("Sec-WebSocket-Accept", text.clone()),
             &text,
         ),
         HandshakeError::DuplicateHeader(name) | HandshakeError::NonUtf8Header(name) => {
-            tidewire_exc(py, "InvalidHeader", (*name, text.clone()), &text)
+            tidewire_exc(py, Exc::InvalidHeader, (*name, text.clone()), &text)
         }
         HandshakeError::UnexpectedSubprotocol(_) | HandshakeError::UnexpectedExtensions(_) => {
-            tidewire_exc(py, "NegotiationError", (text.clone(),), &text)
+            tidewire_exc(py, Exc::NegotiationError, (text.clone(),), &text)
         }
         HandshakeError::RandomUnavailable => PyOSError::new_err(text),
-        _ => tidewire_exc(py, "InvalidHandshake", (text.clone(),), &text),
+        _ => tidewire_exc(py, Exc::InvalidHandshake, (text.clone(),), &text),
     }
 }
 
@@ -124,38 +201,38 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
         Error::TooManyConnections => PyOSError::new_err(text),
         Error::InvalidArgument(_) => PyValueError::new_err(text),
         Error::InvalidUrl(what) => {
-            tidewire_exc(py, "InvalidURI", (what.clone(), text.clone()), &text)
+            tidewire_exc(py, Exc::InvalidUri, (what.clone(), text.clone()), &text)
         }
-        Error::Resolve { host, error } => class_exc(
+        Error::Resolve { host, error } => stdlib_exc(
             py,
             "socket",
             "gaierror",
             (format!("cannot resolve {host:?}: {error}"),),
             &text,
         ),
-        Error::Connect(io) => os_error(py, "connect failed", io),
+        Error::Connect(io) => os_error("connect failed", io),
         Error::Timeout(kind) => PyTimeoutError::new_err(format!("{kind} timed out")),
-        Error::Tls(what) => class_exc(py, "ssl", "SSLError", (format!("tls: {what}"),), &text),
+        Error::Tls(what) => stdlib_exc(py, "ssl", "SSLError", (format!("tls: {what}"),), &text),
         Error::HandshakeRejected {
             status,
             reason,
             headers,
             body,
-        } => match crate::events::header_list(py, headers) {
+        } => match header_list(py, headers) {
             Ok(headers) => tidewire_exc(
                 py,
-                "InvalidStatus",
+                Exc::InvalidStatus,
                 (*status, reason.clone(), headers, PyBytes::new(py, body)),
                 &text,
             ),
             Err(e) => e,
         },
         Error::Handshake(h) => handshake_error(py, h),
-        Error::HandshakeEof => tidewire_exc(py, "InvalidMessage", (text.clone(),), &text),
-        Error::Extension(_) => tidewire_exc(py, "NegotiationError", (text.clone(),), &text),
+        Error::HandshakeEof => tidewire_exc(py, Exc::InvalidMessage, (text.clone(),), &text),
+        Error::Extension(_) => tidewire_exc(py, Exc::NegotiationError, (text.clone(),), &text),
         Error::Send(tidewire_net::SendError::Closed) => invalid_state(py, &text),
-        Error::Send(_) => tidewire_exc(py, "ProtocolError", (text.clone(),), &text),
-        Error::Io(io) => os_error(py, "i/o error", io),
+        Error::Send(_) => tidewire_exc(py, Exc::ProtocolError, (text.clone(),), &text),
+        Error::Io(io) => os_error("i/o error", io),
         _ => PyRuntimeError::new_err(text),
     }
 }

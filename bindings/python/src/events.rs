@@ -2,33 +2,12 @@
 //! `tidewire_net::Event`. Payloads are copied once, from the receive buffer straight into the
 //! `bytes` or `str` object: the net event only borrows them until the next poll.
 
-use std::net::SocketAddr;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use tidewire_net::{Event, Header, MessageKind, Request as NetRequest, Source};
+use tidewire_net::{Event, MessageKind, Request as NetRequest, Source};
 
+use crate::convert::{addr_tuple, header_list};
 use crate::errors::to_exception;
-
-fn addr_tuple(py: Python<'_>, addr: &SocketAddr) -> PyResult<Py<PyTuple>> {
-    Ok(PyTuple::new(
-        py,
-        [
-            addr.ip().to_string().into_pyobject(py)?.into_any(),
-            addr.port().into_pyobject(py)?.into_any(),
-        ],
-    )?
-    .unbind())
-}
-
-/// Header values are bytes on the wire; decoded as Latin-1 so that no value is lost (what
-/// `http.client` does too).
-fn latin1(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => s.to_owned(),
-        _ => bytes.iter().map(|&b| char::from(b)).collect(),
-    }
-}
 
 /// An HTTP request as the server read it (the upgrade request, or a plain HTTP request).
 #[pyclass(module = "tidewire._tidewire", frozen, get_all)]
@@ -44,15 +23,6 @@ pub struct RawRequest {
     origin: Option<String>,
     subprotocols: Vec<String>,
     extensions: Option<String>,
-}
-
-/// Headers as a list of `(name, value)` pairs, values decoded as Latin-1.
-pub fn header_list(py: Python<'_>, headers: &[Header]) -> PyResult<Py<PyList>> {
-    let list = PyList::empty(py);
-    for h in headers {
-        list.append((h.name.as_str(), latin1(&h.value)))?;
-    }
-    Ok(list.unbind())
 }
 
 impl RawRequest {
@@ -148,35 +118,35 @@ fn repr_of<T: ReprArg>(py: Python<'_>, value: &T) -> PyResult<String> {
     value.repr_arg(py)
 }
 
-event_class!(Request, "A valid upgrade request on a listener with `handle_requests`: answer it with `Context.accept` or `Context.reject`.",
+event_class!(RequestEvent, "A valid upgrade request on a listener with `handle_requests`, which passed the listener's rules (origins, subprotocols): answer it with `Context.accept` or `Context.reject`. `subprotocol`: the one the rules selected, what to pass to `accept` unless the application chooses otherwise.",
+    [conn: u64, listener: u64, request: Py<RawRequest>, subprotocol: Option<String>], "conn={} listener={} subprotocol={}", conn, listener, subprotocol);
+event_class!(HttpRequestEvent, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
-event_class!(HttpRequest, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
-    [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
-event_class!(Open, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
+event_class!(OpenEvent, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
     [conn: u64, listener: Option<u64>, subprotocol: Option<String>, extensions: Option<String>,
      peer_addr: Py<PyTuple>, path: String, headers: Py<PyList>], "conn={} subprotocol={}", conn, subprotocol);
-event_class!(Message, "A whole message: `data` is `str` for text, `bytes` for binary.",
+event_class!(MessageEvent, "A whole message: `data` is `str` for text, `bytes` for binary.",
     [conn: u64, data: Py<PyAny>], "conn={}", conn);
-event_class!(Ping, "A ping arrived (the pong is already queued).",
+event_class!(PingEvent, "A ping arrived (the pong is already queued).",
     [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
-event_class!(Pong, "A pong arrived.",
+event_class!(PongEvent, "A pong arrived.",
     [conn: u64, data: Py<PyBytes>], "conn={} data={}", conn, data);
-event_class!(Writable, "The output buffer drained below the low water mark after back-pressure.",
+event_class!(WritableEvent, "The output buffer drained below the low water mark after back-pressure.",
     [conn: u64], "conn={}", conn);
-event_class!(Closed, "The connection is over (terminal). `clean`: the closing handshake completed. `remote`: code and reason are the peer's (False: ours, e.g. we failed the connection because the peer broke the protocol, or 1006).",
+event_class!(CloseEvent, "The connection is over (terminal). `clean`: the closing handshake completed. `remote`: code and reason are the peer's (False: ours, e.g. we failed the connection because the peer broke the protocol, or 1006).",
     [conn: u64, code: u16, reason: String, clean: bool, remote: bool], "conn={} code={} reason={} clean={}",
     conn, code, reason, clean);
-event_class!(Error, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
+event_class!(ErrorEvent, "Something failed: terminal for a connection that never opened, a report for a listener. `error` is the exception that says what.",
     [conn: Option<u64>, listener: Option<u64>, error: Py<PyAny>], "conn={} listener={} error={}",
     conn, listener, error);
-event_class!(SendFailed, "A command from a `Sender` could not be applied. Not terminal.",
+event_class!(SendFailedEvent, "A command from a `Sender` could not be applied. Not terminal.",
     [conn: u64, error: Py<PyAny>], "conn={} error={}", conn, error);
-event_class!(Wake, "`Sender.wake()` was called.", [], "");
-event_class!(CloseHeld, "With `hold_close_replies`: the peer closed (or broke the protocol) and the answering close frame waits for `Context.release_close_reply`. After every other event of the same poll.",
+event_class!(WakeEvent, "`Sender.wake()` was called.", [], "");
+event_class!(CloseHeldEvent, "With `hold_close_replies`: the peer closed (or broke the protocol) and the answering close frame waits for `Context.release_close_reply`. After every other event of the same poll.",
     [conn: u64], "conn={}", conn);
 
 /// Builds the Python object for one net event.
-pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
+pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
     Ok(match *ev {
         Event::Message { conn, kind, data } => {
             let data = match kind {
@@ -186,9 +156,9 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
                 },
                 MessageKind::Binary => PyBytes::new(py, data).into_any().unbind(),
             };
-            Py::new(py, Message { conn: conn.0, data })?.into_any()
+            Py::new(py, MessageEvent { conn: conn.0, data })?.into_any()
         }
-        Event::Writable { conn } => Py::new(py, Writable { conn: conn.0 })?.into_any(),
+        Event::Writable { conn } => Py::new(py, WritableEvent { conn: conn.0 })?.into_any(),
         Event::Open {
             conn,
             listener,
@@ -199,12 +169,12 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             headers,
         } => Py::new(
             py,
-            Open {
+            OpenEvent {
                 conn: conn.0,
                 listener: listener.map(|l| l.0),
                 subprotocol: subprotocol.map(str::to_owned),
                 extensions: extensions.map(str::to_owned),
-                peer_addr: addr_tuple(py, &peer_addr)?,
+                peer_addr: addr_tuple(py, &peer_addr)?.unbind(),
                 path: path.to_owned(),
                 headers: header_list(py, headers)?,
             },
@@ -214,13 +184,14 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             conn,
             listener,
             request,
-            ..
+            subprotocol,
         } => Py::new(
             py,
-            Request {
+            RequestEvent {
                 conn: conn.0,
                 listener: listener.0,
                 request: Py::new(py, RawRequest::new(py, request)?)?,
+                subprotocol: subprotocol.map(str::to_owned),
             },
         )?
         .into_any(),
@@ -230,7 +201,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             request,
         } => Py::new(
             py,
-            HttpRequest {
+            HttpRequestEvent {
                 conn: conn.0,
                 listener: listener.0,
                 request: Py::new(py, RawRequest::new(py, request)?)?,
@@ -239,7 +210,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         .into_any(),
         Event::Ping { conn, data } => Py::new(
             py,
-            Ping {
+            PingEvent {
                 conn: conn.0,
                 data: PyBytes::new(py, data).unbind(),
             },
@@ -247,7 +218,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         .into_any(),
         Event::Pong { conn, data } => Py::new(
             py,
-            Pong {
+            PongEvent {
                 conn: conn.0,
                 data: PyBytes::new(py, data).unbind(),
             },
@@ -261,7 +232,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             remote,
         } => Py::new(
             py,
-            Closed {
+            CloseEvent {
                 conn: conn.0,
                 code,
                 reason: reason.to_owned(),
@@ -277,7 +248,7 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             };
             Py::new(
                 py,
-                Error {
+                ErrorEvent {
                     conn,
                     listener,
                     error: to_exception(py, error),
@@ -287,29 +258,29 @@ pub fn convert(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
         }
         Event::SendFailed { conn, error } => Py::new(
             py,
-            SendFailed {
+            SendFailedEvent {
                 conn: conn.0,
                 error: to_exception(py, error),
             },
         )?
         .into_any(),
-        Event::Wake => Py::new(py, Wake {})?.into_any(),
+        Event::Wake => Py::new(py, WakeEvent {})?.into_any(),
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawRequest>()?;
-    m.add_class::<Request>()?;
-    m.add_class::<HttpRequest>()?;
-    m.add_class::<Open>()?;
-    m.add_class::<Message>()?;
-    m.add_class::<Ping>()?;
-    m.add_class::<Pong>()?;
-    m.add_class::<Writable>()?;
-    m.add_class::<Closed>()?;
-    m.add_class::<Error>()?;
-    m.add_class::<SendFailed>()?;
-    m.add_class::<Wake>()?;
-    m.add_class::<CloseHeld>()?;
+    m.add_class::<RequestEvent>()?;
+    m.add_class::<HttpRequestEvent>()?;
+    m.add_class::<OpenEvent>()?;
+    m.add_class::<MessageEvent>()?;
+    m.add_class::<PingEvent>()?;
+    m.add_class::<PongEvent>()?;
+    m.add_class::<WritableEvent>()?;
+    m.add_class::<CloseEvent>()?;
+    m.add_class::<ErrorEvent>()?;
+    m.add_class::<SendFailedEvent>()?;
+    m.add_class::<WakeEvent>()?;
+    m.add_class::<CloseHeldEvent>()?;
     Ok(())
 }

@@ -4,11 +4,11 @@
 use pyo3::prelude::*;
 use tidewire_net::ConnId;
 
-use crate::context::{payload, Payload};
+use crate::convert::{payload, Payload};
 use crate::errors::to_pyerr;
 
 /// Sends to and closes connections of one `Context` from any thread. Failures to apply a
-/// command come back as `SendFailed` events from the context's `poll`.
+/// command come back as `SendFailedEvent`s from the context's `poll`.
 #[pyclass(module = "tidewire._tidewire", frozen)]
 pub struct Sender {
     inner: tidewire_net::Sender,
@@ -47,7 +47,7 @@ impl Sender {
             .map_err(|e| to_pyerr(py, &e))
     }
 
-    /// Makes the context's current or next `poll` return soon with a `Wake` event.
+    /// Makes the context's current or next `poll` return soon with a `WakeEvent`.
     fn wake(&self, py: Python<'_>) -> PyResult<()> {
         self.inner.wake().map_err(|e| to_pyerr(py, &e))
     }

@@ -8,8 +8,9 @@ import inspect
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Tuple
+from typing import Callable
 
 import pytest
 
@@ -40,7 +41,7 @@ def sigint_raises() -> Iterator[None]:
 
 
 @pytest.fixture
-def certs() -> Tuple[str, str, str]:
+def certs() -> tuple[str, str, str]:
     """``(ca.pem, server.pem, server.key)``: a test CA and a certificate for 127.0.0.1."""
     return str(DATA / "ca.pem"), str(DATA / "server.pem"), str(DATA / "server.key")
 

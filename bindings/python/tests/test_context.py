@@ -12,16 +12,16 @@ import pytest
 import tidewire
 import tidewire.asyncio as tw
 from tidewire import (
-    Closed,
+    CloseEvent,
     Context,
-    Error,
-    HttpRequest,
-    Message,
-    Open,
-    Pong,
+    ErrorEvent,
+    HttpRequestEvent,
+    MessageEvent,
+    OpenEvent,
+    PongEvent,
     RequestEvent,
-    SendFailed,
-    Wake,
+    SendFailedEvent,
+    WakeEvent,
 )
 
 
@@ -48,8 +48,8 @@ def pair():
     listener = server.listen("127.0.0.1", 0)
     port = server.local_addr(listener)[1]
     conn = client.connect(f"ws://127.0.0.1:{port}/game?x=1")
-    events = pump([server, client], lambda ev: len(of(Open, ev)) == 2)
-    server_conn = next(e.conn for e in of(Open, events) if e.listener is not None)
+    events = pump([server, client], lambda ev: len(of(OpenEvent, ev)) == 2)
+    server_conn = next(e.conn for e in of(OpenEvent, events) if e.listener is not None)
     yield server, client, server_conn, conn
     server.free()
     client.free()
@@ -68,17 +68,17 @@ def test_text_and_binary_messages_keep_their_type(pair):
     client.send(conn, b"\x00\xff")
     client.send(conn, bytearray(b"ba"))
     client.send(conn, memoryview(b"mv"))
-    events = pump([client, server], lambda ev: len(of(Message, ev)) == 4)
-    assert [m.data for m in of(Message, events)] == ["héllo", b"\x00\xff", b"ba", b"mv"]
-    assert all(m.conn == server_conn for m in of(Message, events))
+    events = pump([client, server], lambda ev: len(of(MessageEvent, ev)) == 4)
+    assert [m.data for m in of(MessageEvent, events)] == ["héllo", b"\x00\xff", b"ba", b"mv"]
+    assert all(m.conn == server_conn for m in of(MessageEvent, events))
 
 
 def test_flush_writes_without_waiting_for_poll(pair):
     server, client, server_conn, conn = pair
     client.send(conn, b"now")
     assert client.flush(conn) is True  # written; the client is not polled again
-    events = pump([server], lambda ev: len(of(Message, ev)) == 1)
-    assert of(Message, events)[0].data == b"now"
+    events = pump([server], lambda ev: len(of(MessageEvent, ev)) == 1)
+    assert of(MessageEvent, events)[0].data == b"now"
     with pytest.raises(tidewire.InvalidState):
         client.flush(12345)
 
@@ -94,29 +94,29 @@ def test_fragmented_message_arrives_whole(pair):
     client.begin_message(conn, True)
     client.send_fragment(conn, b"frag")
     client.send_fragment(conn, b"ments", fin=True)
-    events = pump([client, server], lambda ev: of(Message, ev))
-    assert of(Message, events)[0].data == "fragments"
+    events = pump([client, server], lambda ev: of(MessageEvent, ev))
+    assert of(MessageEvent, events)[0].data == "fragments"
 
 
 def test_ping_is_answered_with_pong(pair):
     server, client, _, conn = pair
     client.ping(conn, b"hi")
-    events = pump([client, server], lambda ev: of(Pong, ev))
-    assert of(Pong, events)[0].data == b"hi"
+    events = pump([client, server], lambda ev: of(PongEvent, ev))
+    assert of(PongEvent, events)[0].data == b"hi"
 
 
 def test_close_ends_both_sides_with_closed_events(pair):
     server, client, server_conn, conn = pair
     client.close(conn, 4000, "bye")
-    events = pump([client, server], lambda ev: len(of(Closed, ev)) == 2)
-    server_side = next(e for e in of(Closed, events) if e.conn == server_conn)
+    events = pump([client, server], lambda ev: len(of(CloseEvent, ev)) == 2)
+    server_side = next(e for e in of(CloseEvent, events) if e.conn == server_conn)
     assert (server_side.code, server_side.reason, server_side.clean) == (4000, "bye", True)
 
 
 def test_stale_id_raises_invalid_state(pair):
     server, client, server_conn, conn = pair
     client.close(conn)
-    pump([client, server], lambda ev: len(of(Closed, ev)) == 2)
+    pump([client, server], lambda ev: len(of(CloseEvent, ev)) == 2)
     with pytest.raises(tidewire.InvalidState):
         client.send(conn, "late")
 
@@ -131,9 +131,12 @@ def test_request_events_let_the_application_accept(pair):
     server = Context()
     listener = server.listen("127.0.0.1", 0, handle_requests=True, subprotocols=["chat"])
     client = Context()
-    conn = client.connect(f"ws://127.0.0.1:{server.local_addr(listener)[1]}/room?id=3",
-                          subprotocols=["chat", "other"], headers={"X-Token": "abc"},
-                          origin="https://example.com")
+    conn = client.connect(
+        f"ws://127.0.0.1:{server.local_addr(listener)[1]}/room?id=3",
+        subprotocols=["chat", "other"],
+        headers={"X-Token": "abc"},
+        origin="https://example.com",
+    )
     events = pump([server, client], lambda ev: of(RequestEvent, ev))
     request = of(RequestEvent, events)[0].request
     assert (request.method, request.path, request.query) == ("GET", "/room", "id=3")
@@ -141,8 +144,8 @@ def test_request_events_let_the_application_accept(pair):
     assert request.origin == "https://example.com"
     assert ("X-Token", "abc") in request.headers
     server.accept(of(RequestEvent, events)[0].conn, "other", [("X-Extra", "1")])
-    events = pump([server, client], lambda ev: len(of(Open, ev)) == 2)
-    assert next(e for e in of(Open, events) if e.conn == conn).subprotocol == "other"
+    events = pump([server, client], lambda ev: len(of(OpenEvent, ev)) == 2)
+    assert next(e for e in of(OpenEvent, events) if e.conn == conn).subprotocol == "other"
     server.free()
     client.free()
 
@@ -153,8 +156,8 @@ def test_rejected_request_is_an_error_event_with_invalid_status():
     conn = client.connect(f"ws://127.0.0.1:{server.local_addr(listener)[1]}/")
     events = pump([server, client], lambda ev: of(RequestEvent, ev))
     server.reject(of(RequestEvent, events)[0].conn, 401, {"WWW-Authenticate": "Basic"}, b"no")
-    events = pump([server, client], lambda ev: of(Error, ev))
-    error = of(Error, events)[0]
+    events = pump([server, client], lambda ev: of(ErrorEvent, ev))
+    error = of(ErrorEvent, events)[0]
     assert error.conn == conn
     assert isinstance(error.error, tidewire.InvalidStatus)
     assert error.error.status_code == 401
@@ -169,8 +172,10 @@ def test_plain_http_requests_can_be_answered():
 
     with socket.create_connection(server.local_addr(listener)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        events = pump([server], lambda ev: of(HttpRequest, ev))
-        server.respond(of(HttpRequest, events)[0].conn, 200, [("Content-Type", "text/plain")], "ok")
+        events = pump([server], lambda ev: of(HttpRequestEvent, ev))
+        server.respond(
+            of(HttpRequestEvent, events)[0].conn, 200, [("Content-Type", "text/plain")], "ok"
+        )
         deadline = time.monotonic() + 5
         reply = b""
         while b"ok" not in reply and time.monotonic() < deadline:
@@ -193,9 +198,9 @@ def test_connect_errors_are_terminal_error_events():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     conn = ctx.connect(f"ws://127.0.0.1:{port}/")
-    events = pump([ctx], lambda ev: of(Error, ev))
-    assert of(Error, events)[0].conn == conn
-    assert isinstance(of(Error, events)[0].error, ConnectionRefusedError)
+    events = pump([ctx], lambda ev: of(ErrorEvent, ev))
+    assert of(ErrorEvent, events)[0].conn == conn
+    assert isinstance(of(ErrorEvent, events)[0].error, ConnectionRefusedError)
     ctx.free()
 
 
@@ -210,12 +215,22 @@ def test_invalid_uri_is_raised_by_connect():
 
 # A multi-byte character across byte 6 (where "wss://" ends), at other places near the
 # start, and in a URL that is valid up to its scheme.
-MULTIBYTE_URLS = ["wsséé://127.0.0.1:1/", "wssé://127.0.0.1:1/", "wss:/é/127.0.0.1:1/",
-                  "é", "ééé", "wss://é:1/", "wß://127.0.0.1:1/"]
+MULTIBYTE_URLS = [
+    "wsséé://127.0.0.1:1/",
+    "wssé://127.0.0.1:1/",
+    "wss:/é/127.0.0.1:1/",
+    "é",
+    "ééé",
+    "wss://é:1/",
+    "wß://127.0.0.1:1/",
+]
 
 
-@pytest.mark.parametrize("tls", [{}, {"verify": False}, {"cafile": "/nonexistent"}],
-                         ids=["system-roots", "no-verify", "cafile"])
+@pytest.mark.parametrize(
+    "tls",
+    [{}, {"verify": False}, {"cafile": "/nonexistent"}],
+    ids=["system-roots", "no-verify", "cafile"],
+)
 @pytest.mark.parametrize("url", MULTIBYTE_URLS)
 def test_multibyte_urls_raise_invalid_uri_whatever_the_tls_options(url, tls):
     ctx = Context()
@@ -232,7 +247,7 @@ def test_fileno_becomes_readable_when_poll_has_work(pair):
     client.poll(0)  # flush
     readable, _, _ = select.select([server.fileno()], [], [], 5)
     assert readable == [server.fileno()]
-    assert of(Message, pump([server], lambda ev: of(Message, ev)))[0].data == "wake up"
+    assert of(MessageEvent, pump([server], lambda ev: of(MessageEvent, ev)))[0].data == "wake up"
 
 
 def test_next_timeout_follows_the_engine_timers():
@@ -242,7 +257,7 @@ def test_next_timeout_follows_the_engine_timers():
     ctx = Context(ping_interval=0.5)
     listener = ctx.listen("127.0.0.1", 0)
     ctx.connect(f"ws://127.0.0.1:{ctx.local_addr(listener)[1]}/")
-    pump([ctx], lambda ev: len(of(Open, ev)) == 2)
+    pump([ctx], lambda ev: len(of(OpenEvent, ev)) == 2)
     timeout = ctx.next_timeout()
     assert timeout is not None and 0 <= timeout <= 10
     ctx.free()
@@ -253,16 +268,16 @@ def test_sender_sends_from_another_thread(pair):
     sender = client.sender()
     thread = threading.Thread(target=lambda: (sender.send(conn, "from thread"), sender.wake()))
     thread.start()
-    events = pump([client, server], lambda ev: of(Message, ev))
+    events = pump([client, server], lambda ev: of(MessageEvent, ev))
     thread.join()
-    assert of(Message, events)[0].data == "from thread"
+    assert of(MessageEvent, events)[0].data == "from thread"
 
 
 def test_sender_failure_is_a_send_failed_event(pair):
     _, client, _, _ = pair
     client.sender().send(0x7FFF_FFFF_0000_0001, "nobody")
-    events = pump([client], lambda ev: of(SendFailed, ev))
-    assert isinstance(of(SendFailed, events)[0].error, tidewire.InvalidState)
+    events = pump([client], lambda ev: of(SendFailedEvent, ev))
+    assert isinstance(of(SendFailedEvent, events)[0].error, tidewire.InvalidState)
 
 
 def test_wake_interrupts_a_blocking_poll():
@@ -272,7 +287,7 @@ def test_wake_interrupts_a_blocking_poll():
     start = time.monotonic()
     events = ctx.poll(5)
     assert time.monotonic() - start < 4
-    assert any(type(e) is Wake for e in events)
+    assert any(type(e) is WakeEvent for e in events)
     ctx.free()
 
 
@@ -309,9 +324,9 @@ def test_event_repr_and_match_args(pair):
     _, client, _, conn = pair
     client.send(conn, "x")
     server = pair[0]
-    msg = of(Message, pump([client, server], lambda ev: of(Message, ev)))[0]
-    assert repr(msg).startswith("<Message conn=")
-    assert Message.__match_args__ == ["conn", "data"]
+    msg = of(MessageEvent, pump([client, server], lambda ev: of(MessageEvent, ev)))[0]
+    assert repr(msg).startswith("<MessageEvent conn=")
+    assert MessageEvent.__match_args__ == ["conn", "data"]
 
 
 def test_sender_refuses_non_bytes_like_data(pair):
@@ -331,7 +346,7 @@ def limited_echo_server():
     def run():
         while not stop.is_set():
             for event in server.poll(0.02):
-                if type(event) is Message:
+                if type(event) is MessageEvent:
                     server.send(event.conn, event.data)
 
     thread = threading.Thread(target=run)
@@ -370,8 +385,7 @@ def test_a_client_over_max_connections_is_turned_away_at_once(limited_echo_serve
         assert second.recv(timeout=5) == "still served"
 
 
-async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
-        limited_echo_server):
+async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(limited_echo_server):
     server, url = limited_echo_server
     async with tw.connect(url), tw.connect(url) as second:
         for _ in range(5):
@@ -384,6 +398,7 @@ async def test_an_asyncio_client_over_max_connections_is_turned_away_at_once(
         async with tw.connect(url, open_timeout=5) as third:
             await third.send("a slot freed up")
             assert await third.recv() == "a slot freed up"
+
 
 def poll_until(contexts, done, timeout=5.0):
     """Polls every context until ``done(event)`` returned True for some event."""
@@ -405,10 +420,14 @@ def test_per_address_limits_turn_away_one_address_and_not_the_others():
 
         def outcome(conn):
             def done(event):
-                if getattr(event, "conn", None) == conn and type(event).__name__ in ("Open", "Error"):
+                if getattr(event, "conn", None) == conn and type(event).__name__ in (
+                    "OpenEvent",
+                    "ErrorEvent",
+                ):
                     ends[conn] = type(event).__name__
                     return True
                 return False
+
             return done
 
         first = client.connect(url, local_address="127.0.0.2")
@@ -417,7 +436,7 @@ def test_per_address_limits_turn_away_one_address_and_not_the_others():
         poll_until([server, client], outcome(second))
         other = client.connect(url, local_address="127.0.0.3")
         poll_until([server, client], outcome(other))
-        assert (ends[first], ends[second], ends[other]) == ("Open", "Error", "Open")
+        assert (ends[first], ends[second], ends[other]) == ("OpenEvent", "ErrorEvent", "OpenEvent")
     finally:
         server.free()
         client.free()

@@ -16,7 +16,15 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "python"
 
 def start_echo_server(*args):
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "echo_server.py"), "--host", "127.0.0.1", "--port", "0", *args],
+        [
+            sys.executable,
+            str(EXAMPLES / "echo_server.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -62,7 +70,10 @@ def test_chat_client_sends_lines_and_prints_messages():
     try:
         chat = subprocess.run(
             [sys.executable, str(EXAMPLES / "chat_client.py"), url, "--name", "ann"],
-            input="hello\nworld\n", capture_output=True, text=True, timeout=20,
+            input="hello\nworld\n",
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
         assert chat.returncode == 0, chat.stderr
         assert "ann: hello" in chat.stdout
@@ -93,8 +104,12 @@ async def test_autobahn_client_runs_every_case_and_updates_reports(api):
 
     async with tw.serve(fuzzing_server, "127.0.0.1", 0) as server:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLES / "autobahn_client.py"),
-            f"ws://127.0.0.1:{server.port}", "--agent", "pytest", *api,
+            sys.executable,
+            str(EXAMPLES / "autobahn_client.py"),
+            f"ws://127.0.0.1:{server.port}",
+            "--agent",
+            "pytest",
+            *api,
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 20)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import tidewire
-from tidewire import Closed, Context, Error, Message, Open
+from tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, OpenEvent
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "python"
 
@@ -26,9 +26,17 @@ FACES = pytest.mark.parametrize("api", [[], ["--blocking"]], ids=["asyncio", "bl
 
 def start_echo_server(*args):
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "echo_server.py"), "--host", "127.0.0.1", "--port", "0",
-         *args],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(EXAMPLES / "echo_server.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     line = proc.stdout.readline()
     assert "listening on" in line, line
@@ -80,9 +88,11 @@ MESSAGE = 64 * 1024
 
 
 def upgrade(sock):
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -115,8 +125,8 @@ def echoes(buf):
         if len(buf) < at + length:
             break
         assert buf[0] == 0x82, f"unexpected frame {buf[:2]!r}"
-        out.append(bytes(buf[at:at + length]))
-        del buf[:at + length]
+        out.append(bytes(buf[at : at + length]))
+        del buf[: at + length]
     return out
 
 
@@ -145,7 +155,7 @@ def flood_then_read(sock, pid):
         _, writable, _ = select.select([], [sock], [], 0.05)
         if writable:
             try:
-                pending = pending[sock.send(pending):]
+                pending = pending[sock.send(pending) :]
             except BlockingIOError:
                 pass
             if not pending:
@@ -163,7 +173,7 @@ def flood_then_read(sock, pid):
     while (pending or len(got) < sent) and time.monotonic() < deadline:
         readable, writable, _ = select.select([sock], [sock] if pending else [], [], 0.5)
         if writable:
-            pending = pending[sock.send(pending):]
+            pending = pending[sock.send(pending) :]
             if not pending:
                 sent += 1
         if readable:
@@ -195,14 +205,14 @@ def test_connection_flood_opens_every_client_and_releases_every_descriptor(api, 
         deadline = time.monotonic() + 25
         while len(opened) + refused + len(failed) < CLIENTS and time.monotonic() < deadline:
             for event in ctx.poll(0.1):
-                if type(event) is Open:
+                if type(event) is OpenEvent:
                     opened.add(event.conn)
-                elif type(event) is Error and event.conn in conns:
+                elif type(event) is ErrorEvent and event.conn in conns:
                     if isinstance(event.error, tidewire.InvalidStatus):
                         refused += 1
                     else:
                         failed.append(repr(event.error))
-                elif type(event) is Closed:
+                elif type(event) is CloseEvent:
                     failed.append(f"closed after opening: {event.code}")
         assert not failed, f"{len(failed)} failed, e.g. {failed[:3]}"
         assert len(opened) + refused == CLIENTS, f"{len(opened)} opened, {refused} refused"
@@ -215,7 +225,7 @@ def test_connection_flood_opens_every_client_and_releases_every_descriptor(api, 
         deadline = time.monotonic() + 20
         while len(echoed) < len(opened) and time.monotonic() < deadline:
             for event in ctx.poll(0.1):
-                if type(event) is Message:
+                if type(event) is MessageEvent:
                     assert event.data == b"%d" % event.conn
                     echoed.add(event.conn)
         assert echoed == opened, f"{len(opened) - len(echoed)} echoes missing"

@@ -34,8 +34,9 @@ def test_a_handler_that_does_not_read_stops_its_peer_and_loses_nothing():
         seen["received"] = [ws.recv(timeout=10) for _ in range(COUNT)]
         ws.send("done")
 
-    with tidewire.serve(handler, "127.0.0.1", 0, max_queue=4, max_queue_bytes=None,
-                        compression=None) as server:
+    with tidewire.serve(
+        handler, "127.0.0.1", 0, max_queue=4, max_queue_bytes=None, compression=None
+    ) as server:
         with tidewire.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
             sent = []
 
@@ -69,8 +70,9 @@ async def test_an_asyncio_handler_that_does_not_read_stops_its_peer_and_loses_no
         seen["received"] = [await ws.recv() for _ in range(COUNT)]
         await ws.send("done")
 
-    async with tw.serve(handler, "127.0.0.1", 0, max_queue=None, max_queue_bytes=(256 * 1024, 0),
-                        compression=None) as server:
+    async with tw.serve(
+        handler, "127.0.0.1", 0, max_queue=None, max_queue_bytes=(256 * 1024, 0), compression=None
+    ) as server:
         async with tw.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
             sent = []
 
@@ -128,8 +130,10 @@ async def test_closing_an_asyncio_connection_whose_reading_is_paused_completes_t
     assert closed["code"] == 1000 and closed["took"] < 5, closed
 
 
-@pytest.mark.parametrize("limits", [{"max_queue": -1}, {"max_queue": (4, 8)},
-                                    {"max_queue_bytes": (1, -1)}, {"max_queue": 2.5}])
+@pytest.mark.parametrize(
+    "limits",
+    [{"max_queue": -1}, {"max_queue": (4, 8)}, {"max_queue_bytes": (1, -1)}, {"max_queue": 2.5}],
+)
 def test_bad_queue_limits_raise_value_error(limits):
     with pytest.raises(ValueError):
         tidewire.serve(lambda ws: None, "127.0.0.1", 0, **limits)

@@ -11,8 +11,9 @@ from tidewire import ClientTLS, ServerTLS
 
 def test_sync_wss_round_trip(certs):
     ca, cert, key = certs
-    with tidewire.serve(lambda ws: [ws.send(m) for m in ws], "127.0.0.1", 0,
-                        ssl=ServerTLS(cert, key)) as server:
+    with tidewire.serve(
+        lambda ws: [ws.send(m) for m in ws], "127.0.0.1", 0, ssl=ServerTLS(cert, key)
+    ) as server:
         with tidewire.connect(f"wss://127.0.0.1:{server.port}/", ssl=ClientTLS(cafile=ca)) as ws:
             ws.send("secure")
             assert ws.recv(timeout=5) == "secure"
@@ -28,7 +29,9 @@ async def test_asyncio_wss_round_trip(certs):
     async with tw.serve(echo, "127.0.0.1", 0, ssl=(cert, key)) as server:
         with open(ca) as f:
             cadata = f.read()
-        async with tw.connect(f"wss://localhost:{server.port}/", ssl=ClientTLS(cadata=cadata)) as ws:
+        async with tw.connect(
+            f"wss://localhost:{server.port}/", ssl=ClientTLS(cadata=cadata)
+        ) as ws:
             await ws.send(b"secure")
             assert await ws.recv() == b"secure"
 
@@ -42,7 +45,9 @@ def test_unknown_certificate_authority_raises_ssl_error(certs):
 
 def test_verification_can_be_disabled_for_tests(certs):
     _, cert, key = certs
-    with tidewire.serve(lambda ws: ws.send("in"), "127.0.0.1", 0, ssl=ServerTLS(cert, key)) as server:
+    with tidewire.serve(
+        lambda ws: ws.send("in"), "127.0.0.1", 0, ssl=ServerTLS(cert, key)
+    ) as server:
         with tidewire.connect(f"wss://127.0.0.1:{server.port}/", ssl=False) as ws:
             assert ws.recv(timeout=5) == "in"
 

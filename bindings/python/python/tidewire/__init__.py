@@ -13,26 +13,32 @@ Blocking API (a thread per server connection)::
 
 asyncio API: ``tidewire.asyncio.connect`` and ``tidewire.asyncio.serve``.
 Low level, for custom loops: ``tidewire.Context`` with ``listen``, ``connect`` and
-``poll(timeout)`` returning event objects.
+``poll(timeout)`` returning event objects (``OpenEvent``, ``MessageEvent``, ``CloseEvent``,
+``ErrorEvent``, ...).
 """
 
+import warnings as _warnings
+from typing import Any as _Any
+
+from . import _tidewire
+from . import exceptions as _exceptions
 from ._options import ClientTLS, ServerTLS
 from ._tidewire import (
-    Closed,
+    CloseEvent,
+    CloseHeldEvent,
     Context,
-    Error,
-    HttpRequest,
-    Message,
-    Open,
-    Ping,
-    Pong,
+    ErrorEvent,
+    HttpRequestEvent,
+    MessageEvent,
+    OpenEvent,
+    PingEvent,
+    PongEvent,
     RawRequest,
-    Request as RequestEvent,
+    RequestEvent,
     Sender,
-    SendFailed,
-    Wake,
-    Writable,
-    CloseHeld,
+    SendFailedEvent,
+    WakeEvent,
+    WritableEvent,
     __version__,
 )
 from .datastructures import Headers, Request, Response
@@ -54,6 +60,10 @@ from .exceptions import (
 )
 from .sync import ClientConnection, Server, ServerConnection, State, connect, serve
 
+# The native module raises the package's exception classes: they are handed down once, at
+# import, before anything can raise them (it never imports the package itself).
+_tidewire._init(exceptions={name: getattr(_exceptions, name) for name in _exceptions.__all__})
+
 __all__ = [
     "__version__",
     # blocking API
@@ -72,18 +82,18 @@ __all__ = [
     # low level
     "Context",
     "Sender",
-    "Open",
-    "Message",
-    "Ping",
-    "Pong",
-    "Writable",
-    "CloseHeld",
-    "Closed",
-    "Error",
-    "SendFailed",
-    "Wake",
+    "OpenEvent",
+    "MessageEvent",
+    "PingEvent",
+    "PongEvent",
+    "WritableEvent",
+    "CloseHeldEvent",
+    "CloseEvent",
+    "ErrorEvent",
+    "SendFailedEvent",
+    "WakeEvent",
     "RequestEvent",
-    "HttpRequest",
+    "HttpRequestEvent",
     "RawRequest",
     # exceptions
     "WebSocketException",
@@ -101,3 +111,33 @@ __all__ = [
     "InvalidState",
     "ConcurrencyError",
 ]
+
+# The event classes had no ``Event`` suffix in 0.1 (``tidewire.Error`` read as an exception
+# class, and ``except tidewire.Error:`` raised TypeError). The old names stay for one more
+# release, each access with a DeprecationWarning.
+_DEPRECATED_EVENT_NAMES = {
+    "Open": "OpenEvent",
+    "Message": "MessageEvent",
+    "Ping": "PingEvent",
+    "Pong": "PongEvent",
+    "Writable": "WritableEvent",
+    "CloseHeld": "CloseHeldEvent",
+    "Closed": "CloseEvent",
+    "Error": "ErrorEvent",
+    "SendFailed": "SendFailedEvent",
+    "Wake": "WakeEvent",
+    "HttpRequest": "HttpRequestEvent",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    new = _DEPRECATED_EVENT_NAMES.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _warnings.warn(
+        f"tidewire.{name} is deprecated and will be removed in the next release: "
+        f"use tidewire.{new}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

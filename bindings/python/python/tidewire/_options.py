@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 from .datastructures import Headers, HeadersLike
 
@@ -43,10 +44,10 @@ def context_kwargs(
     ping_timeout: Optional[float],
     close_timeout: Optional[float],
     open_timeout: Optional[float],
-    write_limit: Union[int, Tuple[int, int], None] = None,
+    write_limit: Union[int, tuple[int, int], None] = None,
     receive_buffer_size: Optional[int] = None,
-) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = {
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         # Messages are handed to handler threads / tasks: the close frame that answers the
         # peer waits until they have consumed what came before it (see `recv`).
         "hold_close_replies": True,
@@ -83,7 +84,7 @@ def compression_name(compression: Optional[str]) -> Optional[str]:
     return compression
 
 
-def client_tls_kwargs(ssl: Any) -> Dict[str, Any]:
+def client_tls_kwargs(ssl: Any) -> dict[str, Any]:
     if ssl is None or ssl is True:
         return {}
     if ssl is False:
@@ -97,11 +98,15 @@ def client_tls_kwargs(ssl: Any) -> Dict[str, Any]:
 
 
 #: The per-address limits a server takes in ``peer_limits`` (those of ``Context.listen``).
-PEER_LIMITS = ("max_connections_per_address", "max_handshakes_per_address", "max_handshakes",
-               "connection_rate")
+PEER_LIMITS = (
+    "max_connections_per_address",
+    "max_handshakes_per_address",
+    "max_handshakes",
+    "connection_rate",
+)
 
 
-def peer_limit_kwargs(peer_limits: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def peer_limit_kwargs(peer_limits: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     """Checks the names of ``serve(..., peer_limits={...})``; the runtime checks the values
     and keeps its defaults for the limits not given."""
     given = dict(peer_limits or {})
@@ -111,7 +116,7 @@ def peer_limit_kwargs(peer_limits: Optional[Mapping[str, Any]]) -> Dict[str, Any
     return given
 
 
-def server_tls_kwargs(ssl: Any) -> Dict[str, Any]:
+def server_tls_kwargs(ssl: Any) -> dict[str, Any]:
     if ssl is None:
         return {}
     if isinstance(ssl, ServerTLS):
@@ -124,32 +129,15 @@ def server_tls_kwargs(ssl: Any) -> Dict[str, Any]:
     )
 
 
-def header_list(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
+def header_list(headers: Optional[HeadersLike]) -> list[tuple[str, str]]:
     if headers is None:
         return []
     return Headers(headers).raw_items()
 
 
-def subprotocol_list(subprotocols: Optional[Sequence[str]]) -> Optional[List[str]]:
+def subprotocol_list(subprotocols: Optional[Sequence[str]]) -> Optional[list[str]]:
     if subprotocols is None:
         return None
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a sequence of str, not a str")
     return list(subprotocols)
-
-
-def select_subprotocol(offered: Iterable[str], supported: Optional[Sequence[str]]) -> Tuple[Optional[str], Optional[str]]:
-    """The server's choice: its first supported subprotocol that the client offered.
-
-    Returns ``(subprotocol, error)``: like ``websockets``, a server that supports
-    subprotocols refuses a client that offers none of them (``error`` says why).
-    """
-    if not supported:
-        return None, None
-    offered = list(offered)
-    for candidate in supported:
-        if candidate in offered:
-            return candidate, None
-    if not offered:
-        return None, "missing subprotocol"
-    return None, f"invalid subprotocol; expected one of {', '.join(supported)}"

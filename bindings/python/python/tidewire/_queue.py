@@ -16,13 +16,19 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Tuple, Union
+from typing import Callable, Union
 
 from ._tidewire import Context
 from .exceptions import InvalidState
 
-__all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "QueueLimit", "QueueLimits",
-           "MessageQueue", "queue_limits"]
+__all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "QueueLimit",
+    "QueueLimits",
+    "MessageQueue",
+    "queue_limits",
+]
 
 #: Messages a connection queues before it stops reading: 16, as in ``websockets``.
 DEFAULT_MAX_QUEUE = 16
@@ -31,7 +37,7 @@ DEFAULT_MAX_QUEUE_BYTES = 2**20
 
 #: A high water mark (the low one is a quarter of it), a ``(high, low)`` pair, or None for no
 #: limit.
-QueueLimit = Union[int, Tuple[int, int], None]
+QueueLimit = Union[int, tuple[int, int], None]
 
 Data = Union[str, bytes]
 
@@ -46,7 +52,7 @@ class QueueLimits:
     low_bytes: float
 
 
-def _marks(limit: QueueLimit, name: str) -> Tuple[float, float]:
+def _marks(limit: QueueLimit, name: str) -> tuple[float, float]:
     if limit is None:
         return math.inf, math.inf
     if isinstance(limit, tuple):
@@ -54,8 +60,10 @@ def _marks(limit: QueueLimit, name: str) -> Tuple[float, float]:
     else:
         high, low = limit, limit // 4
     if not (isinstance(high, int) and isinstance(low, int)) or not 0 <= low <= high:
-        raise ValueError(f"{name} must be None, an int >= 0 or a (high, low) pair of ints "
-                         f"with 0 <= low <= high, not {limit!r}")
+        raise ValueError(
+            f"{name} must be None, an int >= 0 or a (high, low) pair of ints "
+            f"with 0 <= low <= high, not {limit!r}"
+        )
     return high, low
 
 
@@ -76,15 +84,27 @@ class MessageQueue:
     as little as a bare deque's unless a mark is crossed.
     """
 
-    __slots__ = ("_ctx", "_conn", "_wake", "_items", "_bytes", "_paused", "_closing",
-                 "_high", "_low", "_high_bytes", "_low_bytes")
+    __slots__ = (
+        "_ctx",
+        "_conn",
+        "_wake",
+        "_items",
+        "_bytes",
+        "_paused",
+        "_closing",
+        "_high",
+        "_low",
+        "_high_bytes",
+        "_low_bytes",
+    )
 
-    def __init__(self, ctx: Context, conn: int, limits: QueueLimits,
-                 wake: Callable[[], None]) -> None:
+    def __init__(
+        self, ctx: Context, conn: int, limits: QueueLimits, wake: Callable[[], None]
+    ) -> None:
         self._ctx = ctx
         self._conn = conn
         self._wake = wake
-        self._items: Deque[Data] = deque()
+        self._items: deque[Data] = deque()
         self._bytes = 0
         self._paused = False
         #: The application closes the connection: it reads on, to receive the peer's close.

@@ -1,30 +1,35 @@
 # Stubs of the native module (src/*.rs); checked against the built module by mypy.stubtest.
 
-from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Tuple, Union, final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, final
 
 __all__ = [
     "__version__",
-    "Closed",
-    "CloseHeld",
+    "_init",
+    "CloseEvent",
+    "CloseHeldEvent",
     "Context",
-    "Error",
-    "HttpRequest",
-    "Message",
-    "Open",
-    "Ping",
-    "Pong",
+    "ErrorEvent",
+    "HttpRequestEvent",
+    "MessageEvent",
+    "OpenEvent",
+    "PingEvent",
+    "PongEvent",
     "RawRequest",
-    "Request",
-    "SendFailed",
+    "RequestEvent",
+    "SendFailedEvent",
     "Sender",
-    "Wake",
-    "Writable",
+    "WakeEvent",
+    "WritableEvent",
 ]
 
 __version__: str
 
-_Data = Union[str, bytes, bytearray, memoryview]
-_Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+def _init(*, exceptions: Mapping[str, type[BaseException]]) -> None:
+    """Hands down the package's exception classes (called once, by ``tidewire``)."""
+
+_Data = str | bytes | bytearray | memoryview
+_Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 @final
 class Context:
@@ -40,79 +45,81 @@ class Context:
     def __new__(
         cls,
         *,
-        max_message_size: Optional[int] = None,
-        max_frame_size: Optional[int] = None,
-        handshake_timeout: Optional[float] = None,
-        connect_timeout: Optional[float] = None,
-        close_timeout: Optional[float] = None,
-        ping_interval: Optional[float] = None,
-        idle_timeout: Optional[float] = None,
-        high_water_mark: Optional[int] = None,
-        low_water_mark: Optional[int] = None,
-        max_buffered: Optional[int] = None,
-        max_connections: Optional[int] = None,
-        receive_buffer_size: Optional[int] = None,
+        max_message_size: int | None = None,
+        max_frame_size: int | None = None,
+        handshake_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        close_timeout: float | None = None,
+        ping_interval: float | None = None,
+        idle_timeout: float | None = None,
+        high_water_mark: int | None = None,
+        low_water_mark: int | None = None,
+        max_buffered: int | None = None,
+        max_connections: int | None = None,
+        receive_buffer_size: int | None = None,
         hold_close_replies: bool = False,
     ) -> Context: ...
     def fileno(self) -> int: ...
-    def next_timeout(self) -> Optional[float]: ...
-    def poll(self, timeout: Optional[float] = None) -> list[Any]: ...
+    def next_timeout(self) -> float | None: ...
+    def poll(self, timeout: float | None = None) -> list[Any]: ...
     def listen(
         self,
         host: str,
         port: int,
         *,
-        certfile: Optional[str] = None,
-        keyfile: Optional[str] = None,
-        subprotocols: Optional[Sequence[str]] = None,
-        origins: Optional[Sequence[str]] = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        require_subprotocol: bool = False,
+        origins: Sequence[str] | None = None,
+        require_origin: bool = False,
         handle_requests: bool = False,
         handle_http: bool = False,
-        compression: Optional[str] = None,
+        compression: str | None = None,
         reuse_port: bool = False,
         backlog: int = 1024,
-        max_connections_per_address: Optional[int] = ...,
-        max_handshakes_per_address: Optional[int] = ...,
-        max_handshakes: Optional[int] = ...,
-        connection_rate: Optional[Tuple[float, int]] = None,
+        max_connections_per_address: int | None = ...,
+        max_handshakes_per_address: int | None = ...,
+        max_handshakes: int | None = ...,
+        connection_rate: tuple[float, int] | None = None,
     ) -> int: ...
-    def local_addr(self, listener: int) -> Tuple[str, int]: ...
+    def local_addr(self, listener: int) -> tuple[str, int]: ...
     def unlisten(self, listener: int) -> None: ...
     def connect(
         self,
         url: str,
         *,
-        headers: Optional[_Headers] = None,
-        origin: Optional[str] = None,
-        subprotocols: Optional[Sequence[str]] = None,
-        compression: Optional[str] = None,
-        cafile: Optional[str] = None,
-        cadata: Optional[Union[str, bytes]] = None,
+        headers: _Headers | None = None,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        compression: str | None = None,
+        cafile: str | None = None,
+        cadata: str | bytes | None = None,
         verify: bool = True,
-        connect_timeout: Optional[float] = None,
-        local_address: Optional[str] = None,
+        connect_timeout: float | None = None,
+        local_address: str | None = None,
     ) -> int: ...
     def accept(
-        self, conn: int, subprotocol: Optional[str] = None, headers: Optional[_Headers] = None
+        self, conn: int, subprotocol: str | None = None, headers: _Headers | None = None
     ) -> None: ...
     def reject(
         self,
         conn: int,
         status: int,
-        headers: Optional[_Headers] = None,
-        body: Optional[_Data] = None,
+        headers: _Headers | None = None,
+        body: _Data | None = None,
     ) -> None: ...
     def respond(
         self,
         conn: int,
         status: int,
-        headers: Optional[_Headers] = None,
-        body: Optional[_Data] = None,
+        headers: _Headers | None = None,
+        body: _Data | None = None,
     ) -> None: ...
     def send(self, conn: int, data: _Data) -> bool: ...
     def begin_message(self, conn: int, text: bool) -> None: ...
     def send_fragment(self, conn: int, data: _Data, fin: bool = False) -> bool: ...
-    def ping(self, conn: int, data: Optional[_Data] = None) -> bool: ...
+    def ping(self, conn: int, data: _Data | None = None) -> bool: ...
     def close(self, conn: int, code: int = 1000, reason: str = "") -> None: ...
     def release_close_reply(self, conn: int) -> bool: ...
     def flush(self, conn: int) -> bool: ...
@@ -120,7 +127,7 @@ class Context:
     def resume_reading(self, conn: int) -> None: ...
     def is_reading_paused(self, conn: int) -> bool: ...
     def buffered_amount(self, conn: int) -> int: ...
-    def peer_addr(self, conn: int) -> Tuple[str, int]: ...
+    def peer_addr(self, conn: int) -> tuple[str, int]: ...
     def is_open(self, conn: int) -> bool: ...
     def connection_count(self) -> int: ...
     def sender(self) -> Sender: ...
@@ -134,7 +141,7 @@ class Sender:
     """Sends to and closes connections of one Context from any thread."""
 
     def send(self, conn: int, data: _Data) -> None: ...
-    def ping(self, conn: int, data: Optional[bytes] = None) -> None: ...
+    def ping(self, conn: int, data: bytes | None = None) -> None: ...
     def close(self, conn: int, code: int = 1000, reason: str = "") -> None: ...
     def wake(self) -> None: ...
 
@@ -145,20 +152,32 @@ class RawRequest:
     @property
     def path(self) -> str: ...
     @property
-    def query(self) -> Optional[str]: ...
+    def query(self) -> str | None: ...
     @property
-    def headers(self) -> list[Tuple[str, str]]: ...
+    def headers(self) -> list[tuple[str, str]]: ...
     @property
-    def host(self) -> Optional[str]: ...
+    def host(self) -> str | None: ...
     @property
-    def origin(self) -> Optional[str]: ...
+    def origin(self) -> str | None: ...
     @property
     def subprotocols(self) -> list[str]: ...
     @property
-    def extensions(self) -> Optional[str]: ...
+    def extensions(self) -> str | None: ...
 
 @final
-class Request:
+class RequestEvent:
+    __match_args__: ClassVar[Any]
+    @property
+    def conn(self) -> int: ...
+    @property
+    def listener(self) -> int: ...
+    @property
+    def request(self) -> RawRequest: ...
+    @property
+    def subprotocol(self) -> str | None: ...
+
+@final
+class HttpRequestEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -168,51 +187,33 @@ class Request:
     def request(self) -> RawRequest: ...
 
 @final
-class HttpRequest:
+class OpenEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
     @property
-    def listener(self) -> int: ...
+    def listener(self) -> int | None: ...
     @property
-    def request(self) -> RawRequest: ...
-
-@final
-class Open:
-    __match_args__: ClassVar[Any]
+    def subprotocol(self) -> str | None: ...
     @property
-    def conn(self) -> int: ...
+    def extensions(self) -> str | None: ...
     @property
-    def listener(self) -> Optional[int]: ...
-    @property
-    def subprotocol(self) -> Optional[str]: ...
-    @property
-    def extensions(self) -> Optional[str]: ...
-    @property
-    def peer_addr(self) -> Tuple[str, int]: ...
+    def peer_addr(self) -> tuple[str, int]: ...
     @property
     def path(self) -> str: ...
     @property
-    def headers(self) -> list[Tuple[str, str]]: ...
+    def headers(self) -> list[tuple[str, str]]: ...
 
 @final
-class Message:
+class MessageEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
     @property
-    def data(self) -> Union[str, bytes]: ...
+    def data(self) -> str | bytes: ...
 
 @final
-class Ping:
-    __match_args__: ClassVar[Any]
-    @property
-    def conn(self) -> int: ...
-    @property
-    def data(self) -> bytes: ...
-
-@final
-class Pong:
+class PingEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -220,13 +221,21 @@ class Pong:
     def data(self) -> bytes: ...
 
 @final
-class Writable:
+class PongEvent:
+    __match_args__: ClassVar[Any]
+    @property
+    def conn(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class WritableEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
 
 @final
-class Closed:
+class CloseEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -240,17 +249,17 @@ class Closed:
     def remote(self) -> bool: ...
 
 @final
-class Error:
+class ErrorEvent:
     __match_args__: ClassVar[Any]
     @property
-    def conn(self) -> Optional[int]: ...
+    def conn(self) -> int | None: ...
     @property
-    def listener(self) -> Optional[int]: ...
+    def listener(self) -> int | None: ...
     @property
     def error(self) -> BaseException: ...
 
 @final
-class SendFailed:
+class SendFailedEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...
@@ -258,11 +267,11 @@ class SendFailed:
     def error(self) -> BaseException: ...
 
 @final
-class Wake:
+class WakeEvent:
     __match_args__: ClassVar[Any]
 
 @final
-class CloseHeld:
+class CloseHeldEvent:
     __match_args__: ClassVar[Any]
     @property
     def conn(self) -> int: ...

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
+from typing import Optional, Union
 
 __all__ = ["Headers", "Request", "Response", "HeadersLike"]
 
@@ -17,14 +18,14 @@ class Headers(MutableMapping[str, str]):
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: "Optional[HeadersLike]" = None, **kwargs: str) -> None:
-        self._items: List[Tuple[str, str]] = []
+    def __init__(self, items: Optional[HeadersLike] = None, **kwargs: str) -> None:
+        self._items: list[tuple[str, str]] = []
         if items is not None:
             self.update(items)
         self.update(kwargs)
 
-    def update(self, other: "HeadersLike" = (), /, **kwargs: str) -> None:  # type: ignore[override]
-        pairs: Iterable[Tuple[str, str]]
+    def update(self, other: HeadersLike = (), /, **kwargs: str) -> None:  # type: ignore[override]
+        pairs: Iterable[tuple[str, str]]
         if isinstance(other, Headers):
             pairs = other.raw_items()
         elif isinstance(other, Mapping):
@@ -36,11 +37,11 @@ class Headers(MutableMapping[str, str]):
         for name, value in kwargs.items():
             self._items.append((name, value))
 
-    def get_all(self, name: str) -> List[str]:
+    def get_all(self, name: str) -> list[str]:
         key = name.lower()
         return [v for n, v in self._items if n.lower() == key]
 
-    def raw_items(self) -> List[Tuple[str, str]]:
+    def raw_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair in order, names as received."""
         return list(self._items)
 
@@ -87,7 +88,7 @@ class Headers(MutableMapping[str, str]):
         return "".join(f"{n}: {v}\r\n" for n, v in self._items) + "\r\n"
 
 
-HeadersLike = Union[Headers, Mapping[str, str], Iterable[Tuple[str, str]]]
+HeadersLike = Union[Headers, Mapping[str, str], Iterable[tuple[str, str]]]
 
 
 @dataclass

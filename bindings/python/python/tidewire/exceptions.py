@@ -25,7 +25,8 @@ reset, unresolvable names, TLS) raise ``OSError`` subclasses (``ConnectionRefuse
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from collections.abc import Iterable
+from typing import Optional
 
 from .datastructures import Headers, Response
 
@@ -134,7 +135,9 @@ class InvalidHeader(InvalidHandshake):
     def __str__(self) -> str:
         if self.value is None:
             return f"missing {self.name} header"
-        return self.value if self.name in self.value else f"invalid {self.name} header: {self.value}"
+        return (
+            self.value if self.name in self.value else f"invalid {self.name} header: {self.value}"
+        )
 
 
 class InvalidStatus(InvalidHandshake):
@@ -144,7 +147,7 @@ class InvalidStatus(InvalidHandshake):
         self,
         status_code: int,
         reason_phrase: str = "",
-        headers: Optional[Iterable[Tuple[str, str]]] = None,
+        headers: Optional[Iterable[tuple[str, str]]] = None,
         body: bytes = b"",
     ) -> None:
         super().__init__(status_code, reason_phrase)
@@ -160,7 +163,8 @@ class InvalidStatus(InvalidHandshake):
         return Response(self.status_code, self.reason_phrase, Headers(self._headers), self._body)
 
     def __str__(self) -> str:
-        return f"server rejected WebSocket connection: HTTP {self.status_code} {self.reason_phrase}".rstrip()
+        status = f"HTTP {self.status_code} {self.reason_phrase}".rstrip()
+        return f"server rejected WebSocket connection: {status}"
 
 
 class NegotiationError(InvalidHandshake):

@@ -15,8 +15,11 @@ async def test_connect_is_awaitable_and_reports_the_handshake():
         await ws.send(ws.request.headers["X-Token"])
 
     async with tw.serve(handler, "127.0.0.1", 0, subprotocols=["b", "a"]) as server:
-        ws = await tw.connect(f"ws://127.0.0.1:{server.port}/x", subprotocols=["a"],
-                              additional_headers=[("X-Token", "t")])
+        ws = await tw.connect(
+            f"ws://127.0.0.1:{server.port}/x",
+            subprotocols=["a"],
+            additional_headers=[("X-Token", "t")],
+        )
         assert await ws.recv() == "t"
         assert ws.subprotocol == "a"
         assert ws.response.status_code == 101

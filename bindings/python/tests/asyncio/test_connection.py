@@ -105,8 +105,12 @@ async def test_send_waits_over_the_high_water_mark_and_resumes(raw_server, hands
             total += len(chunk)
 
     port = raw_server(reader)
-    async with tw.connect(f"ws://127.0.0.1:{port}/", write_limit=(64 * 1024, 16 * 1024),
-                          compression=None, close_timeout=0.5) as ws:
+    async with tw.connect(
+        f"ws://127.0.0.1:{port}/",
+        write_limit=(64 * 1024, 16 * 1024),
+        compression=None,
+        close_timeout=0.5,
+    ) as ws:
         sent = 0
         chunk = b"x" * (256 * 1024)
 
@@ -138,6 +142,7 @@ async def test_peer_close_code_and_reason():
 
 async def test_200_concurrent_clients():
     async with tw.serve(echo, "127.0.0.1", 0, compression=None) as server:
+
         async def client(i):
             async with tw.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
                 for j in range(5):

@@ -19,8 +19,12 @@ def test_request_and_response_describe_the_handshake():
         ws.send("ok")
 
     with serve(handler, "127.0.0.1", 0, subprotocols=["v2", "v1"]) as server:
-        with connect(f"ws://127.0.0.1:{server.port}/path?q=1", subprotocols=["v1", "v2"],
-                     additional_headers={"X-Token": "t"}, origin="https://a.example") as ws:
+        with connect(
+            f"ws://127.0.0.1:{server.port}/path?q=1",
+            subprotocols=["v1", "v2"],
+            additional_headers={"X-Token": "t"},
+            origin="https://a.example",
+        ) as ws:
             assert ws.recv(timeout=5) == "ok"
             assert ws.subprotocol == "v2"
             assert ws.remote_address == ("127.0.0.1", server.port)
@@ -40,8 +44,11 @@ def test_invalid_uri():
         connect("not a uri")
 
 
-@pytest.mark.parametrize("ssl", [None, False, tidewire.ClientTLS(cafile="/nonexistent")],
-                         ids=["default", "no-verify", "cafile"])
+@pytest.mark.parametrize(
+    "ssl",
+    [None, False, tidewire.ClientTLS(cafile="/nonexistent")],
+    ids=["default", "no-verify", "cafile"],
+)
 def test_multibyte_uri_with_tls_options_raises_invalid_uri(ssl):
     with pytest.raises(tidewire.InvalidURI):
         connect("wsséé://127.0.0.1:1/", ssl=ssl)
@@ -96,8 +103,10 @@ def test_server_closing_during_handshake_raises_invalid_handshake(raw_server):
 def test_wrong_accept_key_raises_invalid_header(raw_server):
     def script(conn):
         conn.recv(4096)
-        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n"
+        )
         time.sleep(0.5)
 
     port = raw_server(script)
@@ -107,7 +116,9 @@ def test_wrong_accept_key_raises_invalid_header(raw_server):
 
 
 def test_unoffered_subprotocol_raises_negotiation_error(raw_server, handshake):
-    port = raw_server(lambda conn: (handshake(conn, "Sec-WebSocket-Protocol: evil\r\n"), time.sleep(0.5)))
+    port = raw_server(
+        lambda conn: (handshake(conn, "Sec-WebSocket-Protocol: evil\r\n"), time.sleep(0.5))
+    )
     with pytest.raises(tidewire.NegotiationError):
         connect(f"ws://127.0.0.1:{port}/", subprotocols=["good"])
 

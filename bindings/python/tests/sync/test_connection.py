@@ -144,8 +144,12 @@ def test_send_blocks_over_the_high_water_mark_until_the_peer_reads(raw_server, h
         received.append(total)
 
     port = raw_server(reader_after_release)
-    with connect(f"ws://127.0.0.1:{port}/", write_limit=(64 * 1024, 16 * 1024),
-                 compression=None, close_timeout=0.5) as ws:
+    with connect(
+        f"ws://127.0.0.1:{port}/",
+        write_limit=(64 * 1024, 16 * 1024),
+        compression=None,
+        close_timeout=0.5,
+    ) as ws:
         sent = []
         chunk = b"x" * (256 * 1024)
 
@@ -165,8 +169,10 @@ def test_send_blocks_over_the_high_water_mark_until_the_peer_reads(raw_server, h
 
 def test_many_threads_share_one_connection_for_sending(echo_server):
     with connect(url(echo_server)) as ws:
-        threads = [threading.Thread(target=lambda i=i: [ws.send(f"{i}") for _ in range(50)])
-                   for i in range(4)]
+        threads = [
+            threading.Thread(target=lambda i=i: [ws.send(f"{i}") for _ in range(50)])
+            for i in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -177,6 +183,7 @@ def test_many_threads_share_one_connection_for_sending(echo_server):
 
 def _read_frame(conn):
     """One frame from a client (masked), as (opcode, payload)."""
+
     def exactly(n):
         data = b""
         while len(data) < n:
@@ -241,8 +248,12 @@ def test_a_sender_held_by_back_pressure_is_released_while_another_thread_waits_i
         time.sleep(1)
 
     port = raw_server(script)
-    with connect(f"ws://127.0.0.1:{port}/", write_limit=(64 * 1024, 16 * 1024),
-                 compression=None, close_timeout=0.5) as ws:
+    with connect(
+        f"ws://127.0.0.1:{port}/",
+        write_limit=(64 * 1024, 16 * 1024),
+        compression=None,
+        close_timeout=0.5,
+    ) as ws:
         got = []
         receiver = threading.Thread(target=lambda: got.append(ws.recv(timeout=10)))
         receiver.start()  # this thread watches the socket while the sender waits

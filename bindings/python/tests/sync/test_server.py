@@ -8,7 +8,16 @@ import pytest
 
 import tidewire
 import tidewire.sync.server
-from tidewire import Closed, Context, Error, Message, Open, Response, connect, serve
+from tidewire import (
+    CloseEvent,
+    Context,
+    ErrorEvent,
+    MessageEvent,
+    OpenEvent,
+    Response,
+    connect,
+    serve,
+)
 
 
 def test_each_handler_runs_in_its_own_thread():
@@ -30,7 +39,22 @@ def test_each_handler_runs_in_its_own_thread():
     assert len(threads) == 5 and threading.get_ident() not in threads
 
 
-def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(caplog):
+@pytest.mark.parametrize("close_fails", [False, True])
+def test_a_handler_that_raises_closes_with_1011_and_the_server_keeps_serving(
+    monkeypatch, caplog, close_fails
+):
+    if close_fails:
+        # Closing fails too, once it has closed: the handler's thread must not die of it
+        # (an exception that ends a thread fails the test).
+        close = tidewire.sync.server.ServerConnection.close
+
+        def close_then_fail(self, code=1000, reason=""):
+            close(self, code, reason)
+            if code == 1011:
+                raise RuntimeError("close failed")
+
+        monkeypatch.setattr(tidewire.sync.server.ServerConnection, "close", close_then_fail)
+
     def handler(ws):
         if ws.recv() == "boom":
             raise ValueError("handler failure")
@@ -60,26 +84,54 @@ def test_process_request_can_reject_with_a_status():
         assert info.value.status_code == 401
         assert info.value.response.body == b"no"
         assert info.value.response.headers["Content-Length"] == "2"
-        with connect(f"ws://127.0.0.1:{server.port}/",
-                     additional_headers=[("Authorization", "Bearer ok")]) as ws:
+        with connect(
+            f"ws://127.0.0.1:{server.port}/", additional_headers=[("Authorization", "Bearer ok")]
+        ) as ws:
             assert ws.recv(timeout=5) == "in"
 
 
-def test_origins_are_checked():
-    with serve(lambda ws: ws.send("in"), "127.0.0.1", 0, origins=["https://good"]) as server:
-        with pytest.raises(tidewire.InvalidStatus) as info:
-            connect(f"ws://127.0.0.1:{server.port}/", origin="https://evil")
-        assert info.value.status_code == 403
+def accept_all(ws, request):
+    return None
+
+
+@pytest.mark.parametrize("process_request", [None, accept_all])
+def test_origins_are_checked(process_request):
+    with serve(
+        lambda ws: ws.send("in"),
+        "127.0.0.1",
+        0,
+        origins=["https://good"],
+        process_request=process_request,
+    ) as server:
+        for origin in ("https://evil", None):  # without None in origins, Origin is required
+            with pytest.raises(tidewire.InvalidStatus) as info:
+                connect(f"ws://127.0.0.1:{server.port}/", origin=origin)
+            assert info.value.status_code == 403
         with connect(f"ws://127.0.0.1:{server.port}/", origin="https://good") as ws:
             assert ws.recv(timeout=5) == "in"
 
 
-def test_server_with_subprotocols_refuses_clients_without_one():
-    with serve(lambda ws: ws.send(ws.subprotocol), "127.0.0.1", 0, subprotocols=["chat"]) as server:
-        with pytest.raises(tidewire.InvalidStatus) as info:
-            connect(f"ws://127.0.0.1:{server.port}/")
-        assert info.value.status_code == 400
-        with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["chat"]) as ws:
+def test_none_among_the_origins_lets_requests_without_origin_in():
+    with serve(lambda ws: ws.send("in"), "127.0.0.1", 0, origins=["https://a", None]) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert ws.recv(timeout=5) == "in"
+
+
+@pytest.mark.parametrize("process_request", [None, accept_all])
+def test_server_with_subprotocols_refuses_clients_without_one(process_request):
+    with serve(
+        lambda ws: ws.send(ws.subprotocol),
+        "127.0.0.1",
+        0,
+        subprotocols=["chat", "v2"],
+        process_request=process_request,
+    ) as server:
+        for offered in (None, ["other"]):
+            with pytest.raises(tidewire.InvalidStatus) as info:
+                connect(f"ws://127.0.0.1:{server.port}/", subprotocols=offered)
+            assert info.value.status_code == 400
+        with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["v2", "chat"]) as ws:
+            assert ws.subprotocol == "chat"  # the server's order of preference
             assert ws.recv(timeout=5) == "chat"
 
 
@@ -143,6 +195,7 @@ def test_a_message_over_max_size_fails_with_payload_too_big_as_the_cause():
 
 # -- many connections at once ------------------------------------------------------------
 
+
 def echo(ws):
     for message in ws:
         ws.send(message)
@@ -157,9 +210,9 @@ def open_clients(port, count, timeout=10.0):
     deadline = time.monotonic() + timeout
     while len(opened) + len(errors) < count and time.monotonic() < deadline:
         for event in ctx.poll(0.05):
-            if type(event) is Open:
+            if type(event) is OpenEvent:
                 opened.add(event.conn)
-            elif type(event) in (Error, Closed) and event.conn in conns:
+            elif type(event) in (ErrorEvent, CloseEvent) and event.conn in conns:
                 errors.append(getattr(event, "error", event))
     return ctx, opened, errors
 
@@ -196,15 +249,16 @@ def test_handshakes_complete_however_slowly_handler_threads_start(monkeypatch):
             echoed = set()
             deadline = time.monotonic() + 10
             while len(echoed) < len(opened) and time.monotonic() < deadline:
-                echoed.update(e.conn for e in ctx.poll(0.05) if type(e) is Message)
+                echoed.update(e.conn for e in ctx.poll(0.05) if type(e) is MessageEvent)
             assert echoed == opened, "every handler runs once its thread has started"
         finally:
             ctx.free()
 
 
 @pytest.mark.parametrize("decide", ["engine", "process_request"])
-def test_a_connection_no_thread_can_serve_is_refused_and_the_server_goes_on(monkeypatch, caplog,
-                                                                           decide):
+def test_a_connection_no_thread_can_serve_is_refused_and_the_server_goes_on(
+    monkeypatch, caplog, decide
+):
     failing = True
     slow_thread_starts(monkeypatch, 0, fail=lambda: failing)
     options = {"process_request": lambda ws, request: None} if decide != "engine" else {}
@@ -261,6 +315,7 @@ def test_peers_closing_together_never_nest_the_engine_dispatch(monkeypatch):
             assert ws.recv(timeout=5) == "still serving"
     assert depth and max(depth) == 1, f"dispatch nested {max(depth)} deep"
 
+
 def test_peer_limits_reach_the_listener_and_unknown_ones_are_refused():
     def echo(ws):
         for message in ws:
@@ -278,3 +333,19 @@ def test_peer_limits_reach_the_listener_and_unknown_ones_are_refused():
         serve(echo, "127.0.0.1", 0, peer_limits={"max_conections": 1})
     with pytest.raises(ValueError):
         serve(echo, "127.0.0.1", 0, peer_limits={"connection_rate": (-1.0, 1)})
+
+
+def test_a_refused_connection_ends_closed_for_whoever_holds_it():
+    refused = []
+
+    def process_request(ws, request):
+        refused.append(ws)
+        return Response(401, "Unauthorized", body=b"no")
+
+    with serve(lambda ws: None, "127.0.0.1", 0, process_request=process_request) as server:
+        with pytest.raises(tidewire.InvalidStatus):
+            connect(f"ws://127.0.0.1:{server.port}/")
+    (ws,) = refused
+    assert ws.state is tidewire.State.CLOSED and ws.close_code == 1006
+    assert ws.response.status_code == 401
+    ws.close()  # over already: returns at once

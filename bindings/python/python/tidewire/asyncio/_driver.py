@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
-from .._tidewire import Closed, Context, Error, Message, Request
+from .._tidewire import CloseEvent, Context, ErrorEvent, MessageEvent, RequestEvent
 
 logger = logging.getLogger("tidewire")
 
@@ -29,12 +29,12 @@ class Driver:
         ctx: Context,
         loop: asyncio.AbstractEventLoop,
         *,
-        on_request: Optional[Callable[[Request], None]] = None,
+        on_request: Optional[Callable[[RequestEvent], None]] = None,
         exit_when_idle: bool = False,
     ) -> None:
         self.ctx = ctx
         self.loop = loop
-        self.handlers: Dict[int, Any] = {}
+        self.handlers: dict[int, Any] = {}
         self._on_request = on_request
         self._exit_when_idle = exit_when_idle
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -77,24 +77,24 @@ class Driver:
         handlers = self.handlers
         for event in events:
             kind = type(event)
-            if kind is Message:
+            if kind is MessageEvent:
                 handler = handlers.get(event.conn)
                 if handler is not None:
                     handler._on_message(event.data)
-            elif kind is Closed or kind is Error:
+            elif kind is CloseEvent or kind is ErrorEvent:
                 handler = handlers.pop(event.conn, None) if event.conn is not None else None
                 if handler is not None:
-                    handler._on_event(event)
-                elif kind is Error:
+                    handler.on_event(event)
+                elif kind is ErrorEvent:
                     logger.warning("tidewire: %s", event.error)
-            elif kind is Request:
+            elif kind is RequestEvent:
                 if self._on_request is not None:
                     self._on_request(event)
             else:
                 conn = getattr(event, "conn", None)
                 handler = handlers.get(conn) if conn is not None else None
                 if handler is not None:
-                    handler._on_event(event)
+                    handler.on_event(event)
         if self._exit_when_idle and not handlers:
             self.close()
             return
@@ -133,7 +133,7 @@ class Driver:
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
         for handler in list(self.handlers.values()):
-            handler._on_abort("connection dropped: its context was closed")
+            handler.on_abort("connection dropped: its context was closed")
         self.handlers.clear()
         self.ctx.free()
         if self.on_close is not None:

@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generator, Optional, Sequence, Tuple, Union
+from collections.abc import Generator, Sequence
+from typing import Any, Optional, Union
 
-from .._options import (
-    DEFAULT_MAX_SIZE,
-    client_tls_kwargs,
-    compression_name,
-    context_kwargs,
-    header_list,
-    subprotocol_list,
-)
-from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, queue_limits
-from .._tidewire import Context
+from .._client_model import ClientModel, client_setup
+from .._options import DEFAULT_MAX_SIZE
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
 from ..datastructures import HeadersLike
-from ..exceptions import opening_failure
-from ..sync.client import CLIENT_RECEIVE_BUFFER, handshake_request, handshake_response
-from ..sync.connection import State
 from ._driver import Driver
 from .connection import Connection
 
 __all__ = ["connect", "ClientConnection"]
 
 
-class ClientConnection(Connection):
-    """A client connection; it owns its context, freed when the connection ends."""
-
-    def _on_open(self) -> None:
-        self.response = handshake_response(self._open_headers)
-
-    def _after_close(self) -> None:
-        # The driver frees the context once its last connection is gone (after dispatch).
-        pass
+class ClientConnection(ClientModel["asyncio.Future[None]"], Connection):
+    """A client connection; it owns its context, which the driver frees once the connection
+    is gone."""
 
 
 class connect:
@@ -60,27 +45,25 @@ class connect:
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         ssl: Any = None,
-        write_limit: Union[int, Tuple[int, int], None] = None,
+        write_limit: Union[int, tuple[int, int], None] = None,
         max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
     ) -> None:
-        self._uri = uri
-        self._headers = header_list(additional_headers)
-        self._subprotocols = subprotocol_list(subprotocols)
-        self._origin = origin
-        self._compression = compression_name(compression)
-        self._tls = client_tls_kwargs(ssl)
-        self._open_timeout = open_timeout
-        self._close_timeout = close_timeout
-        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
-        self._context_kwargs = context_kwargs(
+        self._setup = client_setup(
+            uri,
+            subprotocols=subprotocols,
+            additional_headers=additional_headers,
+            origin=origin,
+            compression=compression,
             max_size=max_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            open_timeout=open_timeout,
+            ssl=ssl,
             write_limit=write_limit,
-            receive_buffer_size=CLIENT_RECEIVE_BUFFER,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
         )
         self._connection: Optional[ClientConnection] = None
 
@@ -97,39 +80,31 @@ class connect:
 
     async def _create(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
-        ctx = Context(**self._context_kwargs)
+        setup = self._setup
+        ctx, conn_id = setup.start()
         try:
-            conn_id = ctx.connect(
-                self._uri,
-                headers=self._headers,
-                origin=self._origin,
-                subprotocols=self._subprotocols,
-                compression=self._compression,
-                **self._tls,
-            )
             driver = Driver(ctx, loop, exit_when_idle=True)
         except BaseException:
             ctx.free()
             raise
-        conn = ClientConnection(driver, conn_id, close_timeout=self._close_timeout,
-                                queue_limits=self._queue_limits)
-        conn.request = handshake_request(self._uri, self._headers, self._origin, self._subprotocols)
+        conn = ClientConnection(
+            driver, conn_id, close_timeout=setup.close_timeout, queue_limits=setup.queue_limits
+        )
+        conn.request = setup.request()
         driver.handlers[conn_id] = conn
         driver.request_run()
+        timed_out = False
         try:
-            if self._open_timeout is None:
+            if setup.open_timeout is None:
                 await asyncio.shield(conn._state_waiter)
             else:
-                await asyncio.wait_for(asyncio.shield(conn._state_waiter), self._open_timeout)
+                await asyncio.wait_for(asyncio.shield(conn._state_waiter), setup.open_timeout)
         except asyncio.TimeoutError:
-            driver.close()
-            raise TimeoutError("timed out during the opening handshake") from None
+            timed_out = True
         except BaseException:
             driver.close()
             raise
         if not conn._opened:
             driver.close()
-            if conn._error is not None:
-                raise opening_failure(conn._error)
-            raise conn._closed_exception()
+            raise conn._opening_error(timed_out)
         return conn

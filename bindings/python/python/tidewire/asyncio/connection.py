@@ -1,73 +1,45 @@
-"""The asyncio ``Connection``, common to clients and servers."""
+"""The asyncio ``Connection``, common to clients and servers: the shared connection model
+(``tidewire._protocol``) with coroutines that wait on futures of the running loop."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import (
-    Any,
-    AsyncIterable,
-    AsyncIterator,
-    Dict,
-    Iterable,
-    NoReturn,
-    Optional,
-    Tuple,
-    Union,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, NoReturn, Optional, Union
 
-from .._tidewire import Closed, CloseHeld, Error, Open, Pong, Writable
-from ..datastructures import Request, Response
-from .._closing import ClosingState
-from .._queue import MessageQueue, QueueLimits
-from ..exceptions import (
-    ConcurrencyError,
-    ConnectionClosedOK,
-    InvalidState,
-)
-from ..sync.connection import State
+from .._protocol import ConnectionModel, Data, State, is_whole_message
+from .._queue import QueueLimits
+from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState
 from ._driver import Driver
 
 __all__ = ["Connection", "Data"]
-
-Data = Union[str, bytes]
 
 # Result of the recv waiter when the connection closed instead of delivering a message: a
 # sentinel rather than an exception, so that no future ever holds an unretrieved exception.
 _CLOSED: Any = object()
 
 
-class Connection(ClosingState):
+class Connection(ConnectionModel["asyncio.Future[None]"]):
     """A WebSocket connection on an asyncio loop: ``await send``, ``await recv``,
     ``async for``, ``ping``, ``close``."""
 
-    def __init__(self, driver: Driver, conn_id: int, *, close_timeout: Optional[float],
-                 queue_limits: QueueLimits) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        conn_id: int,
+        *,
+        close_timeout: Optional[float],
+        queue_limits: QueueLimits,
+    ) -> None:
         self._driver = driver
-        self._ctx = driver.ctx
-        self._loop = driver.loop
-        self.id = conn_id
-        self._messages = MessageQueue(self._ctx, conn_id, queue_limits, self._wake_engine)
+        self._loop = loop = driver.loop
         self._recv_waiter: Optional[asyncio.Future[Any]] = None
         self._drain_waiter: Optional[asyncio.Future[None]] = None
-        self._state_waiter: asyncio.Future[None] = self._loop.create_future()
-        self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
-        self._state = State.CONNECTING
-        self._opened = False
-        self._init_closing()
-        # A client's 101 response headers, from the open event.
-        self._open_headers: list[tuple[str, str]] = []
-        self._pings: Dict[bytes, asyncio.Future[None]] = {}
-        self._close_timeout = close_timeout
-        self.subprotocol: Optional[str] = None
-        self.extensions: Optional[str] = None
-        self.remote_address: Optional[Tuple[str, int]] = None
-        self.request: Optional[Request] = None
-        self.response: Optional[Response] = None
-        self.close_code: Optional[int] = None
-        self.close_reason: Optional[str] = None
+        self._state_waiter: asyncio.Future[None] = loop.create_future()
+        self._closed_waiter: asyncio.Future[None] = loop.create_future()
+        super().__init__(driver, conn_id, close_timeout=close_timeout, queue_limits=queue_limits)
 
-    # -- events (called by the driver) ---------------------------------------------------
+    # -- waking (from the driver's dispatch) ---------------------------------------------
 
     def _on_message(self, data: Data) -> None:
         self._unanswered = True
@@ -78,53 +50,30 @@ class Connection(ClosingState):
         else:
             self._messages.append(data)
 
-    def _on_event(self, event: Any) -> None:
-        kind = type(event)
-        if kind is CloseHeld:
-            self._close_held()
-        elif kind is Writable:
-            self._release_drain()
-        elif kind is Pong:
-            self._on_pong(event.data)
-        elif kind is Open:
-            self._opened = True
-            if self._state is State.CONNECTING:
-                self._state = State.OPEN
-            self.subprotocol = event.subprotocol
-            self.extensions = event.extensions
-            self.remote_address = tuple(event.peer_addr)  # type: ignore[assignment]
-            self._open_headers = event.headers
-            self._on_open()
-            if not self._state_waiter.done():
-                self._state_waiter.set_result(None)
-        elif kind is Closed:
-            self.close_code = event.code
-            self.close_reason = event.reason
-            self._clean = event.clean
-            self._remote_close = event.remote
-            self._set_closed()
-        elif kind is Error:
-            self._error = event.error
-            self.close_code = 1006
-            self.close_reason = ""
-            self._set_closed()
+    def _wake_engine(self) -> None:
+        self._driver.request_run()
 
-    def _on_abort(self, reason: str) -> None:
-        if self._state is not State.CLOSED:
-            self.close_code = 1006
-            self.close_reason = reason
-            self._set_closed()
+    def _writable(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
-    def _on_open(self) -> None:
-        """Hook for the client, which builds its ``response`` here."""
+    def _pong_arrived(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
 
-    def _set_closed(self) -> None:
-        self._state = State.CLOSED
+    def _wake_open(self) -> None:
+        if not self._state_waiter.done():
+            self._state_waiter.set_result(None)
+
+    def _wake_closed(self) -> None:
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             self._recv_waiter = None
             waiter.set_result(_CLOSED)
-        self._release_drain()
+        self._writable()
         for pong in self._pings.values():
             if not pong.done():
                 pong.cancel()
@@ -132,46 +81,22 @@ class Connection(ClosingState):
         for fut in (self._state_waiter, self._closed_waiter):
             if not fut.done():
                 fut.set_result(None)
-        self._after_close()
 
-    def _after_close(self) -> None:
-        """Hook: the client closes its driver here."""
-
-    def _release_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _on_pong(self, data: bytes) -> None:
-        if data not in self._pings:
-            return
-        for key in list(self._pings):
-            fut = self._pings.pop(key)
-            if not fut.done():
-                fut.set_result(None)
-            if key == data:
-                break
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _wake_engine(self) -> None:
-        self._driver.request_run()
+    # -- waiting -------------------------------------------------------------------------
 
     async def _raise_closed(self) -> NoReturn:
         await self.wait_closed()
         raise self._closed_exception()
 
-    async def _drain(self) -> None:
+    async def _drain(self, over: bool = True) -> None:
+        """Waits while the output buffer is over its high water mark (``over``: it just
+        went over)."""
+        if over and self._drain_waiter is None:
+            self._drain_waiter = self._loop.create_future()
         while self._drain_waiter is not None:
             await asyncio.shield(self._drain_waiter)
 
     # -- public API ----------------------------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        return self._state
 
     async def recv(self) -> Data:
         """The next message: ``str`` for text, ``bytes`` for binary. Raises
@@ -222,100 +147,63 @@ class Connection(ClosingState):
         ``ConnectionClosed`` once the connection is closing or closed.
         """
         if self._drain_waiter is not None:
-            await self._drain()
-        if isinstance(message, (str, bytes, bytearray, memoryview)):
-            try:
-                over = self._ctx.send(self.id, message)
-            except InvalidState:
-                await self._raise_closed()
-            self._driver.after_send(self.id)
-            if over:
-                if self._drain_waiter is None:
-                    self._drain_waiter = self._loop.create_future()
-                await self._drain()
+            await self._drain(over=False)
+        if not is_whole_message(message):
+            if hasattr(message, "__aiter__"):
+                await self._send_fragments(message.__aiter__())  # type: ignore[union-attr]
+            else:
+                await self._send_fragments(_aiter(message))  # type: ignore[arg-type]
             return
-        if isinstance(message, dict):
-            raise TypeError("data must be str, bytes-like or an iterable of them")
-        if hasattr(message, "__aiter__"):
-            await self._send_fragments(message.__aiter__())  # type: ignore[union-attr]
-        else:
-            await self._send_fragments(_aiter(message))  # type: ignore[arg-type]
+        try:
+            over = self._ctx.send(self.id, message)  # type: ignore[arg-type]
+        except InvalidState:
+            await self._raise_closed()
+        self._driver.after_send(self.id)
+        if over:
+            await self._drain()
 
     async def _send_fragments(self, fragments: AsyncIterator[Data]) -> None:
-        started = False
-        text = False
+        text: Optional[bool] = None
         async for fragment in fragments:
-            if not started:
-                if not isinstance(fragment, (str, bytes, bytearray, memoryview)):
-                    raise TypeError("fragments must be str or bytes-like")
-                text = isinstance(fragment, str)
-                try:
-                    self._ctx.begin_message(self.id, text)
-                except InvalidState:
-                    await self._raise_closed()
-                started = True
-            elif isinstance(fragment, str) != text:
-                raise TypeError("all fragments of a message must be of the same type")
-            await self._fragment(fragment.encode() if isinstance(fragment, str) else fragment, False)
-        if started:
-            await self._fragment(b"", True)
+            try:
+                text, over = self._queue_fragment(fragment, text)
+            except InvalidState:
+                await self._raise_closed()
+            self._driver.request_run()
+            if over:
+                await self._drain()
+        if text is not None:
+            try:
+                over = self._end_fragments()
+            except InvalidState:
+                await self._raise_closed()
+            self._driver.request_run()
+            if over:
+                await self._drain()
 
-    async def _fragment(self, chunk: Any, fin: bool) -> None:
-        try:
-            over = self._ctx.send_fragment(self.id, chunk, fin)
-        except InvalidState:
-            await self._raise_closed()
-        self._driver.request_run()
-        if over:
-            if self._drain_waiter is None:
-                self._drain_waiter = self._loop.create_future()
-            await self._drain()
-
-    async def ping(self, data: Optional[Union[str, bytes]] = None) -> "asyncio.Future[None]":
+    async def ping(self, data: Optional[Union[str, bytes]] = None) -> asyncio.Future[None]:
         """Sends a ping; returns a future that completes when the matching pong arrives
         (``await (await ws.ping())`` waits for it)."""
-        if data is None:
-            payload = os.urandom(4)
-        elif isinstance(data, str):
-            payload = data.encode()
-        else:
-            payload = bytes(data)
-        if payload in self._pings:
-            raise ConcurrencyError("already waiting for a pong with the same data")
         try:
-            self._ctx.ping(self.id, payload)
+            return self._queue_ping(data, self._loop.create_future)
         except InvalidState:
             await self._raise_closed()
-        pong = self._loop.create_future()
-        self._pings[payload] = pong
-        self._driver.request_run()
-        return pong
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Performs the closing handshake and waits for it (the engine gives up after
         ``close_timeout``). Idempotent."""
-        if self._state in (State.OPEN, State.CONNECTING):
-            try:
-                self._ctx.close(self.id, code, reason)
-                self._state = State.CLOSING
-            except InvalidState:
-                pass
-            self._messages.closing()
-            self._driver.request_run()
+        self._start_close(code, reason)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Waits until the connection is closed."""
         await asyncio.shield(self._closed_waiter)
 
-    async def __aenter__(self) -> "Connection":
+    async def __aenter__(self) -> Connection:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} id={self.id:#x} state={self._state.name}>"
 
 
 async def _aiter(items: Iterable[Data]) -> AsyncIterator[Data]:

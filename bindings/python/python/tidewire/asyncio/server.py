@@ -6,32 +6,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import (Any, Awaitable, Callable, Generator, Mapping, Optional, Sequence, Set, Tuple,
-                    Union)
+from collections.abc import Awaitable, Generator, Mapping, Sequence
+from typing import (
+    Any,
+    Callable,
+    Optional,
+    Union,
+)
 
-from .._options import (
-    DEFAULT_MAX_SIZE,
-    compression_name,
-    context_kwargs,
-    header_list,
-    peer_limit_kwargs,
-    select_subprotocol,
-    server_tls_kwargs,
-    subprotocol_list,
-)
-from .._queue import (
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_QUEUE_BYTES,
-    QueueLimit,
-    QueueLimits,
-    queue_limits,
-)
-from .._tidewire import Context, RawRequest
-from .._tidewire import Request as RequestEvent
-from ..datastructures import Headers, Request, Response
-from ..exceptions import ConnectionClosed, InvalidState
-from ..sync.connection import State
-from ..sync.server import request_from_raw
+from .._options import DEFAULT_MAX_SIZE
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
+from .._server_model import ServerModel, server_setup
+from .._tidewire import RequestEvent
+from ..datastructures import Request, Response
+from ..exceptions import ConnectionClosed
 from ._driver import Driver
 from .connection import Connection
 
@@ -40,126 +28,88 @@ __all__ = ["serve", "Server", "ServerConnection"]
 logger = logging.getLogger("tidewire.server")
 
 
-class ServerConnection(Connection):
+class ServerConnection(ServerModel["asyncio.Future[None]"], Connection):
     """A connection accepted by a ``Server``, handed to the handler coroutine."""
-
-    def __init__(self, driver: Driver, conn_id: int, raw: RawRequest, *,
-                 close_timeout: Optional[float], queue_limits: QueueLimits) -> None:
-        super().__init__(driver, conn_id, close_timeout=close_timeout,
-                         queue_limits=queue_limits)
-        self.raw_request = raw
-        self.request = request_from_raw(raw)
-
-    def respond(self, status: int, text: str) -> Response:
-        """A plain-text response for ``process_request`` to return."""
-        headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
-        return Response(status, "", headers, text.encode())
-
-    def _reject(self, response: Response) -> None:
-        try:
-            self._ctx.reject(self.id, response.status_code, header_list(response.headers),
-                             response.body)
-        except InvalidState:
-            pass
-        self._driver.handlers.pop(self.id, None)
-        self.response = response
-        self.close_code = 1006
-        self._set_closed()
-        self._driver.request_run()
-
-    def _accept(self, subprotocol: Optional[str]) -> bool:
-        try:
-            self._ctx.accept(self.id, subprotocol)
-        except InvalidState:
-            self._driver.handlers.pop(self.id, None)
-            self.close_code = 1006
-            self._set_closed()
-            return False
-        self._state = State.OPEN
-        self._opened = True
-        self.subprotocol = subprotocol
-        self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
-        h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
-        if subprotocol is not None:
-            h["Sec-WebSocket-Protocol"] = subprotocol
-        self.response = Response(101, "Switching Protocols", h)
-        self._driver.request_run()
-        return True
-
-    def _on_open(self) -> None:
-        if self.response is not None and self.extensions is not None:
-            self.response.headers["Sec-WebSocket-Extensions"] = self.extensions
 
 
 Handler = Callable[[ServerConnection], Awaitable[Any]]
-ProcessRequest = Callable[[ServerConnection, Request],
-                          Union[Optional[Response], Awaitable[Optional[Response]]]]
+ProcessRequest = Callable[
+    [ServerConnection, Request], Union[Optional[Response], Awaitable[Optional[Response]]]
+]
 
 
 class Server:
     """A listening WebSocket server on the running loop."""
 
-    def __init__(self, handler: Handler, host: str, port: int, *, ssl: Any = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 origins: Optional[Sequence[Optional[str]]] = None,
-                 process_request: Optional[ProcessRequest] = None,
-                 compression: Optional[str] = "deflate",
-                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
-                 open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-                 ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-                 write_limit: Union[int, Tuple[int, int], None] = None,
-                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False,
-                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        ssl: Any = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        compression: Optional[str] = "deflate",
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        open_timeout: Optional[float] = 10,
+        close_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        write_limit: Union[int, tuple[int, int], None] = None,
+        max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+        reuse_port: bool = False,
+        peer_limits: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._setup = setup = server_setup(
+            ssl=ssl,
+            subprotocols=subprotocols,
+            origins=origins,
+            compression=compression,
+            max_size=max_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            write_limit=write_limit,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            reuse_port=reuse_port,
+            peer_limits=peer_limits,
+        )
         self._handler = handler
-        self._subprotocols = subprotocol_list(subprotocols)
-        self._origins = None if origins is None else list(origins)
         self._process_request = process_request
         self._close_timeout = close_timeout
-        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
-        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._ctx = Context(**context_kwargs(
-            max_size=max_size, ping_interval=ping_interval, ping_timeout=ping_timeout,
-            close_timeout=close_timeout, open_timeout=open_timeout, write_limit=write_limit))
+        self._ctx, address = setup.listen(host, port)
         try:
-            self._listener = self._ctx.listen(
-                host, port, handle_requests=True, compression=compression_name(compression),
-                reuse_port=reuse_port, **peer_limit_kwargs(peer_limits),
-                **server_tls_kwargs(ssl))
-            bound_host, bound_port = self._ctx.local_addr(self._listener)
             self._driver = Driver(self._ctx, self._loop, on_request=self._on_request)
         except BaseException:
             self._ctx.free()
             raise
         self._driver.on_close = self._on_driver_close
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
-        self.address: Tuple[str, int] = (bound_host, bound_port)
+        self.address: tuple[str, int] = address
 
     @property
     def port(self) -> int:
         return self.address[1]
 
     def _on_request(self, event: RequestEvent) -> None:
-        conn = ServerConnection(self._driver, event.conn, event.request,
-                                close_timeout=self._close_timeout,
-                                queue_limits=self._queue_limits)
-        self._driver.handlers[event.conn] = conn
+        conn = ServerConnection(
+            self._driver,
+            event,
+            close_timeout=self._close_timeout,
+            queue_limits=self._setup.queue_limits,
+        )
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _check_request(self, conn: ServerConnection) -> Tuple[Optional[Response], Optional[str]]:
-        raw = conn.raw_request
-        if self._origins is not None and raw.origin not in self._origins:
-            return conn.respond(403, "Failed to open a WebSocket connection: invalid Origin header.\n"), None
-        subprotocol, error = select_subprotocol(raw.subprotocols, self._subprotocols)
-        if error is not None:
-            return conn.respond(400, f"Failed to open a WebSocket connection: {error}.\n"), None
-        return None, subprotocol
 
     async def _handle(self, conn: ServerConnection) -> None:
         try:
@@ -167,17 +117,11 @@ class Server:
             if self._process_request is not None:
                 result = self._process_request(conn, conn.request)  # type: ignore[arg-type]
                 response = await result if inspect.isawaitable(result) else result
-            subprotocol = None
-            if response is None:
-                response, subprotocol = self._check_request(conn)
-            if response is not None:
-                conn._reject(response)  # type: ignore[arg-type]
-                return
-            if not conn._accept(subprotocol):
-                return
+            if not conn._decide(response):  # type: ignore[arg-type]
+                return  # refused, or gone before it opened
         except Exception:
             logger.exception("opening handshake failed")
-            conn._reject(conn.respond(500, "Failed to open a WebSocket connection.\n"))
+            conn._handshake_failed()
             return
         try:
             await self._handler(conn)
@@ -185,7 +129,10 @@ class Server:
             pass  # the peer went away while the handler was talking to it: not a failure
         except Exception:
             logger.exception("connection handler failed")
-            await conn.close(1011, "internal error")
+            try:
+                await conn.close(1011, "internal error")
+            except Exception:
+                pass  # closing failed too: the connection is dropped, the server goes on
         else:
             await conn.close()
 
@@ -230,7 +177,7 @@ class Server:
             await self.wait_closed()
             raise
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -252,8 +199,13 @@ class serve:
     connection stops reading); ``process_request`` may be a coroutine.
     """
 
-    def __init__(self, handler: Handler, host: Optional[str] = None,
-                 port: Optional[int] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
         self._args = (handler, "127.0.0.1" if host is None else host, 0 if port is None else port)
         self._kwargs = kwargs
         self._server: Optional[Server] = None

@@ -4,4 +4,12 @@ from .client import ClientConnection, connect
 from .connection import Connection, State
 from .server import Server, ServerConnection, serve
 
-__all__ = ["connect", "serve", "ClientConnection", "ServerConnection", "Server", "Connection", "State"]
+__all__ = [
+    "connect",
+    "serve",
+    "ClientConnection",
+    "ServerConnection",
+    "Server",
+    "Connection",
+    "State",
+]

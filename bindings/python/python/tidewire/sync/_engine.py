@@ -30,9 +30,9 @@ import select
 import threading
 import time
 from collections import deque
-from typing import Callable, Deque, Dict, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
-from .._tidewire import Closed, Context, Error, Request
+from .._tidewire import CloseEvent, Context, ErrorEvent, RequestEvent
 
 logger = logging.getLogger("tidewire")
 
@@ -61,7 +61,7 @@ class Engine:
         ctx: Context,
         *,
         name: str,
-        on_request: Optional[Callable[[Request], None]] = None,
+        on_request: Optional[Callable[[RequestEvent], None]] = None,
         exit_when_idle: bool = False,
         user_watches: bool = False,
     ) -> None:
@@ -69,7 +69,7 @@ class Engine:
         self.lock = threading.Lock()
         #: Notified (under ``lock``) whenever a connection ends.
         self.changed = threading.Condition(self.lock)
-        self.handlers: Dict[int, Handler] = {}
+        self.handlers: dict[int, Handler] = {}
         self._sender = ctx.sender()
         self._on_request = on_request
         self._exit_when_idle = exit_when_idle
@@ -101,7 +101,7 @@ class Engine:
         #: Events are being dispatched (see ``_dispatch``).
         self._dispatching = False
         #: Handlers of ended connections whose threads are still to be woken.
-        self._ended: Deque[Handler] = deque()
+        self._ended: deque[Handler] = deque()
 
     def start(self) -> None:
         self._thread.start()
@@ -180,20 +180,20 @@ class Engine:
             # Waiting threads are woken once the whole batch is dispatched, once each: a
             # woken thread wants the GIL at once, and thousands of them woken one event at a
             # time (peers closing together) would take it from this loop after every event.
-            woken: Dict[int, Handler] = {}
+            woken: dict[int, Handler] = {}
             for event in events:
                 conn: Optional[int] = getattr(event, "conn", None)
                 handler = self.handlers.get(conn) if conn is not None else None
                 if handler is not None and conn is not None:
-                    if type(event) is Closed or type(event) is Error:
+                    if type(event) is CloseEvent or type(event) is ErrorEvent:
                         del self.handlers[conn]
                         handler.on_event(event)
                         self._ended.append(handler)
                     elif handler.on_event(event):
                         woken[conn] = handler
-                elif type(event) is Request and self._on_request is not None:
+                elif type(event) is RequestEvent and self._on_request is not None:
                     self._on_request(event)
-                elif type(event) is Error:
+                elif type(event) is ErrorEvent:
                     logger.warning("tidewire: %s", event.error)
             for handler in woken.values():
                 handler.wake()
@@ -232,9 +232,7 @@ class Engine:
                         continue
                     if self._stand_by(timeout):
                         continue
-                    self._wait_until = (
-                        math.inf if timeout is None else time.monotonic() + timeout
-                    )
+                    self._wait_until = math.inf if timeout is None else time.monotonic() + timeout
                     self._bg_watching = True
                 try:
                     # Milliseconds rounded up, so that the wait never ends before the deadline.

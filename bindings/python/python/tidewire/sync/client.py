@@ -2,56 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
-from urllib.parse import urlsplit
+import threading
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
-from .._options import (
-    DEFAULT_MAX_SIZE,
-    client_tls_kwargs,
-    compression_name,
-    context_kwargs,
-    header_list,
-    subprotocol_list,
-)
-from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit, queue_limits
-from .._tidewire import Context
-from ..datastructures import Headers, HeadersLike, Request, Response
-from ..exceptions import opening_failure
-from .connection import Connection, State
+from .._client_model import ClientModel, client_setup
+from .._options import DEFAULT_MAX_SIZE
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
+from ..datastructures import HeadersLike
 from ._engine import Engine
+from .connection import Connection, State
 
 __all__ = ["connect", "ClientConnection"]
 
-#: The receive buffer of a client context: enough for a 64 KiB message per read cycle
-#: without the 256 KiB a server context uses for many connections.
-CLIENT_RECEIVE_BUFFER = 128 * 1024
 
-
-def handshake_request(uri: str, headers: Sequence[Tuple[str, str]], origin: Optional[str],
-                      subprotocols: Optional[Sequence[str]]) -> Request:
-    """The opening request as far as the caller decided it (the engine adds the key,
-    version and extension offer)."""
-    parts = urlsplit(uri)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    h = Headers([("Host", parts.netloc.rsplit("@", 1)[-1])])
-    if origin is not None:
-        h["Origin"] = origin
-    if subprotocols:
-        h["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
-    h.update(headers)
-    return Request(path, h)
-
-
-def handshake_response(headers: list[tuple[str, str]]) -> Response:
-    """The server's 101 response, with its headers as received."""
-    return Response(101, "Switching Protocols", Headers(headers))
-
-
-class ClientConnection(Connection):
+class ClientConnection(ClientModel[threading.Event], Connection):
     """A client connection; it owns its engine thread, which ends with the connection."""
-
-    def _on_open(self) -> None:
-        self.response = handshake_response(self._open_headers)
 
     def _after_close(self) -> None:
         self._engine.stop()
@@ -69,13 +35,7 @@ class ClientConnection(Connection):
                 except Exception:
                     pass
                 self._engine.kick()
-            error: BaseException
-            if not done:
-                error = TimeoutError("timed out during the opening handshake")
-            elif self._error is not None:
-                error = opening_failure(self._error)
-            else:
-                error = self._closed_exception()
+            error = self._opening_error(timed_out=not done)
         self._engine.stop()
         raise error
 
@@ -93,7 +53,7 @@ def connect(
     ping_interval: Optional[float] = 20,
     ping_timeout: Optional[float] = 20,
     ssl: Any = None,
-    write_limit: Union[int, Tuple[int, int], None] = None,
+    write_limit: Union[int, tuple[int, int], None] = None,
     max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
     max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
 ) -> ClientConnection:
@@ -111,35 +71,28 @@ def connect(
     answering, as a server over its connection limit does), ``TimeoutError`` after
     ``open_timeout``, ``OSError`` when the connection failed.
     """
-    headers = header_list(additional_headers)
-    protocols = subprotocol_list(subprotocols)
-    limits = queue_limits(max_queue, max_queue_bytes)
-    ctx = Context(
-        **context_kwargs(
-            max_size=max_size,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            open_timeout=open_timeout,
-            write_limit=write_limit,
-            receive_buffer_size=CLIENT_RECEIVE_BUFFER,
-        )
+    setup = client_setup(
+        uri,
+        subprotocols=subprotocols,
+        additional_headers=additional_headers,
+        origin=origin,
+        compression=compression,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        ssl=ssl,
+        write_limit=write_limit,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
     )
-    try:
-        conn_id = ctx.connect(
-            uri,
-            headers=headers,
-            origin=origin,
-            subprotocols=protocols,
-            compression=compression_name(compression),
-            **client_tls_kwargs(ssl),
-        )
-    except BaseException:
-        ctx.free()
-        raise
+    ctx, conn_id = setup.start()
     engine = Engine(ctx, name="tidewire-client", exit_when_idle=True, user_watches=True)
-    conn = ClientConnection(engine, conn_id, close_timeout=close_timeout, queue_limits=limits)
-    conn.request = handshake_request(uri, headers, origin, protocols)
+    conn = ClientConnection(
+        engine, conn_id, close_timeout=close_timeout, queue_limits=setup.queue_limits
+    )
+    conn.request = setup.request()
     engine.handlers[conn_id] = conn
     engine.start()
     conn._wait_open(open_timeout)

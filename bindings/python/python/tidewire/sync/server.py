@@ -6,146 +6,88 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Set, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, Union
 
-from .._options import (
-    DEFAULT_MAX_SIZE,
-    compression_name,
-    context_kwargs,
-    header_list,
-    peer_limit_kwargs,
-    select_subprotocol,
-    server_tls_kwargs,
-    subprotocol_list,
-)
-from .._queue import (
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_QUEUE_BYTES,
-    QueueLimit,
-    QueueLimits,
-    queue_limits,
-)
-from .._tidewire import Context, RawRequest
-from .._tidewire import Request as RequestEvent
-from ..datastructures import Headers, Request, Response
-from ..exceptions import ConnectionClosed, InvalidState
-from .connection import Connection, State
+from .._options import DEFAULT_MAX_SIZE
+from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
+from .._server_model import ServerModel, server_setup
+from .._tidewire import RequestEvent
+from ..datastructures import Request, Response
+from ..exceptions import ConnectionClosed
 from ._engine import Engine
+from .connection import Connection, State
 
 __all__ = ["serve", "Server", "ServerConnection"]
 
 logger = logging.getLogger("tidewire.server")
 
 
-def request_from_raw(raw: RawRequest) -> Request:
-    path = raw.path if raw.query is None else f"{raw.path}?{raw.query}"
-    return Request(path, Headers(raw.headers))
-
-
-class ServerConnection(Connection):
+class ServerConnection(ServerModel[threading.Event], Connection):
     """A connection accepted by a ``Server``, handed to the handler in its own thread."""
-
-    def __init__(self, engine: Engine, conn_id: int, raw: RawRequest, *,
-                 close_timeout: Optional[float], queue_limits: QueueLimits) -> None:
-        super().__init__(engine, conn_id, close_timeout=close_timeout,
-                         queue_limits=queue_limits)
-        self.raw_request = raw
-        self.request = request_from_raw(raw)
-
-    def respond(self, status: int, text: str) -> Response:
-        """A plain-text response for ``process_request`` to return."""
-        body = text.encode()
-        headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
-        return Response(status, "", headers, body)
-
-    # -- the decision, engine lock held (from the engine's dispatch or a handler thread) --
-
-    def _reject(self, response: Response) -> None:
-        try:
-            self._ctx.reject(self.id, response.status_code,
-                             header_list(response.headers), response.body)
-        except InvalidState:
-            pass
-        self._engine.handlers.pop(self.id, None)
-        self._state = State.CLOSED
-        self.close_code = 1006
-        self.response = response
-        self._engine.kick()
-
-    def _accept(self, subprotocol: Optional[str]) -> bool:
-        try:
-            self._ctx.accept(self.id, subprotocol)
-        except InvalidState:
-            # The handshake timed out or the server shut down meanwhile.
-            self._engine.handlers.pop(self.id, None)
-            self._state = State.CLOSED
-            self.close_code = 1006
-            return False
-        self._state = State.OPEN
-        self._opened = True
-        self.subprotocol = subprotocol
-        self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
-        h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
-        if subprotocol is not None:
-            h["Sec-WebSocket-Protocol"] = subprotocol
-        self.response = Response(101, "Switching Protocols", h)
-        self._engine.kick()
-        return True
-
-    def _on_open(self) -> None:
-        if self.response is not None and self.extensions is not None:
-            self.response.headers["Sec-WebSocket-Extensions"] = self.extensions
 
 
 Handler = Callable[[ServerConnection], Any]
 ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
-_Spawn = Tuple[ServerConnection, Optional[ProcessRequest]]
+_Spawn = tuple[ServerConnection, Optional[ProcessRequest]]
 
 
 class Server:
     """A listening WebSocket server. Connections are served as soon as it exists;
     ``serve_forever`` just blocks until ``shutdown``."""
 
-    def __init__(self, handler: Handler, host: str, port: int, *, ssl: Any = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 origins: Optional[Sequence[Optional[str]]] = None,
-                 process_request: Optional[ProcessRequest] = None,
-                 compression: Optional[str] = "deflate",
-                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
-                 open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-                 ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-                 write_limit: Union[int, Tuple[int, int], None] = None,
-                 max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-                 max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-                 reuse_port: bool = False,
-                 peer_limits: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        ssl: Any = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        compression: Optional[str] = "deflate",
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        open_timeout: Optional[float] = 10,
+        close_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        write_limit: Union[int, tuple[int, int], None] = None,
+        max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+        reuse_port: bool = False,
+        peer_limits: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self._setup = setup = server_setup(
+            ssl=ssl,
+            subprotocols=subprotocols,
+            origins=origins,
+            compression=compression,
+            max_size=max_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            write_limit=write_limit,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            reuse_port=reuse_port,
+            peer_limits=peer_limits,
+        )
         self._handler = handler
-        self._subprotocols = subprotocol_list(subprotocols)
-        self._origins = None if origins is None else list(origins)
         self._process_request = process_request
         self._close_timeout = close_timeout
-        self._queue_limits = queue_limits(max_queue, max_queue_bytes)
-        self._threads: Set[threading.Thread] = set()
+        self._threads: set[threading.Thread] = set()
         #: Connections whose handler thread is to be started (None stops the spawner).
-        self._to_spawn: "queue.SimpleQueue[Optional[_Spawn]]" = queue.SimpleQueue()
-        self._spawner = threading.Thread(target=self._spawn_handlers, daemon=True,
-                                         name="tidewire-spawner")
+        self._to_spawn: queue.SimpleQueue[Optional[_Spawn]] = queue.SimpleQueue()
+        self._spawner = threading.Thread(
+            target=self._spawn_handlers, daemon=True, name="tidewire-spawner"
+        )
         self._done = threading.Event()
         self._shutting_down = False
-        self._ctx = Context(**context_kwargs(
-            max_size=max_size, ping_interval=ping_interval, ping_timeout=ping_timeout,
-            close_timeout=close_timeout, open_timeout=open_timeout, write_limit=write_limit))
-        try:
-            self._listener = self._ctx.listen(
-                host, port, handle_requests=True, compression=compression_name(compression),
-                reuse_port=reuse_port, **peer_limit_kwargs(peer_limits),
-                **server_tls_kwargs(ssl))
-            bound_host, bound_port = self._ctx.local_addr(self._listener)
-        except BaseException:
-            self._ctx.free()
-            raise
+        self._ctx, address = setup.listen(host, port)
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
-        self.address: Tuple[str, int] = (bound_host, bound_port)
+        self.address: tuple[str, int] = address
         self._engine = Engine(self._ctx, name="tidewire-server", on_request=self._on_request)
         self._spawner.start()
         self._engine.start()
@@ -166,28 +108,16 @@ class Server:
         handshakes a second, and drop the ones that waited past the handshake timeout
         without an answer. Here the upgrade completes at once, and what comes before the
         handler runs waits in the connection's queue (bounded by ``max_queue``)."""
-        conn = ServerConnection(self._engine, event.conn, event.request,
-                                close_timeout=self._close_timeout,
-                                queue_limits=self._queue_limits)
-        self._engine.handlers[event.conn] = conn
+        conn = ServerConnection(
+            self._engine,
+            event,
+            close_timeout=self._close_timeout,
+            queue_limits=self._setup.queue_limits,
+        )
         process_request = self._process_request
-        if process_request is None:
-            response, subprotocol = self._check_request(conn)
-            if response is not None:
-                conn._reject(response)
-                return
-            if not conn._accept(subprotocol):
-                return
+        if process_request is None and not conn._decide(None):
+            return
         self._to_spawn.put((conn, process_request))
-
-    def _check_request(self, conn: ServerConnection) -> Tuple[Optional[Response], Optional[str]]:
-        raw = conn.raw_request
-        if self._origins is not None and raw.origin not in self._origins:
-            return conn.respond(403, "Failed to open a WebSocket connection: invalid Origin header.\n"), None
-        subprotocol, error = select_subprotocol(raw.subprotocols, self._subprotocols)
-        if error is not None:
-            return conn.respond(400, f"Failed to open a WebSocket connection: {error}.\n"), None
-        return None, subprotocol
 
     # -- the spawner thread --------------------------------------------------------------
 
@@ -199,8 +129,12 @@ class Server:
             conn, process_request = item
             if self._shutting_down:
                 continue  # the connection is being closed; nobody will handle it
-            thread = threading.Thread(target=self._handle, args=(conn, process_request),
-                                      daemon=True, name=f"tidewire-handler-{conn.id:#x}")
+            thread = threading.Thread(
+                target=self._handle,
+                args=(conn, process_request),
+                daemon=True,
+                name=f"tidewire-handler-{conn.id:#x}",
+            )
             self._threads.add(thread)
             try:
                 thread.start()
@@ -215,40 +149,27 @@ class Server:
         closed with 1013 (try again later) if it is."""
         if conn.state is State.CONNECTING:
             conn._reject(conn.respond(503, "Server overloaded: try again later.\n"))
-            return
-        try:
-            self._ctx.close(conn.id, 1013, "try again later")
-        except InvalidState:
-            return  # already over
-        conn._messages.closing()
-        self._engine.kick()
+        else:
+            conn._start_close(1013, "try again later")
 
     # -- handler threads -----------------------------------------------------------------
 
-    def _decide(self, conn: ServerConnection, process_request: ProcessRequest) -> None:
+    def _process(self, conn: ServerConnection, process_request: ProcessRequest) -> None:
         """The opening handshake with ``process_request`` (in the handler's thread)."""
         try:
             response = process_request(conn, conn.request)  # type: ignore[arg-type]
             with conn._cond:
-                subprotocol = None
-                if response is None:
-                    response, subprotocol = self._check_request(conn)
-                if response is not None:
-                    conn._reject(response)
-                else:
-                    conn._accept(subprotocol)
+                conn._decide(response)
         except Exception:
             logger.exception("opening handshake failed")
             with conn._cond:
-                if conn.state is State.CONNECTING:
-                    conn._reject(conn.respond(500, "Failed to open a WebSocket connection.\n"))
+                conn._handshake_failed()
 
-    def _handle(self, conn: ServerConnection,
-                process_request: Optional[ProcessRequest]) -> None:
+    def _handle(self, conn: ServerConnection, process_request: Optional[ProcessRequest]) -> None:
         try:
             if process_request is not None:
-                self._decide(conn, process_request)
-            # Set before this thread started, or by `_decide` just now.
+                self._process(conn, process_request)
+            # Set before this thread started, or by `_process` just now.
             if not conn._opened:
                 return  # refused, or gone before it opened
             try:
@@ -260,7 +181,7 @@ class Server:
                 try:
                     conn.close(1011, "internal error")
                 except Exception:
-                    pass
+                    pass  # closing failed too: the connection is dropped, the server goes on
             else:
                 conn.close()
         finally:
@@ -299,7 +220,7 @@ class Server:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._done.set()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -309,25 +230,36 @@ class Server:
         return f"<Server {self.address[0]}:{self.address[1]}>"
 
 
-def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = None, *,
-          ssl: Any = None, subprotocols: Optional[Sequence[str]] = None,
-          origins: Optional[Sequence[Optional[str]]] = None,
-          process_request: Optional[ProcessRequest] = None,
-          compression: Optional[str] = "deflate", max_size: Optional[int] = DEFAULT_MAX_SIZE,
-          open_timeout: Optional[float] = 10, close_timeout: Optional[float] = 10,
-          ping_interval: Optional[float] = 20, ping_timeout: Optional[float] = 20,
-          write_limit: Union[int, Tuple[int, int], None] = None,
-          max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
-          max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-          reuse_port: bool = False,
-          peer_limits: Optional[Mapping[str, Any]] = None) -> Server:
+def serve(
+    handler: Handler,
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    *,
+    ssl: Any = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    origins: Optional[Sequence[Optional[str]]] = None,
+    process_request: Optional[ProcessRequest] = None,
+    compression: Optional[str] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    open_timeout: Optional[float] = 10,
+    close_timeout: Optional[float] = 10,
+    ping_interval: Optional[float] = 20,
+    ping_timeout: Optional[float] = 20,
+    write_limit: Union[int, tuple[int, int], None] = None,
+    max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
+    max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+    reuse_port: bool = False,
+    peer_limits: Optional[Mapping[str, Any]] = None,
+) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
     1011 if it raised, which is logged; the server keeps serving).
 
     ``process_request(connection, request)`` may return a ``Response`` to refuse the
     upgrade. ``origins`` lists the accepted Origin values (``None`` in the list accepts
-    requests without one). With ``subprotocols``, clients offering none of them are refused.
+    requests without one; others get 403). With ``subprotocols``, the first of them that the
+    client offered is selected, and clients offering none of them are refused (400). The
+    engine applies both before ``process_request`` sees a request.
 
     ``max_queue`` (default 16 messages) and ``max_queue_bytes`` (default 1 MiB; characters
     for text) bound, per connection, the messages received and not yet returned by
@@ -340,11 +272,23 @@ def serve(handler: Handler, host: Optional[str] = None, port: Optional[int] = No
     ``max_handshakes_per_address`` (4096), ``max_handshakes`` (16384), ``connection_rate``
     (``(per_second, burst)``, no limit). A connection over one is closed at once.
     """
-    return Server(handler, "127.0.0.1" if host is None else host, 0 if port is None else port,
-                  ssl=ssl, subprotocols=subprotocols, origins=origins,
-                  process_request=process_request, compression=compression, max_size=max_size,
-                  open_timeout=open_timeout, close_timeout=close_timeout,
-                  ping_interval=ping_interval, ping_timeout=ping_timeout,
-                  write_limit=write_limit, max_queue=max_queue,
-                  max_queue_bytes=max_queue_bytes, reuse_port=reuse_port,
-                  peer_limits=peer_limits)
+    return Server(
+        handler,
+        "127.0.0.1" if host is None else host,
+        0 if port is None else port,
+        ssl=ssl,
+        subprotocols=subprotocols,
+        origins=origins,
+        process_request=process_request,
+        compression=compression,
+        max_size=max_size,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        write_limit=write_limit,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+        reuse_port=reuse_port,
+        peer_limits=peer_limits,
+    )

@@ -1,0 +1,201 @@
+"""The server side of the model both APIs share: what ``serve`` makes of its arguments, the
+listener it opens, and how a connection's upgrade request is answered (accepted with its
+101 response, or refused with the application's, and what the connection then knows).
+
+The handshake policy (origins, subprotocol selection) is the engine's: ``serve``'s
+``websockets``-style arguments become the listener's rules, applied before a request
+reaches ``process_request``, and the request event carries the subprotocol they selected."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, TypeVar, Union
+
+from ._options import (
+    compression_name,
+    context_kwargs,
+    header_list,
+    peer_limit_kwargs,
+    server_tls_kwargs,
+    subprotocol_list,
+)
+from ._protocol import ConnectionModel, Runner, State
+from ._queue import QueueLimit, QueueLimits, queue_limits
+from ._tidewire import Context, RawRequest, RequestEvent
+from .datastructures import Headers, Request, Response
+from .exceptions import InvalidState
+
+__all__ = ["ServerModel", "ServerSetup", "server_setup", "request_from_raw"]
+
+W = TypeVar("W")
+
+
+def request_from_raw(raw: RawRequest) -> Request:
+    path = raw.path if raw.query is None else f"{raw.path}?{raw.query}"
+    return Request(path, Headers(raw.headers))
+
+
+def plain_response(status: int, text: str) -> Response:
+    """A plain-text HTTP response."""
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
+    return Response(status, "", headers, text.encode())
+
+
+@dataclass(frozen=True)
+class ServerSetup:
+    """The arguments of ``serve``, checked and translated for the context and listener."""
+
+    close_timeout: Optional[float]
+    queue_limits: QueueLimits
+    context_kwargs: dict[str, Any]
+    listen_kwargs: dict[str, Any]
+
+    def listen(self, host: str, port: int) -> tuple[Context, tuple[str, int]]:
+        """A context listening on ``host:port``: ``(context, (host, bound port))``."""
+        ctx = Context(**self.context_kwargs)
+        try:
+            listener = ctx.listen(host, port, **self.listen_kwargs)
+            bound_host, bound_port = ctx.local_addr(listener)
+        except BaseException:
+            ctx.free()
+            raise
+        return ctx, (bound_host, bound_port)
+
+
+def policy_kwargs(
+    subprotocols: Optional[Sequence[str]], origins: Optional[Sequence[Optional[str]]]
+) -> dict[str, Any]:
+    """The listener's rules for ``websockets``' ``subprotocols`` and ``origins``: a server
+    with subprotocols refuses (400) a client that offers none of them; ``None`` among the
+    origins lets requests without Origin in, which are refused (403) otherwise."""
+    kwargs: dict[str, Any] = {}
+    protocols = subprotocol_list(subprotocols)
+    if protocols:
+        kwargs.update(subprotocols=protocols, require_subprotocol=True)
+    if origins is not None:
+        if isinstance(origins, str):
+            raise TypeError("origins must be a sequence of str or None, not a str")
+        allowed = list(origins)
+        kwargs.update(
+            origins=[o for o in allowed if o is not None], require_origin=None not in allowed
+        )
+    return kwargs
+
+
+def server_setup(
+    *,
+    ssl: Any,
+    subprotocols: Optional[Sequence[str]],
+    origins: Optional[Sequence[Optional[str]]],
+    compression: Optional[str],
+    max_size: Optional[int],
+    open_timeout: Optional[float],
+    close_timeout: Optional[float],
+    ping_interval: Optional[float],
+    ping_timeout: Optional[float],
+    write_limit: Union[int, tuple[int, int], None],
+    max_queue: QueueLimit,
+    max_queue_bytes: QueueLimit,
+    reuse_port: bool,
+    peer_limits: Optional[Mapping[str, Any]],
+) -> ServerSetup:
+    """Checks the arguments of ``serve`` (raising before anything is opened)."""
+    return ServerSetup(
+        close_timeout=close_timeout,
+        queue_limits=queue_limits(max_queue, max_queue_bytes),
+        context_kwargs=context_kwargs(
+            max_size=max_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            open_timeout=open_timeout,
+            write_limit=write_limit,
+        ),
+        listen_kwargs=dict(
+            handle_requests=True,
+            **policy_kwargs(subprotocols, origins),
+            compression=compression_name(compression),
+            reuse_port=reuse_port,
+            **peer_limit_kwargs(peer_limits),
+            **server_tls_kwargs(ssl),
+        ),
+    )
+
+
+class ServerModel(ConnectionModel[W]):
+    """A connection accepted by a server: its upgrade request, and the answer to it."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        event: RequestEvent,
+        *,
+        close_timeout: Optional[float],
+        queue_limits: QueueLimits,
+    ) -> None:
+        # On to the I/O layer's connection class, then to ConnectionModel.
+        super().__init__(runner, event.conn, close_timeout=close_timeout, queue_limits=queue_limits)
+        #: The upgrade request as the engine read it.
+        self.raw_request = event.request
+        self.request = request_from_raw(event.request)
+        # The subprotocol the listener's rules selected, accepted unless refused.
+        self._selected = event.subprotocol
+        self._handlers[self.id] = self
+
+    def respond(self, status: int, text: str) -> Response:
+        """A plain-text response for ``process_request`` to return."""
+        return plain_response(status, text)
+
+    def _reject(self, response: Response) -> None:
+        """Refuses the upgrade with ``response``; the connection is then closed (1006)."""
+        try:
+            self._ctx.reject(
+                self.id, response.status_code, header_list(response.headers), response.body
+            )
+        except InvalidState:
+            pass  # the handshake timed out or the server shut down meanwhile
+        self._forget()
+        self.response = response
+        self.close_code = 1006
+        self._set_closed()
+        self._wake_engine()
+
+    def _accept(self, subprotocol: Optional[str]) -> bool:
+        """Accepts the upgrade; returns whether the connection is open (it may have gone:
+        the handshake timed out or the server shut down meanwhile)."""
+        try:
+            self._ctx.accept(self.id, subprotocol)
+        except InvalidState:
+            self._forget()
+            self.close_code = 1006
+            self._set_closed()
+            return False
+        self._state = State.OPEN
+        self._opened = True
+        self.subprotocol = subprotocol
+        self.remote_address = tuple(self._ctx.peer_addr(self.id))  # type: ignore[assignment]
+        h = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
+        if subprotocol is not None:
+            h["Sec-WebSocket-Protocol"] = subprotocol
+        self.response = Response(101, "Switching Protocols", h)
+        self._wake_engine()
+        return True
+
+    def _decide(self, response: Optional[Response]) -> bool:
+        """Answers the upgrade request once ``process_request`` (if any) returned
+        ``response``: refused with it, or accepted with the selected subprotocol. Returns
+        whether the connection is open."""
+        if response is not None:
+            self._reject(response)
+            return False
+        return self._accept(self._selected)
+
+    def _handshake_failed(self) -> None:
+        """``process_request`` raised: refused with 500 unless already answered."""
+        if self._state is State.CONNECTING:
+            self._reject(plain_response(500, "Failed to open a WebSocket connection.\n"))
+
+    def _on_open(self) -> None:
+        if self.response is not None and self.extensions is not None:
+            self.response.headers["Sec-WebSocket-Extensions"] = self.extensions
