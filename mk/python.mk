@@ -2,7 +2,7 @@
 # in a virtualenv under build/python/ (created, and filled from PyPI, only when missing).
 #
 #   make test-python      lint the extension, build and install the wheel, stubtest, pytest
-#   make python-lint      ruff (installed into the venv) over bindings/python: check, format --check
+#   make lint-python      rustfmt and clippy over the extension, ruff check and format --check
 #   make examples-python  build/bin/echo_server_py, build/bin/autobahn_client_py (asyncio API)
 #                         and their _pysync twins (the same programs on the blocking API)
 #   make bench-python     the echo benchmark of bindings/python/benchmarks
@@ -24,7 +24,7 @@ EXAMPLE_TARGETS += examples-python
 
 PY_RUFF := "ruff>=0.17,<0.18"
 
-.PHONY: test-python lint-python python-lint python-venv python-install examples-python bench-python
+.PHONY: test-python lint-python python-venv python-install examples-python bench-python
 
 $(PY_VENV)/.ready:
 	$(PYTHON3) -m venv $(PY_VENV)
@@ -45,17 +45,15 @@ $(PY_BUILD)/.installed: $(PY_VENV)/.ready $(PY_SOURCES)
 
 python-install: $(PY_BUILD)/.installed ## build the wheel and install it into the venv
 
-lint-python: $(PY_VENV)/.ready ## lint the Python face (part of test-python)
-	cd $(PY_DIR) && $(CARGO) fmt -- --check
-	cd $(PY_DIR) && $(PY_CARGO_ENV) $(CARGO) clippy --release --all-targets -- -D warnings
-
 # Ruff over the package, its tests and benchmarks (settings in bindings/python/pyproject.toml);
 # its cache stays under build/.
 $(PY_VENV)/.ruff: $(PY_VENV)/.ready
 	$(PY) -m pip install --quiet --disable-pip-version-check $(PY_RUFF)
 	touch $@
 
-python-lint: $(PY_VENV)/.ruff
+lint-python: $(PY_VENV)/.ruff ## lint the Python face: rustfmt, clippy, ruff check, ruff format --check
+	cd $(PY_DIR) && $(CARGO) fmt -- --check
+	cd $(PY_DIR) && $(PY_CARGO_ENV) $(CARGO) clippy --release --all-targets -- -D warnings
 	cd $(PY_DIR) && RUFF_CACHE_DIR=$(PY_BUILD)/ruff-cache $(PY_VENV)/bin/ruff check .
 	cd $(PY_DIR) && RUFF_CACHE_DIR=$(PY_BUILD)/ruff-cache $(PY_VENV)/bin/ruff format --check .
 

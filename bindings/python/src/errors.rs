@@ -1,5 +1,5 @@
-//! `tidewire_net::Error` to Python exceptions, following the error table of the house style:
-//! argument and state mistakes become `ValueError` / `InvalidState`, handshake failures the
+//! `tidewire_net::Error` to Python exceptions, following the error table of docs/DESIGN.md
+//! ("One error model, every face"): argument and state mistakes become `ValueError` / `InvalidState`, handshake failures the
 //! `InvalidHandshake` family, OS and TLS failures `OSError` subclasses, timers `TimeoutError`.
 //!
 //! The exception classes are plain Python classes in `tidewire.exceptions` (so that they can
