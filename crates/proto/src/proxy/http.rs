@@ -125,9 +125,9 @@ impl HttpConnect {
             return Err(ProxyError::Finished);
         }
         let result = self.receive_inner(input);
+        // The reader has freed its buffer by then: it finishes with the block it returns.
         if !matches!(result, Ok(None)) {
             self.finished = true;
-            self.reader = HeadReader::new(Kind::Response, Limits::default());
         }
         result
     }
@@ -158,7 +158,8 @@ impl HttpConnect {
                         body_start: offset,
                     }))
                 }
-                // 101 would switch the connection to a protocol nobody asked for: final.
+                // 101 is a 1xx in form, but it hands the connection over to a protocol that
+                // nobody asked for (RFC 9110 section 15.2.2): no tunnel, so a refusal.
                 100..=199 if status != 101 => {
                     // Interim: the final response follows, within what is left of the limit.
                     self.interim += head_len;
