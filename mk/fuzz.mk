@@ -21,7 +21,7 @@
 FUZZ_SECONDS ?= 300
 FUZZ_TARGET ?= connection
 FUZZ_TARGETS := frame_header mask url server_handshake client_handshake deflate_negotiate \
-                inflate connection
+                inflate connection proxy_http_reply proxy_socks5_reply
 FUZZ_DIR := crates/proto/fuzz
 FUZZ_WORK := $(abspath $(BUILD)/fuzz)
 # libFuzzer options for every run: keep memory and single-input time in check.

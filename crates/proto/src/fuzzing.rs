@@ -28,6 +28,10 @@ use crate::handshake::{
     accept_response, ClientHandshake, ClientOptions, HandshakeError, Limits, ServerHandshake,
     Upgrade, Url,
 };
+use crate::proxy::socks5::MAX_REPLY_LEN;
+use crate::proxy::{
+    Credentials, Established, HttpConnect, HttpConnectOptions, Progress, ProxyError, Socks5, Target,
+};
 use crate::Role;
 
 /// A harness: panics when an invariant breaks.
@@ -43,6 +47,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("inflate", inflate),
     ("connection", connection),
     ("url", url),
+    ("proxy_http_reply", proxy_http_connect_reply),
+    ("proxy_socks5_reply", proxy_socks5_reply),
 ];
 
 // -------------------------------------------------------------------------------------------
@@ -330,9 +336,9 @@ fn limits(r: &mut Input<'_>) -> Limits {
 
 /// What a reader returned after being fed a whole stream, in comparable form.
 #[derive(Debug, PartialEq)]
-enum Outcome<T> {
+enum Outcome<T, E = HandshakeError> {
     Done(T, usize),
-    Failed(HandshakeError),
+    Failed(E),
     NeedMore,
 }
 
@@ -1547,4 +1553,316 @@ pub fn url(data: &[u8]) {
         None => request.path.clone(),
     };
     assert_eq!(target, url.resource);
+}
+
+// -------------------------------------------------------------------------------------------
+// Proxy handshakes
+// -------------------------------------------------------------------------------------------
+
+/// The proxy harnesses' credentials.
+pub const PROXY_USER: &str = "alice";
+pub const PROXY_PASSWORD: &str = "s3cret";
+
+/// The target a proxy harness asks for: `flags & 3` picks a domain name, an IPv4 address, an
+/// IPv6 address or a domain of the longest length a SOCKS5 request can carry.
+fn proxy_target(flags: u8) -> Target {
+    let made = match flags & 3 {
+        0 => Target::domain("echo.example", 443),
+        1 => Target::new("192.0.2.1", 80),
+        2 => Target::new("2001:db8::1", 8443),
+        _ => Target::domain(&"n".repeat(crate::proxy::MAX_DOMAIN_LEN), 1),
+    };
+    made.expect("static target")
+}
+
+fn proxy_credentials(flags: u8) -> Option<Credentials> {
+    (flags & 4 != 0).then(|| Credentials::new(PROXY_USER, PROXY_PASSWORD))
+}
+
+/// Whether a run of the tracked sections stayed within `bound` bytes of heap (always true
+/// without [`TrackingAlloc`]).
+fn within_heap(installed: bool, bound: usize) {
+    if installed {
+        let peak = peak_tracked();
+        assert!(peak <= bound, "{peak} bytes of heap, bound {bound}");
+    }
+}
+
+/// Feeds `stream` to an HTTP CONNECT reader in the pieces `chunker` picks; `Done` carries the
+/// absolute offset of the first tunnel byte.
+fn feed_http(
+    hs: &mut HttpConnect,
+    stream: &[u8],
+    chunker: &mut Chunker,
+    limits: &Limits,
+) -> Outcome<Established, ProxyError> {
+    let mut pos = 0;
+    while pos < stream.len() {
+        let len = chunker.next(stream.len() - pos);
+        let chunk = &stream[pos..pos + len];
+        match tracked(|| hs.receive(chunk)) {
+            Ok(None) => pos += len,
+            Ok(Some(mut done)) => {
+                let start = done.body_start;
+                assert!(start > 0 && start <= chunk.len(), "body_start {start}");
+                let end = pos + start;
+                // Interim responses and the final one, together within the limit.
+                assert!(
+                    end <= limits.max_header_bytes,
+                    "answer longer than the limit"
+                );
+                assert!(stream[..end].ends_with(b"\n"));
+                assert!((200..300).contains(&done.status), "{}", done.status);
+                assert!(done.headers.len() <= limits.max_headers);
+                assert_eq!(hs.receive(b"x"), Err(ProxyError::Finished));
+                done.body_start = 0;
+                return Outcome::Done(done, end);
+            }
+            Err(e) => {
+                match &e {
+                    ProxyError::HeaderTooLarge { limit } => {
+                        assert_eq!(*limit, limits.max_header_bytes);
+                        assert!(pos + len >= *limit);
+                    }
+                    ProxyError::TooManyHeaders { limit } => assert_eq!(*limit, limits.max_headers),
+                    ProxyError::Refused { status, .. } => {
+                        assert!(!(200..300).contains(status), "{status}");
+                        // Interim 1xx responses are skipped; 101 alone is final.
+                        assert!(!(100..200).contains(status) || *status == 101, "{status}");
+                    }
+                    ProxyError::Malformed(_) => {}
+                    other => panic!("unexpected error reading a response: {other:?}"),
+                }
+                let _ = e.to_string();
+                assert_eq!(hs.receive(b"x"), Err(ProxyError::Finished));
+                return Outcome::Failed(e);
+            }
+        }
+    }
+    Outcome::NeedMore
+}
+
+/// The request an [`HttpConnect`] writes: `CONNECT authority HTTP/1.1`, `Host` the same
+/// authority, and the Basic credentials when given.
+fn check_connect_request(request: &[u8], target: &Target, credentials: Option<&Credentials>) {
+    use base64::Engine as _;
+    let mut headers = [httparse::EMPTY_HEADER; 4];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(request) {
+        Ok(httparse::Status::Complete(len)) => len,
+        other => panic!("our CONNECT request does not parse: {other:?}"),
+    };
+    assert_eq!(len, request.len());
+    assert_eq!(req.method, Some("CONNECT"));
+    let authority = target.authority();
+    assert_eq!(req.path, Some(authority.as_str()));
+    assert_eq!(req.version, Some(1));
+    assert_eq!(req.headers[0].name, "Host");
+    assert_eq!(req.headers[0].value, authority.as_bytes());
+    let auth = req.headers.iter().find(|h| h.name == "Proxy-Authorization");
+    match (credentials, auth) {
+        (None, None) => {}
+        (Some(c), Some(h)) => {
+            let encoded = h.value.strip_prefix(b"Basic ").expect("Basic scheme");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("base64");
+            assert_eq!(decoded, [&c.username[..], b":", &c.password[..]].concat());
+        }
+        other => panic!("credentials and Proxy-Authorization disagree: {other:?}"),
+    }
+}
+
+/// The HTTP CONNECT response reader over arbitrary bytes in arbitrary pieces: the same
+/// answer whatever the pieces (up to where a broken line is noticed, as for the handshake),
+/// never past the limits, interim responses skipped, `body_start` inside the input, heap
+/// bounded by the limits. Input: limits byte, flags (target, credentials), chunk seed, the
+/// proxy's bytes.
+pub fn proxy_http_connect_reply(data: &[u8]) {
+    let mut r = Input::new(data);
+    let limits = limits(&mut r);
+    let flags = r.u8();
+    let seed = r.u8();
+    let stream = r.rest();
+    let target = proxy_target(flags);
+    let credentials = proxy_credentials(flags);
+    let opts = HttpConnectOptions {
+        credentials: credentials.clone(),
+        headers: Vec::new(),
+        limits: limits.clone(),
+    };
+    // The reader buffers one header block (doubling a Vec up to the limit), httparse's
+    // header array beyond 64 entries, and the owned headers of the answer.
+    let heap_bound = 4 * limits.max_header_bytes + 256 * limits.max_headers + 8192;
+    let run = |seed| {
+        let installed = reset_tracking();
+        let mut hs = tracked(|| HttpConnect::new(&target, &opts)).expect("static request");
+        check_connect_request(hs.request(), &target, credentials.as_ref());
+        let outcome = feed_http(&mut hs, stream, &mut Chunker::new(seed), &limits);
+        tracked(move || drop(hs));
+        within_heap(installed, heap_bound);
+        outcome
+    };
+    let whole = run(0);
+    let pieces = run(seed);
+    let unfinished = |x: &Outcome<Established, ProxyError>| {
+        matches!(
+            x,
+            Outcome::NeedMore
+                | Outcome::Failed(
+                    ProxyError::Malformed(_)
+                        | ProxyError::TooManyHeaders { .. }
+                        | ProxyError::HeaderTooLarge { .. }
+                )
+        )
+    };
+    assert!(
+        whole == pieces || (unfinished(&whole) && unfinished(&pieces)),
+        "the pieces changed the answer: {whole:?} / {pieces:?}"
+    );
+}
+
+/// What a SOCKS5 run came to: the tunnel open at an absolute offset with the bound address,
+/// an error, or more bytes needed.
+type Socks5Outcome = Outcome<Option<crate::proxy::Bound>, ProxyError>;
+
+/// Feeds the proxy's `stream` to `s`, the piece lengths from `next_len`; sends (takes) every
+/// request as soon as it is queued, and checks each against what the handshake must say.
+fn feed_socks5(
+    s: &mut Socks5,
+    stream: &[u8],
+    mut next_len: impl FnMut(usize) -> usize,
+    target: &Target,
+    credentials: Option<&Credentials>,
+) -> Socks5Outcome {
+    let mut sent = Vec::new();
+    let mut take = |s: &mut Socks5| {
+        let out = s.output().to_vec();
+        s.consume_output(out.len());
+        assert!(s.output().is_empty());
+        sent.push(out);
+    };
+    take(s);
+    let mut pos = 0;
+    let outcome = loop {
+        if pos >= stream.len() {
+            break Outcome::NeedMore;
+        }
+        let len = next_len(stream.len() - pos);
+        let chunk = &stream[pos..pos + len];
+        match tracked(|| s.receive(chunk)) {
+            Ok(Progress::NeedMore) => {
+                assert!(s.output().is_empty());
+                pos += len;
+            }
+            Ok(Progress::Send) => {
+                assert!(!s.output().is_empty());
+                take(s);
+                pos += len;
+            }
+            Ok(Progress::Done { body_start }) => {
+                assert!(body_start > 0 && body_start <= chunk.len(), "{body_start}");
+                assert!(s.output().is_empty());
+                assert!(s.bound().is_some());
+                assert_eq!(s.receive(b"x"), Err(ProxyError::Finished));
+                break Outcome::Done(s.bound().cloned(), pos + body_start);
+            }
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e,
+                        ProxyError::Finished
+                            | ProxyError::InvalidCredentials(_)
+                            | ProxyError::InvalidDomain(_)
+                    ),
+                    "{e:?}"
+                );
+                let _ = e.to_string();
+                assert!(s.output().is_empty());
+                assert_eq!(s.receive(b"x"), Err(ProxyError::Finished));
+                break Outcome::Failed(e);
+            }
+        }
+    };
+    // What was sent: the greeting, the RFC 1929 request only if credentials were given, and
+    // the CONNECT request last, never more than the reply it was answered with allows.
+    let greeting: &[u8] = match credentials {
+        Some(_) => b"\x05\x02\x00\x02",
+        None => b"\x05\x01\x00",
+    };
+    assert_eq!(sent[0], greeting);
+    let mut rest = sent[1..].iter();
+    let mut next = rest.next();
+    if let (Some(c), Some(auth)) = (credentials, next) {
+        if auth.first() == Some(&1) {
+            let expected = [
+                &[1, c.username.len() as u8][..],
+                &c.username,
+                &[c.password.len() as u8],
+                &c.password,
+            ]
+            .concat();
+            assert_eq!(auth, &expected);
+            next = rest.next();
+        }
+    }
+    if let Some(connect) = next {
+        let mut expected = vec![5, 1, 0];
+        match (target.ip_addr(), target.domain_name()) {
+            (Some(std::net::IpAddr::V4(v4)), _) => {
+                expected.push(1);
+                expected.extend_from_slice(&v4.octets());
+            }
+            (Some(std::net::IpAddr::V6(v6)), _) => {
+                expected.push(4);
+                expected.extend_from_slice(&v6.octets());
+            }
+            (None, name) => {
+                let name = name.expect("a target is an address or a name").as_bytes();
+                expected.extend_from_slice(&[3, name.len() as u8]);
+                expected.extend_from_slice(name);
+            }
+        }
+        expected.extend_from_slice(&target.port().to_be_bytes());
+        assert_eq!(connect, &expected);
+        assert!(rest.next().is_none(), "more requests than the protocol has");
+    } else {
+        assert!(
+            !matches!(outcome, Outcome::Done(..)),
+            "done without a request"
+        );
+    }
+    outcome
+}
+
+/// The SOCKS5 client over arbitrary proxy bytes in arbitrary pieces (each request sent as
+/// soon as it is queued): never more than a reply's worth of heap, `body_start` inside the
+/// input, the requests what RFC 1928 / 1929 prescribe, and the same answer as when the bytes
+/// come one at a time, except that a piece running past an answer before the reply is
+/// refused ([`ProxyError::UnexpectedBytes`]). Input: flags (target, credentials), chunk seed,
+/// the proxy's bytes.
+pub fn proxy_socks5_reply(data: &[u8]) {
+    let mut r = Input::new(data);
+    let flags = r.u8();
+    let seed = r.u8();
+    let stream = r.rest();
+    let target = proxy_target(flags);
+    let credentials = proxy_credentials(flags);
+    let run = |next_len: &mut dyn FnMut(usize) -> usize| {
+        let installed = reset_tracking();
+        let mut s = tracked(|| Socks5::new(&target, credentials.as_ref())).expect("static");
+        let outcome = feed_socks5(&mut s, stream, next_len, &target, credentials.as_ref());
+        tracked(move || drop(s));
+        // The queued requests (the greeting, an RFC 1929 request of 513 bytes at most, a
+        // CONNECT request of 262 at most) and one answer of MAX_REPLY_LEN bytes at most.
+        within_heap(installed, 2 * (4 + 513 + 262 + MAX_REPLY_LEN));
+        outcome
+    };
+    let mut chunker = Chunker::new(seed);
+    let pieces = run(&mut |left| chunker.next(left));
+    let bytes = run(&mut |_| 1);
+    assert!(
+        pieces == bytes || matches!(pieces, Outcome::Failed(ProxyError::UnexpectedBytes { .. })),
+        "the pieces changed the answer: {pieces:?} / {bytes:?}"
+    );
 }

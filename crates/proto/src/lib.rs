@@ -9,6 +9,8 @@
 //! * [`connection::Connection`]: one state machine per connection: bytes in, events out,
 //!   messages in, bytes out.
 //! * [`deflate`]: permessage-deflate negotiation and codec.
+//! * [`proxy`]: the client's side of HTTP `CONNECT` and SOCKS5 proxy handshakes, spoken on
+//!   the TCP connection before TLS and the WebSocket handshake.
 
 pub mod close;
 pub mod connection;
@@ -18,6 +20,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+pub mod proxy;
 pub mod utf8;
 
 pub use close::CloseCode;

@@ -94,7 +94,9 @@ replay_tests!(
     deflate_negotiate,
     inflate,
     connection,
-    url
+    url,
+    proxy_http_reply,
+    proxy_socks5_reply
 );
 
 // -------------------------------------------------------------------------------------------
@@ -576,6 +578,144 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     .enumerate()
     {
         add("url", &i.to_string(), u.as_bytes().to_vec());
+    }
+
+    // proxy_http_reply: limits byte, flags (target: & 3, credentials: & 4), chunk seed, the
+    // proxy's response.
+    let tls_hello = "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}";
+    let interim_flood = "HTTP/1.1 100 Continue\r\n\r\n".repeat(400);
+    for (name, limits, flags, resp) in [
+        (
+            "200",
+            0u8,
+            0u8,
+            format!("HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n{tls_hello}"),
+        ),
+        ("200-http10", 0, 1, "HTTP/1.0 200 OK\r\n\r\n".to_owned()),
+        (
+            "100-then-200",
+            0,
+            2,
+            format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\n\r\n{tls_hello}"),
+        ),
+        (
+            "200-content-length",
+            0,
+            3,
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{tls_hello}"),
+        ),
+        (
+            "200-chunked",
+            0,
+            0,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_owned(),
+        ),
+        (
+            "407",
+            0,
+            4,
+            "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"proxy\"\r\nProxy-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n".to_owned(),
+        ),
+        (
+            "403",
+            0,
+            5,
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nnope!".to_owned(),
+        ),
+        ("502", 0, 6, "HTTP/1.1 502 Bad Gateway\r\n\r\n".to_owned()),
+        (
+            "101",
+            0,
+            0,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_owned(),
+        ),
+        ("ssh", 0, 0, "SSH-2.0-OpenSSH_9.6\r\n".to_owned()),
+        ("socks-reply", 0, 0, "\u{5}\u{0}".to_owned()),
+        (
+            "too-many-headers",
+            0x81,
+            0,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n".to_owned(),
+        ),
+        (
+            "too-large",
+            0x80,
+            0,
+            "HTTP/1.1 200 Connection established\r\n\r\n".to_owned(),
+        ),
+        ("interim-flood", 0, 0, interim_flood),
+        ("folded-header", 0, 0, "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n".to_owned()),
+    ] {
+        for seed in [0u8, 5] {
+            let mut data = vec![limits, flags, seed];
+            data.extend_from_slice(resp.as_bytes());
+            add("proxy_http_reply", &format!("{name}-{seed}"), data);
+        }
+    }
+
+    // proxy_socks5_reply: flags (target: & 3, credentials: & 4), chunk seed, every byte the
+    // proxy sends (method selection, authentication status, reply, tunnel data).
+    let reply_v4: &[u8] = b"\x05\x00\x00\x01\xc0\x00\x02\x01\x1f\x90";
+    let reply_v6: &[u8] = b"\x05\x00\x00\x04\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01\x01\xbb";
+    let reply_domain: &[u8] = b"\x05\x00\x00\x03\x0dproxy.example\x04\x38";
+    let reply_long = [&b"\x05\x00\x00\x03\xff"[..], &[b'n'; 255], b"\x00\x50"].concat();
+    let hello: &[u8] = b"\x16\x03\x01\x02\x00\x01";
+    let mut socks: Vec<(String, u8, Vec<u8>)> = vec![
+        (
+            "noauth-v4".into(),
+            1,
+            [b"\x05\x00", reply_v4, hello].concat(),
+        ),
+        ("noauth-v6".into(), 2, [b"\x05\x00", reply_v6].concat()),
+        (
+            "noauth-domain".into(),
+            0,
+            [b"\x05\x00", reply_domain, hello].concat(),
+        ),
+        (
+            "noauth-long".into(),
+            3,
+            [&b"\x05\x00"[..], &reply_long, hello].concat(),
+        ),
+        (
+            "userpass-domain".into(),
+            4,
+            [b"\x05\x02", b"\x01\x00", reply_domain, hello].concat(),
+        ),
+        (
+            "userpass-v6".into(),
+            6,
+            [b"\x05\x02", b"\x01\x00", reply_v6].concat(),
+        ),
+        ("creds-noauth".into(), 5, [b"\x05\x00", reply_v4].concat()),
+        (
+            "auth-ver-5".into(),
+            4,
+            [b"\x05\x02", b"\x05\x00", reply_v4].concat(),
+        ),
+        ("auth-failed".into(), 4, b"\x05\x02\x01\x01".to_vec()),
+        ("no-acceptable".into(), 4, b"\x05\xff".to_vec()),
+        ("unoffered".into(), 0, b"\x05\x02".to_vec()),
+        (
+            "http-answer".into(),
+            0,
+            b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+        ),
+        ("bad-rsv".into(), 0, b"\x05\x00\x05\x00\x01\x01".to_vec()),
+        ("bad-atyp".into(), 0, b"\x05\x00\x05\x00\x00\x02".to_vec()),
+        ("early".into(), 0, [b"\x05\x00\x05\x00", reply_v4].concat()),
+    ];
+    for rep in 1u8..=9 {
+        let mut reply = reply_v4.to_vec();
+        reply[1] = rep;
+        socks.push((format!("rep-{rep}"), 0, [b"\x05\x00", &reply[..]].concat()));
+    }
+    for (name, flags, bytes) in socks {
+        for seed in [0u8, 3] {
+            let mut data = vec![flags, seed];
+            data.extend_from_slice(&bytes);
+            add("proxy_socks5_reply", &format!("{name}-{seed}"), data);
+        }
     }
 
     // connection: RFC 6455 and Autobahn-like exchanges, each role.

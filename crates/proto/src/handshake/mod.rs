@@ -13,7 +13,7 @@
 //! WebSocket data that came in the same read begins (`body_start`).
 
 pub mod client;
-mod head;
+pub(crate) mod head;
 pub mod policy;
 pub mod server;
 pub mod url;
