@@ -8,9 +8,10 @@
 //! transport drains with [`Connection::pending_output`] and [`Connection::consume`], so everything
 //! sent between two flushes goes out in one write.
 
-use crate::close::CloseCode;
+use crate::close::{parse_close_payload, write_close_payload, CloseCode};
 use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateError, DeflateParams};
 use crate::error::{ProtocolError, SendError};
+use crate::frame::mask::mask_key;
 use crate::frame::{apply_mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::utf8::{self, Utf8Validator};
 use crate::Role;
@@ -972,9 +973,8 @@ impl Connection {
 
     fn write_close(&mut self, code: CloseCode, reason: &str) {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        payload[..2].copy_from_slice(&code.0.to_be_bytes());
-        payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-        self.write_frame(OpCode::Close, true, false, &payload[..2 + reason.len()]);
+        let len = write_close_payload(code, reason, &mut payload);
+        self.write_frame(OpCode::Close, true, false, &payload[..len]);
         self.sent_close = Some((code, reason.to_owned()));
     }
 
@@ -1007,53 +1007,6 @@ fn inflate_error(error: DeflateError) -> ProtocolError {
         DeflateError::TooBig => ProtocolError::MessageTooBig,
         _ => ProtocolError::InvalidCompressedData,
     }
-}
-
-/// Splits a close payload into code and reason (RFC 6455 section 5.5.1, 7.4).
-fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str), ProtocolError> {
-    match payload {
-        [] => Ok((CloseCode::NO_STATUS, "")),
-        [_] => Err(ProtocolError::CloseFrameTooShort),
-        [hi, lo, reason @ ..] => {
-            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
-            if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
-            }
-            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok((code, reason))
-        }
-    }
-}
-
-/// A fresh masking key. RFC 6455 section 5.3 wants keys from a strong source of entropy that
-/// a script cannot predict; they come from the OS generator, fetched in batches so that a key
-/// costs a few nanoseconds instead of a system call.
-fn mask_key() -> [u8; 4] {
-    use std::cell::RefCell;
-    const BATCH: usize = 1024;
-    thread_local! {
-        static POOL: RefCell<([u8; BATCH], usize)> = const { RefCell::new(([0; BATCH], BATCH)) };
-    }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let (bytes, used) = &mut *pool;
-        if *used + 4 > BATCH {
-            if getrandom::getrandom(bytes).is_err() {
-                // The OS generator failing is not recoverable in any sound way; a predictable
-                // mask would break the RFC's security argument, so refuse to go on.
-                panic!("the operating system's random number generator failed");
-            }
-            *used = 0;
-        }
-        let key = [
-            bytes[*used],
-            bytes[*used + 1],
-            bytes[*used + 2],
-            bytes[*used + 3],
-        ];
-        *used += 4;
-        key
-    })
 }
 
 #[cfg(test)]
