@@ -12,7 +12,9 @@ use crate::close::{parse_close_payload, write_close_payload, CloseCode};
 use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateError, DeflateParams};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::mask::mask_key;
-use crate::frame::{apply_mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::{
+    apply_mask, EncodedHeader, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+};
 use crate::utf8::{self, Utf8Validator};
 use crate::Role;
 use std::ops::Range;
@@ -63,6 +65,17 @@ impl MessageKind {
             MessageKind::Binary => OpCode::Binary,
         }
     }
+}
+
+/// How [`Connection::send_message_or_head`] sent a message.
+#[must_use = "a direct message is on the wire only once the caller writes it"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The frame is queued in [`Connection::pending_output`], behind what was queued before.
+    Queued,
+    /// Nothing was queued: the caller writes this header, then the payload exactly as it
+    /// passed it, before any byte the connection queues from now on.
+    Direct(EncodedHeader),
 }
 
 /// Where a connection is in its life. The opening handshake (the "connecting" state) is the
@@ -718,19 +731,41 @@ impl Connection {
         data: &[u8],
         compress: bool,
     ) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.streaming.is_some() {
-            return Err(SendError::MessageInProgress);
+        self.check_message(kind, data)?;
+        self.queue_message(kind, data, compress)
+    }
+
+    /// [`Connection::send_message`] for a transport that can write a message from the
+    /// caller's buffer instead of having it copied into the output: `transport_direct` says
+    /// it can now (it holds nothing of its own to write first, encrypts nothing, and finds
+    /// the message large enough to be worth a write of its own).
+    ///
+    /// Every check of `send_message` runs first. Then the message goes direct when its bytes
+    /// on the wire are a header and the payload as is, and nothing may have to go before it:
+    /// a server (no mask), no permessage-deflate, open, no streamed message, and nothing
+    /// queued in the output (frame order). Otherwise it is queued as by `send_message`.
+    pub fn send_message_or_head(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: bool,
+        transport_direct: bool,
+    ) -> Result<Sent, SendError> {
+        self.check_message(kind, data)?;
+        if transport_direct && self.may_write_direct() {
+            let header = FrameHeader {
+                fin: true,
+                rsv1: false,
+                rsv2: false,
+                rsv3: false,
+                opcode: kind.opcode(),
+                mask: None,
+                payload_len: data.len() as u64,
+            };
+            return Ok(Sent::Direct(header.encoded()));
         }
-        if kind == MessageKind::Text && utf8::validate(data).is_err() {
-            return Err(SendError::InvalidUtf8);
-        }
-        if self.should_compress(compress, data.len()) {
-            self.write_compressed(kind.opcode(), true, true, data)?;
-        } else {
-            self.write_frame(kind.opcode(), true, false, data);
-        }
-        Ok(())
+        self.queue_message(kind, data, compress)?;
+        Ok(Sent::Queued)
     }
 
     /// Starts a message that will be sent as several frames with [`Connection::send_fragment`].
@@ -896,6 +931,43 @@ impl Connection {
         if self.sent_close.is_some() || (self.failed && self.owed_close.is_none()) {
             Err(SendError::Closed)
         } else {
+            Ok(())
+        }
+    }
+
+    /// What a whole message must pass, however it is sent.
+    fn check_message(&self, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.streaming.is_some() {
+            return Err(SendError::MessageInProgress);
+        }
+        if kind == MessageKind::Text && utf8::validate(data).is_err() {
+            return Err(SendError::InvalidUtf8);
+        }
+        Ok(())
+    }
+
+    /// Whether a checked whole message may bypass the output (see `send_message_or_head`).
+    /// `State::Open` also rules out a held-back close and a failed connection.
+    fn may_write_direct(&self) -> bool {
+        self.role == Role::Server
+            && self.deflate.is_none()
+            && self.state() == State::Open
+            && self.streaming.is_none()
+            && self.buffered_amount() == 0
+    }
+
+    /// Queues a checked whole message as one frame.
+    fn queue_message(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: bool,
+    ) -> Result<(), SendError> {
+        if self.should_compress(compress, data.len()) {
+            self.write_compressed(kind.opcode(), true, true, data)
+        } else {
+            self.write_frame(kind.opcode(), true, false, data);
             Ok(())
         }
     }
