@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Token};
 use tidewire_proto::deflate::client_offer;
 use tidewire_proto::handshake::{http_response, ClientHandshake, ClientOptions, Url};
-use tidewire_proto::MessageKind;
+use tidewire_proto::{MessageKind, Sent};
 
 use crate::config::{Config, ConnectOptions, ListenOptions};
 use crate::conn::{flag, Conn, Dial, Stage};
@@ -458,14 +458,11 @@ impl Context {
                 limit: max_buffered,
             });
         }
-        if data.len() >= DIRECT_MIN && c.can_write_direct() {
-            if kind == MessageKind::Text && tidewire_proto::utf8::validate(data).is_err() {
-                return Err(Error::Send(tidewire_proto::SendError::InvalidUtf8));
-            }
-            c.write_direct(kind, data);
-        } else {
-            let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
-            ws.send_message(kind, data, compress)?;
+        let direct = data.len() >= DIRECT_MIN && c.can_write_direct();
+        let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
+        match ws.send_message_or_head(kind, data, compress, direct)? {
+            Sent::Queued => {}
+            Sent::Direct(head) => c.write_direct(head.as_bytes(), data),
         }
         Ok(self.after_send(conn.0, high))
     }
@@ -479,7 +476,6 @@ impl Context {
                 .filter(|_| c.stage.is_open())
                 .ok_or(Error::NotOpen)?;
         ws.begin_message(kind, true)?;
-        c.set(flag::STREAMING);
         Ok(())
     }
 
@@ -501,9 +497,6 @@ impl Context {
                 .filter(|_| c.stage.is_open())
                 .ok_or(Error::NotOpen)?;
         ws.send_fragment(data, fin)?;
-        if fin {
-            c.clear(flag::STREAMING);
-        }
         Ok(self.after_send(conn.0, high))
     }
 
