@@ -447,7 +447,11 @@ impl Context {
     ) -> Result<SendStatus> {
         let max_buffered = self.config.max_buffered;
         let high = self.config.high_water_mark;
-        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        // `let else` rather than `ok_or(Error::…)`: an `Error` built eagerly runs its drop
+        // glue on every send.
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            return Err(Error::StaleId);
+        };
         if !c.stage.is_open() {
             return Err(Error::NotOpen);
         }
@@ -459,7 +463,9 @@ impl Context {
             });
         }
         let direct = data.len() >= DIRECT_MIN && c.can_write_direct();
-        let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
+        let Some(ws) = c.ws.as_mut() else {
+            return Err(Error::NotOpen);
+        };
         match ws.send_message_or_head(kind, data, compress, direct)? {
             Sent::Queued => {}
             Sent::Direct(head) => c.write_direct(head.as_bytes(), data),

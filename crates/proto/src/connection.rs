@@ -744,6 +744,7 @@ impl Connection {
     /// on the wire are a header and the payload as is, and nothing may have to go before it:
     /// a server (no mask), no permessage-deflate, open, no streamed message, and nothing
     /// queued in the output (frame order). Otherwise it is queued as by `send_message`.
+    #[inline]
     pub fn send_message_or_head(
         &mut self,
         kind: MessageKind,

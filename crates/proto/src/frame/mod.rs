@@ -167,6 +167,7 @@ impl FrameHeader {
     }
 
     /// The encoded header, on the stack.
+    #[inline]
     pub fn encoded(&self) -> EncodedHeader {
         let mut bytes = [0u8; MAX_HEADER_LEN];
         let len = self.encode(&mut bytes) as u8;
@@ -190,6 +191,7 @@ pub struct EncodedHeader {
 }
 
 impl EncodedHeader {
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
