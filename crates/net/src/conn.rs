@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tidewire_proto::deflate::DeflateParams;
-use tidewire_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use tidewire_proto::handshake::{ClientHandshake, ServerHandshake, Url};
-use tidewire_proto::{Connection, MessageKind, Role, State};
+use tidewire_proto::Connection;
 
 use crate::config::{ConnectOptions, ListenOptions};
 use crate::limits::AddrKey;
@@ -95,8 +94,6 @@ pub(crate) mod flag {
     pub const LINGER: u16 = 1 << 10;
     /// Idle buffers were released; nothing to release until the next activity.
     pub const SHRUNK: u16 = 1 << 11;
-    /// A message started with `begin_message` is not finished yet.
-    pub const STREAMING: u16 = 1 << 12;
     /// The application paused reading (`Context::pause_reading`).
     pub const PAUSED: u16 = 1 << 13;
     /// Reading is held because the output buffer reached `Config::max_buffered`: a peer that
@@ -204,43 +201,19 @@ impl Conn {
         }
     }
 
-    /// Whether a whole message may bypass the engine's output buffer: a plain server
-    /// connection (no mask to apply, no TLS to encrypt, no compression), open, with nothing
-    /// queued before it and no fragmented message in progress.
+    /// Whether the transport can take a message straight from the caller's slice: a plain
+    /// socket (nothing to encrypt) with nothing of ours waiting to go before it. Whether the
+    /// protocol allows it is the engine's answer (`Connection::send_message_or_head`).
     pub(crate) fn can_write_direct(&self) -> bool {
-        let Some(ws) = self.ws.as_ref() else {
-            return false;
-        };
-        self.tls.is_none()
-            && self.sock.is_some()
-            && self.pre.is_empty()
-            && !self.has(flag::STREAMING)
-            && ws.role() == Role::Server
-            && !ws.deflate_enabled()
-            && ws.state() == State::Open
-            && ws.buffered_amount() == 0
+        self.tls.is_none() && self.sock.is_some() && self.pre.is_empty()
     }
 
-    /// Writes one unfragmented frame straight from `data` (header and payload in one
-    /// `writev`). What the socket does not take goes to `pre`, which is flushed before
-    /// anything the engine queues later, so frame order holds. A socket error is left for
-    /// the next flush to find.
-    pub(crate) fn write_direct(&mut self, kind: MessageKind, data: &[u8]) {
-        let header = FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode: match kind {
-                MessageKind::Text => OpCode::Text,
-                MessageKind::Binary => OpCode::Binary,
-            },
-            mask: None,
-            payload_len: data.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
-        let head = &head[..head_len];
+    /// Writes one frame from where its parts are, the header from the engine and the
+    /// payload from the caller, in one `writev`. What the socket does not take goes to
+    /// `pre`, which is flushed before anything the engine queues later, so frame order
+    /// holds. A socket error is left for the next flush to find.
+    pub(crate) fn write_direct(&mut self, head: &[u8], data: &[u8]) {
+        let head_len = head.len();
         let mut written = 0;
         if let Some(sock) = self.sock.as_mut() {
             loop {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 use tidewire_proto::handshake::{http_response, ClientHandshake, Url};
-use tidewire_proto::MessageKind;
+use tidewire_proto::{MessageKind, Sent};
 
 use crate::config::{Config, ConnectOptions, ListenOptions};
 use crate::conn::{flag, Conn, Dial, Stage};
@@ -440,7 +440,11 @@ impl Context {
     ) -> Result<SendStatus> {
         let max_buffered = self.config.max_buffered;
         let high = self.config.high_water_mark;
-        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        // `let else` rather than `ok_or(Error::…)`: an `Error` built eagerly runs its drop
+        // glue on every send.
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            return Err(Error::StaleId);
+        };
         if !c.stage.is_open() {
             return Err(Error::NotOpen);
         }
@@ -451,14 +455,13 @@ impl Context {
                 limit: max_buffered,
             });
         }
-        if data.len() >= DIRECT_MIN && c.can_write_direct() {
-            if kind == MessageKind::Text && tidewire_proto::utf8::validate(data).is_err() {
-                return Err(Error::Send(tidewire_proto::SendError::InvalidUtf8));
-            }
-            c.write_direct(kind, data);
-        } else {
-            let ws = c.ws.as_mut().ok_or(Error::NotOpen)?;
-            ws.send_message(kind, data, compress)?;
+        let direct = data.len() >= DIRECT_MIN && c.can_write_direct();
+        let Some(ws) = c.ws.as_mut() else {
+            return Err(Error::NotOpen);
+        };
+        match ws.send_message_or_head(kind, data, compress, direct)? {
+            Sent::Queued => {}
+            Sent::Direct(head) => c.write_direct(head.as_bytes(), data),
         }
         Ok(self.after_send(conn.0, high))
     }
@@ -472,7 +475,6 @@ impl Context {
                 .filter(|_| c.stage.is_open())
                 .ok_or(Error::NotOpen)?;
         ws.begin_message(kind, true)?;
-        c.set(flag::STREAMING);
         Ok(())
     }
 
@@ -494,9 +496,6 @@ impl Context {
                 .filter(|_| c.stage.is_open())
                 .ok_or(Error::NotOpen)?;
         ws.send_fragment(data, fin)?;
-        if fin {
-            c.clear(flag::STREAMING);
-        }
         Ok(self.after_send(conn.0, high))
     }
 

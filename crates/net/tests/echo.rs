@@ -6,16 +6,19 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{pattern, text_pattern, Harness, TEST_DEADLINE};
-use tidewire_net::{Config, ConnId, ConnectOptions, Event, ListenOptions, MessageKind};
+use tidewire_net::{
+    Config, ConnId, ConnectOptions, Error, Event, ListenOptions, MessageKind, SendError,
+};
 
 const SIZES: &[usize] = &[0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
 
 /// Opens one client connection to the harness; returns (client, server) ids.
 fn open_pair(h: &mut Harness) -> (ConnId, ConnId) {
-    let client = h
-        .ctx
-        .connect(&h.url("/echo"), ConnectOptions::default())
-        .expect("connect");
+    open_pair_with(h, ConnectOptions::default())
+}
+
+fn open_pair_with(h: &mut Harness, options: ConnectOptions) -> (ConnId, ConnId) {
+    let client = h.ctx.connect(&h.url("/echo"), options).expect("connect");
     let mut server = None;
     let mut client_open = false;
     let ok = h.run_until(TEST_DEADLINE, |_, ev| {
@@ -108,6 +111,51 @@ fn text_and_binary_of_every_size_echo_unchanged() {
         closing.elapsed()
     );
     assert_eq!(h.ctx.connection_count(), 0);
+}
+
+/// A plain server writes large messages straight from the caller's slice; the engine's send
+/// rules hold on that path as on the buffered one: text must be UTF-8, and a whole message
+/// waits for a streamed one to end.
+#[test]
+fn large_server_messages_keep_the_engines_send_rules() {
+    let mut h = Harness::new(Config::default(), ListenOptions::default());
+    // Without permessage-deflate, where large messages can skip the output buffer.
+    let options = ConnectOptions {
+        deflate: None,
+        ..ConnectOptions::default()
+    };
+    let (client, server) = open_pair_with(&mut h, options);
+    let big = pattern(1 << 20, 5);
+    let mut bad_text = text_pattern(1 << 20).into_bytes();
+    bad_text[1000] = 0xFF;
+    assert!(matches!(
+        h.ctx.send(server, MessageKind::Text, &bad_text),
+        Err(Error::Send(SendError::InvalidUtf8))
+    ));
+    h.ctx
+        .begin_message(server, MessageKind::Binary)
+        .expect("begin");
+    assert!(matches!(
+        h.ctx.send_binary(server, &big),
+        Err(Error::Send(SendError::MessageInProgress))
+    ));
+    h.ctx
+        .send_fragment(server, b"streamed", true)
+        .expect("fragment");
+    h.ctx.flush(server).expect("flush");
+    h.ctx.send_binary(server, &big).expect("whole message");
+    let mut got = Vec::new();
+    let ok = h.run_until(TEST_DEADLINE, |_, ev| {
+        match ev {
+            Event::Message { conn, data, .. } if conn == client => got.push(data.to_vec()),
+            Event::Closed { code, reason, .. } => panic!("closed {code} {reason}"),
+            _ => {}
+        }
+        got.len() == 2
+    });
+    assert!(ok, "got {} of 2 messages", got.len());
+    assert_eq!(got[0], b"streamed");
+    assert!(got[1] == big, "the large message differs");
 }
 
 #[test]

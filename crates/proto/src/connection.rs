@@ -8,10 +8,13 @@
 //! transport drains with [`Connection::pending_output`] and [`Connection::consume`], so everything
 //! sent between two flushes goes out in one write.
 
-use crate::close::CloseCode;
+use crate::close::{parse_close_payload, write_close_payload, CloseCode};
 use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateError, DeflateParams};
 use crate::error::{ProtocolError, SendError};
-use crate::frame::{apply_mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::mask::mask_key;
+use crate::frame::{
+    apply_mask, EncodedHeader, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+};
 use crate::utf8::{self, Utf8Validator};
 use crate::Role;
 use std::ops::Range;
@@ -62,6 +65,17 @@ impl MessageKind {
             MessageKind::Binary => OpCode::Binary,
         }
     }
+}
+
+/// How [`Connection::send_message_or_head`] sent a message.
+#[must_use = "a direct message is on the wire only once the caller writes it"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The frame is queued in [`Connection::pending_output`], behind what was queued before.
+    Queued,
+    /// Nothing was queued: the caller writes this header, then the payload exactly as it
+    /// passed it, before any byte the connection queues from now on.
+    Direct(EncodedHeader),
 }
 
 /// Where a connection is in its life. The opening handshake (the "connecting" state) is the
@@ -717,19 +731,42 @@ impl Connection {
         data: &[u8],
         compress: bool,
     ) -> Result<(), SendError> {
-        self.check_can_send()?;
-        if self.streaming.is_some() {
-            return Err(SendError::MessageInProgress);
+        self.check_message(kind, data)?;
+        self.queue_message(kind, data, compress)
+    }
+
+    /// [`Connection::send_message`] for a transport that can write a message from the
+    /// caller's buffer instead of having it copied into the output: `transport_direct` says
+    /// it can now (it holds nothing of its own to write first, encrypts nothing, and finds
+    /// the message large enough to be worth a write of its own).
+    ///
+    /// Every check of `send_message` runs first. Then the message goes direct when its bytes
+    /// on the wire are a header and the payload as is, and nothing may have to go before it:
+    /// a server (no mask), no permessage-deflate, open, no streamed message, and nothing
+    /// queued in the output (frame order). Otherwise it is queued as by `send_message`.
+    #[inline]
+    pub fn send_message_or_head(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: bool,
+        transport_direct: bool,
+    ) -> Result<Sent, SendError> {
+        self.check_message(kind, data)?;
+        if transport_direct && self.may_write_direct() {
+            let header = FrameHeader {
+                fin: true,
+                rsv1: false,
+                rsv2: false,
+                rsv3: false,
+                opcode: kind.opcode(),
+                mask: None,
+                payload_len: data.len() as u64,
+            };
+            return Ok(Sent::Direct(header.encoded()));
         }
-        if kind == MessageKind::Text && utf8::validate(data).is_err() {
-            return Err(SendError::InvalidUtf8);
-        }
-        if self.should_compress(compress, data.len()) {
-            self.write_compressed(kind.opcode(), true, true, data)?;
-        } else {
-            self.write_frame(kind.opcode(), true, false, data);
-        }
-        Ok(())
+        self.queue_message(kind, data, compress)?;
+        Ok(Sent::Queued)
     }
 
     /// Starts a message that will be sent as several frames with [`Connection::send_fragment`].
@@ -899,6 +936,43 @@ impl Connection {
         }
     }
 
+    /// What a whole message must pass, however it is sent.
+    fn check_message(&self, kind: MessageKind, data: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.streaming.is_some() {
+            return Err(SendError::MessageInProgress);
+        }
+        if kind == MessageKind::Text && utf8::validate(data).is_err() {
+            return Err(SendError::InvalidUtf8);
+        }
+        Ok(())
+    }
+
+    /// Whether a checked whole message may bypass the output (see `send_message_or_head`).
+    /// `State::Open` also rules out a held-back close and a failed connection.
+    fn may_write_direct(&self) -> bool {
+        self.role == Role::Server
+            && self.deflate.is_none()
+            && self.state() == State::Open
+            && self.streaming.is_none()
+            && self.buffered_amount() == 0
+    }
+
+    /// Queues a checked whole message as one frame.
+    fn queue_message(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: bool,
+    ) -> Result<(), SendError> {
+        if self.should_compress(compress, data.len()) {
+            self.write_compressed(kind.opcode(), true, true, data)
+        } else {
+            self.write_frame(kind.opcode(), true, false, data);
+            Ok(())
+        }
+    }
+
     fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), SendError> {
         self.check_can_send()?;
         if data.len() > MAX_CONTROL_PAYLOAD {
@@ -972,9 +1046,8 @@ impl Connection {
 
     fn write_close(&mut self, code: CloseCode, reason: &str) {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        payload[..2].copy_from_slice(&code.0.to_be_bytes());
-        payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-        self.write_frame(OpCode::Close, true, false, &payload[..2 + reason.len()]);
+        let len = write_close_payload(code, reason, &mut payload);
+        self.write_frame(OpCode::Close, true, false, &payload[..len]);
         self.sent_close = Some((code, reason.to_owned()));
     }
 
@@ -1007,53 +1080,6 @@ fn inflate_error(error: DeflateError) -> ProtocolError {
         DeflateError::TooBig => ProtocolError::MessageTooBig,
         _ => ProtocolError::InvalidCompressedData,
     }
-}
-
-/// Splits a close payload into code and reason (RFC 6455 section 5.5.1, 7.4).
-fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str), ProtocolError> {
-    match payload {
-        [] => Ok((CloseCode::NO_STATUS, "")),
-        [_] => Err(ProtocolError::CloseFrameTooShort),
-        [hi, lo, reason @ ..] => {
-            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
-            if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
-            }
-            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok((code, reason))
-        }
-    }
-}
-
-/// A fresh masking key. RFC 6455 section 5.3 wants keys from a strong source of entropy that
-/// a script cannot predict; they come from the OS generator, fetched in batches so that a key
-/// costs a few nanoseconds instead of a system call.
-fn mask_key() -> [u8; 4] {
-    use std::cell::RefCell;
-    const BATCH: usize = 1024;
-    thread_local! {
-        static POOL: RefCell<([u8; BATCH], usize)> = const { RefCell::new(([0; BATCH], BATCH)) };
-    }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let (bytes, used) = &mut *pool;
-        if *used + 4 > BATCH {
-            if getrandom::getrandom(bytes).is_err() {
-                // The OS generator failing is not recoverable in any sound way; a predictable
-                // mask would break the RFC's security argument, so refuse to go on.
-                panic!("the operating system's random number generator failed");
-            }
-            *used = 0;
-        }
-        let key = [
-            bytes[*used],
-            bytes[*used + 1],
-            bytes[*used + 2],
-            bytes[*used + 3],
-        ];
-        *used += 4;
-        key
-    })
 }
 
 #[cfg(test)]

@@ -1289,3 +1289,200 @@ mod deferred_close_replies {
         assert_eq!(opcodes(&conn), vec![OpCode::Close]);
     }
 }
+
+/// `send_message_or_head`: the one place that decides whether a whole message may be written
+/// straight from the caller's buffer (header here, payload as is) or must be queued.
+mod direct_send {
+    use super::*;
+    use crate::deflate::{DeflateConfig, DeflateParams};
+
+    fn send(conn: &mut Connection, kind: MessageKind, data: &[u8]) -> Result<Sent, SendError> {
+        conn.send_message_or_head(kind, data, true, true)
+    }
+
+    fn direct_head(sent: Result<Sent, SendError>) -> Vec<u8> {
+        match sent {
+            Ok(Sent::Direct(head)) => head.as_bytes().to_vec(),
+            other => panic!("expected a direct write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_message_goes_direct_with_the_minimal_header_at_every_length_encoding() {
+        let cases: [(usize, &[u8]); 5] = [
+            (0, &[0x82, 0]),
+            (125, &[0x82, 125]),
+            (126, &[0x82, 126, 0, 126]),
+            (65535, &[0x82, 126, 0xFF, 0xFF]),
+            (65536, &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ];
+        for (len, expected) in cases {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut s = server();
+            let head = direct_head(send(&mut s, MessageKind::Binary, &payload));
+            assert_eq!(head, expected, "len {len}");
+            assert!(s.pending_output().is_empty(), "len {len}: nothing queued");
+            // The header and the payload as given are what a client receives.
+            let mut wire = head;
+            wire.extend_from_slice(&payload);
+            assert_eq!(feed(&mut client(), &wire), vec![Ev::Binary(payload)]);
+        }
+    }
+
+    #[test]
+    fn server_text_goes_direct_with_the_text_opcode() {
+        let text = "κόσμε".repeat(30);
+        let head = direct_head(send(&mut server(), MessageKind::Text, text.as_bytes()));
+        let [hi, lo] = (text.len() as u16).to_be_bytes();
+        assert_eq!(head, [0x81, 126, hi, lo]);
+    }
+
+    #[test]
+    fn without_the_transports_consent_the_message_is_queued() {
+        let mut s = server();
+        let sent = s.send_message_or_head(MessageKind::Binary, &[7; 300], true, false);
+        assert_eq!(sent, Ok(Sent::Queued));
+        assert_eq!(s.pending_output(), &plain(2, true, 0, &[7; 300])[..]);
+    }
+
+    #[test]
+    fn client_messages_are_queued_masked() {
+        let mut c = client();
+        assert_eq!(
+            send(&mut c, MessageKind::Binary, &[7; 300]),
+            Ok(Sent::Queued)
+        );
+        let (h, _) = FrameHeader::decode(c.pending_output()).unwrap().unwrap();
+        assert!(h.mask.is_some());
+        assert_eq!(
+            frames_in(c.pending_output()),
+            vec![(OpCode::Binary, true, vec![7; 300])]
+        );
+    }
+
+    #[test]
+    fn with_permessage_deflate_messages_are_queued() {
+        for compress in [true, false] {
+            let mut s = server();
+            s.set_deflate(DeflateParams::default(), &DeflateConfig::default());
+            let sent = s.send_message_or_head(MessageKind::Text, &[b'a'; 4096], compress, true);
+            assert_eq!(sent, Ok(Sent::Queued), "compress {compress}");
+            let (h, _) = FrameHeader::decode(s.pending_output()).unwrap().unwrap();
+            assert_eq!(h.rsv1, compress);
+        }
+    }
+
+    #[test]
+    fn a_whole_message_is_refused_while_a_streamed_one_is_open() {
+        let mut s = server();
+        s.begin_message(MessageKind::Binary, false).unwrap();
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Err(SendError::MessageInProgress)
+        );
+        assert!(s.pending_output().is_empty());
+        s.send_fragment(b"end", true).unwrap();
+        s.consume(s.buffered_amount());
+        direct_head(send(&mut s, MessageKind::Binary, &[1; 300]));
+    }
+
+    /// A direct write would overtake what waits in the output (an earlier message, a pong).
+    #[test]
+    fn with_output_waiting_the_message_is_queued_behind_it() {
+        let mut s = server();
+        feed(&mut s, &masked(9, true, 0, b"ping"));
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Ok(Sent::Queued)
+        );
+        let shape: Vec<OpCode> = frames_in(s.pending_output())
+            .into_iter()
+            .map(|(op, _, _)| op)
+            .collect();
+        assert_eq!(shape, vec![OpCode::Pong, OpCode::Binary]);
+        s.consume(s.buffered_amount() - 1);
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[2; 300]),
+            Ok(Sent::Queued)
+        );
+        s.consume(s.buffered_amount());
+        direct_head(send(&mut s, MessageKind::Binary, &[3; 300]));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_either_way() {
+        for transport_direct in [true, false] {
+            for role in [Role::Server, Role::Client] {
+                let mut conn = Connection::new(role, Config::default());
+                let sent = conn.send_message_or_head(
+                    MessageKind::Text,
+                    &[0xC0; 300],
+                    true,
+                    transport_direct,
+                );
+                assert_eq!(sent, Err(SendError::InvalidUtf8), "{role:?}");
+                assert!(conn.pending_output().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_is_sent_after_our_close() {
+        let mut s = server();
+        s.close(1000, "").unwrap();
+        s.consume(s.buffered_amount());
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Err(SendError::Closed)
+        );
+        assert!(s.pending_output().is_empty());
+    }
+
+    #[test]
+    fn nothing_is_sent_after_the_peer_close_is_answered() {
+        let mut s = server();
+        feed(&mut s, &masked(8, true, 0, &1000u16.to_be_bytes()));
+        s.consume(s.buffered_amount());
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Err(SendError::Closed)
+        );
+    }
+
+    /// While a close reply is held back the application may still answer, but the message
+    /// is queued: it goes out ahead of the close through the one ordered output.
+    #[test]
+    fn while_a_close_reply_is_owed_messages_are_queued() {
+        let mut s = Connection::new(
+            Role::Server,
+            Config {
+                defer_close_replies: true,
+                ..Config::default()
+            },
+        );
+        feed(&mut s, &masked(8, true, 0, &1000u16.to_be_bytes()));
+        assert!(s.close_reply_owed());
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Ok(Sent::Queued)
+        );
+        s.queue_close_reply();
+        let shape: Vec<OpCode> = frames_in(s.pending_output())
+            .into_iter()
+            .map(|(op, _, _)| op)
+            .collect();
+        assert_eq!(shape, vec![OpCode::Binary, OpCode::Close]);
+    }
+
+    #[test]
+    fn a_failed_connection_sends_nothing_directly() {
+        let mut s = server();
+        feed(&mut s, &plain(2, true, 0, b"unmasked"));
+        s.consume(s.buffered_amount());
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(
+            send(&mut s, MessageKind::Binary, &[1; 300]),
+            Err(SendError::Closed)
+        );
+    }
+}

@@ -24,7 +24,7 @@ pub mod proxy;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, MessageKind, Received, State};
+pub use connection::{Config, Connection, Event, MessageKind, Received, Sent, State};
 pub use error::{ProtocolError, SendError};
 
 /// Which end of the connection this engine plays. Clients mask what they send; servers

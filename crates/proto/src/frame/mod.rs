@@ -166,11 +166,34 @@ impl FrameHeader {
         n
     }
 
+    /// The encoded header, on the stack.
+    #[inline]
+    pub fn encoded(&self) -> EncodedHeader {
+        let mut bytes = [0u8; MAX_HEADER_LEN];
+        let len = self.encode(&mut bytes) as u8;
+        EncodedHeader { bytes, len }
+    }
+
     /// Appends the encoded header to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let mut buf = [0u8; MAX_HEADER_LEN];
         let n = self.encode(&mut buf);
         out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An encoded frame header (2 to 14 bytes) kept on the stack, for a transport that writes
+/// the header and the payload from where they are (one `writev`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedHeader {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: u8,
+}
+
+impl EncodedHeader {
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
@@ -321,6 +344,8 @@ mod tests {
             let mut buf = Vec::new();
             h.write_to(&mut buf);
             prop_assert_eq!(buf.len(), h.encoded_len());
+            let encoded = h.encoded();
+            prop_assert_eq!(encoded.as_bytes(), &buf[..]);
             prop_assert_eq!(FrameHeader::decode(&buf), Ok(Some((h, buf.len()))));
         }
 
