@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::sync::Mutex;
 
-use tidewire_net::{ConnectOptions, TlsClientOptions, TlsConnector};
+use tidewire_net::{ConnectOptions, Error, TlsClientOptions, TlsConnector};
 
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
@@ -91,7 +91,12 @@ unsafe fn set(
         if let Err(e) = o.net.validate() {
             o.net = before;
             // A bad value given to a setter is a bad argument, whatever net calls it.
-            return Err(Failure::invalid(e.to_string()));
+            let why = match e {
+                Error::Handshake(e) => e.to_string(),
+                Error::InvalidArgument(why) => why,
+                other => other.to_string(),
+            };
+            return Err(Failure::invalid(why));
         }
         OK
     })
