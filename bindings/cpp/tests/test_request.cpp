@@ -87,6 +87,34 @@ TEST_CASE("a rejected upgrade ends the client with an ErrorEvent carrying the HT
     CHECK(error->http_status == 403);
 }
 
+TEST_CASE("the listener's rules run before RequestEvent, which carries the selected subprotocol") {
+    tidewire::ListenOptions lo;
+    lo.handle_requests(true).add_subprotocol("chat.v2").add_subprotocol("chat.v1").require_subprotocol(true);
+    tw_test::Pair p(lo);
+    int requests = 0;
+    std::string selected;
+    p.server.on_request([&](const tidewire::RequestEvent &r) {
+        ++requests;
+        selected = std::string(r.subprotocol);
+        r.conn.accept(r.subprotocol);
+    });
+    tidewire::ConnectOptions good;
+    good.add_subprotocol("chat.v1").add_subprotocol("chat.v2");
+    (void)p.client.connect(p.url("/"), good);
+    tidewire::ConnectOptions none;  // offers nothing: refused with 400 before the application
+    (void)p.client.connect(p.url("/"), none);
+    std::optional<std::string> opened;
+    std::optional<tidewire::ErrorEvent> error;
+    p.client.on_open([&](const tidewire::OpenEvent &o) { opened = std::string(o.subprotocol.value_or("")); });
+    p.client.on_error([&](const tidewire::ErrorEvent &e) { error = e; });
+    REQUIRE(tw_test::drive({&p.server, &p.client}, [&] { return opened.has_value() && error.has_value(); }));
+    CHECK(requests == 1);
+    CHECK(selected == "chat.v2");  // the server's preference
+    CHECK(*opened == "chat.v2");
+    CHECK(error->status == TW_STATUS_HANDSHAKE_REJECTED);
+    CHECK(error->http_status == 400);
+}
+
 TEST_CASE("a plain HTTP request is answered with respond") {
     tidewire::ListenOptions lo;
     lo.handle_http(true);

@@ -1156,7 +1156,25 @@ impl ConnHarness {
             MessageKind::Binary => raw.to_vec(),
         };
         let can = self.can_send();
-        let result = self.conn.send_message(kind, &data, flags & 2 != 0);
+        let compress = flags & 2 != 0;
+        let result = if flags & 4 != 0 {
+            // The runtime's direct path: a header to write, then the payload as is. Allowed
+            // only with nothing of the engine's pending, so appending both to the wire keeps
+            // the order the peer must see.
+            match self.conn.send_message_or_head(kind, &data, compress, true) {
+                Ok(crate::Sent::Direct(head)) => {
+                    assert!(self.conn.pending_output().is_empty());
+                    assert!(!self.conn.deflate_enabled());
+                    self.wire.extend_from_slice(head.as_bytes());
+                    self.wire.extend_from_slice(&data);
+                    Ok(())
+                }
+                Ok(crate::Sent::Queued) => Ok(()),
+                Err(e) => Err(e),
+            }
+        } else {
+            self.conn.send_message(kind, &data, compress)
+        };
         self.app_bytes += data.len() + 16;
         match result {
             Ok(()) => {
