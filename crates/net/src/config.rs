@@ -268,11 +268,49 @@ pub struct ListenOptions {
     pub peer_limits: PeerLimits,
     /// Accept permessage-deflate (RFC 7692) when a client offers it, with these settings;
     /// `None` never compresses. Default: on, as browsers expect, with
-    /// [`server_deflate_default`]: the server compresses each message on its own, so its
-    /// compressor (about 370 KiB with zlib-rs) exists only while messages are being sent and
-    /// is released when the connection goes idle. The client's context is kept as it asks
-    /// (about 46 KiB of inflate state per connection that has received compressed data).
+    /// [`server_deflate_default`]: the server compresses each message on its own (no context
+    /// takeover), so all its connections share one compressor per thread (about 370 KiB with
+    /// zlib-rs) and a publish compresses a message once for all of them. The client's context
+    /// is kept as it asks (about 46 KiB of inflate state per connection that has received
+    /// compressed data, released when the client does not keep context and goes idle).
     pub deflate: Option<DeflateConfig>,
+    /// What a publish or broadcast does with a connection of this listener that does not
+    /// keep up. Default: [`SlowSubscriber::default`] (skip it while 1 MiB waits).
+    pub slow_subscriber: SlowSubscriber,
+}
+
+/// A connection a publish or broadcast reaches while its output already holds
+/// [`SlowSubscriber::limit`] bytes or more does not keep up with the publisher: it is
+/// skipped or closed (see [`SlowAction`]) instead of growing its buffer, so one slow reader
+/// never stalls the publisher nor holds an unbounded backlog. Sends addressed to the
+/// connection alone ([`crate::Context::send`]) keep their own rules (`Config::max_buffered`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowSubscriber {
+    /// Bytes waiting in the connection's output at or above which it is slow, at least 1.
+    /// Default 1 MiB (the default `Config::high_water_mark`).
+    pub limit: usize,
+    /// Default [`SlowAction::Skip`] (as uWebSockets' `maxBackpressure`).
+    pub action: SlowAction,
+}
+
+/// See [`SlowSubscriber`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowAction {
+    /// The slow connection misses this message and stays open; it receives the next ones
+    /// once it has caught up. For feeds where the latest value replaces the previous one.
+    Skip,
+    /// The slow connection is closed with 1008 ("too slow"): nothing is missed silently,
+    /// the client reconnects and resynchronises. For chats and anything where a gap is a bug.
+    Close,
+}
+
+impl Default for SlowSubscriber {
+    fn default() -> Self {
+        SlowSubscriber {
+            limit: 1 << 20,
+            action: SlowAction::Skip,
+        }
+    }
 }
 
 impl Default for ListenOptions {
@@ -289,6 +327,7 @@ impl Default for ListenOptions {
             handle_http: false,
             peer_limits: PeerLimits::default(),
             deflate: Some(server_deflate_default()),
+            slow_subscriber: SlowSubscriber::default(),
         }
     }
 }
@@ -305,6 +344,9 @@ impl ListenOptions {
         }
         check_subprotocols(&self.subprotocols)?;
         check_deflate(&self.deflate)?;
+        if self.slow_subscriber.limit == 0 {
+            return Err(invalid("slow_subscriber.limit must be at least 1".into()));
+        }
         self.peer_limits.validate()
     }
 

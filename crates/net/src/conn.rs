@@ -94,6 +94,9 @@ pub(crate) mod flag {
     pub const LINGER: u16 = 1 << 10;
     /// Idle buffers were released; nothing to release until the next activity.
     pub const SHRUNK: u16 = 1 << 11;
+    /// A publish closes this connection when it is slow (`SlowAction::Close`) instead of
+    /// skipping it.
+    pub const CLOSE_WHEN_SLOW: u16 = 1 << 12;
     /// The application paused reading (`Context::pause_reading`).
     pub const PAUSED: u16 = 1 << 13;
     /// Reading is held because the output buffer reached `Config::max_buffered`: a peer that
@@ -123,6 +126,10 @@ pub(crate) struct Conn {
     pub(crate) counted: Option<(u64, AddrKey)>,
     /// The peer's TCP had acknowledged this many of our bytes at the last keepalive look.
     pub(crate) acked: u64,
+    /// The topics this connection is subscribed to (indices into the context's `Topics`).
+    pub(crate) topics: Vec<u32>,
+    /// `SlowSubscriber::limit` of its listener (the default for client connections).
+    pub(crate) slow_limit: usize,
 }
 
 /// What one attempt to read plaintext gave.
@@ -150,6 +157,8 @@ impl Conn {
             flags: 0,
             counted: None,
             acked: 0,
+            topics: Vec::new(),
+            slow_limit: crate::config::SlowSubscriber::default().limit,
         }
     }
 

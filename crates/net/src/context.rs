@@ -30,6 +30,7 @@ use crate::sender::{Inbox, Sender, Shared};
 use crate::slab::{split, ConnId, ListenerId, Slab};
 use crate::timer::{TimerKind, Timers};
 use crate::tls::{TlsClientOptions, TlsConnector};
+use crate::topics::Topics;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Listener tokens carry this bit; connection tokens are plain slot indices.
@@ -90,6 +91,8 @@ pub struct Context {
     /// When to try `accept` again on the listeners that ran out of descriptors (`stalled`).
     /// Set while one is stalled; brought forward to now whenever a connection ends.
     pub(crate) accept_retry: Option<Instant>,
+    /// Topics and their subscribers (`publish.rs`).
+    pub(crate) topics: Topics,
 }
 
 impl Context {
@@ -135,6 +138,7 @@ impl Context {
             shutdown_pending: false,
             more_ready: false,
             accept_retry: None,
+            topics: Topics::default(),
         })
     }
 
@@ -641,7 +645,7 @@ impl Context {
         })
     }
 
-    fn after_send(&mut self, id: u64, high: usize) -> SendStatus {
+    pub(crate) fn after_send(&mut self, id: u64, high: usize) -> SendStatus {
         let status = match self.conns.get_mut(id) {
             Some(c) => {
                 c.set(flag::ACTIVE);

@@ -158,6 +158,11 @@ impl Context {
                 Command::Binary(conn, data) => (conn, self.send_binary(conn, &data).map(drop)),
                 Command::Ping(conn, data) => (conn, self.ping(conn, &data).map(drop)),
                 Command::Close(conn, code, reason) => (conn, self.close(conn, code, &reason)),
+                Command::Publish(topic, kind, data) => {
+                    // Checked by the sender: text is UTF-8, so this cannot fail.
+                    let _ = self.publish(&topic, kind, &data);
+                    continue;
+                }
                 Command::Wake => {
                     if !woke {
                         woke = true;
@@ -650,6 +655,10 @@ impl Context {
         let Some(mut c) = self.conns.remove(id) else {
             return;
         };
+        if !c.topics.is_empty() {
+            let topics = std::mem::take(&mut c.topics);
+            self.leave_topics(ConnId(id), &topics);
+        }
         if self.accept_retry.is_some() {
             // A descriptor is about to be freed: a stalled listener can take a client.
             self.accept_retry = Some(self.now);

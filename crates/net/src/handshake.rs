@@ -9,6 +9,7 @@ use tidewire_proto::deflate::{client_accept, server_negotiate};
 use tidewire_proto::handshake::{accept_response, ClientResponse, Rejection, Request, Upgrade};
 use tidewire_proto::{Connection, Role};
 
+use crate::config::SlowAction;
 use crate::conn::{flag, Stage};
 use crate::context::{push_open, Context};
 use crate::error::{Error, Result};
@@ -200,6 +201,10 @@ impl Context {
         c.ws = Some(ws);
         c.deadline = None;
         c.set(flag::VISIBLE);
+        c.slow_limit = acc.options.slow_subscriber.limit;
+        if acc.options.slow_subscriber.action == SlowAction::Close {
+            c.set(flag::CLOSE_WHEN_SLOW);
+        }
         if let Some((lid, key)) = c.counted {
             if let Some(l) = self.listeners.get_mut(lid) {
                 l.addrs.opened(key);

@@ -36,20 +36,23 @@ mod events;
 mod handshake;
 mod limits;
 mod listener;
+mod publish;
 mod resolve;
 mod sender;
 mod slab;
 mod timer;
 mod tls;
+mod topics;
 
 pub use config::{
     server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL, MAX_BACKLOG, MIN_HANDSHAKE_BYTES,
-    MIN_HANDSHAKE_HEADERS, MIN_MESSAGE_SIZE, MIN_RECEIVE_BUFFER, MIN_TIMEOUT,
+    SlowAction, SlowSubscriber, DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL, MAX_BACKLOG,
+    MIN_HANDSHAKE_BYTES, MIN_HANDSHAKE_HEADERS, MIN_MESSAGE_SIZE, MIN_RECEIVE_BUFFER, MIN_TIMEOUT,
 };
 pub use context::{Context, SendStatus};
 pub use error::{Error, Result, TimeoutKind};
 pub use events::{Event, Events, Source, DEFAULT_RECEIVE_BUFFER};
+pub use publish::{PublishReport, SLOW_CLOSE_CODE};
 pub use resolve::{Resolve, SystemResolver};
 pub use sender::Sender;
 pub use slab::{ConnId, ListenerId};

@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::slab::ConnId;
+use tidewire_proto::{MessageKind, SendError};
 
 pub(crate) enum Command {
     Text(ConnId, String),
     Binary(ConnId, Vec<u8>),
     Ping(ConnId, Vec<u8>),
     Close(ConnId, u16, String),
+    Publish(Box<[u8]>, MessageKind, Vec<u8>),
     Wake,
 }
 
@@ -28,6 +30,7 @@ impl Command {
         match self {
             Command::Text(_, s) | Command::Close(_, _, s) => s.len(),
             Command::Binary(_, v) | Command::Ping(_, v) => v.len(),
+            Command::Publish(topic, _, v) => topic.len() + v.len(),
             Command::Wake => 0,
         }
     }
@@ -154,6 +157,24 @@ impl Sender {
     pub fn close(&self, conn: ConnId, code: u16, reason: impl Into<String>) -> Result<()> {
         self.shared
             .push_command(Command::Close(conn, code, reason.into()))
+    }
+
+    /// Publishes a message to `topic` (see [`crate::Context::publish`]) from any thread.
+    /// Text is checked here ([`Error::Send`] when it is not UTF-8); the publish happens in
+    /// the context's next `poll`, and its [`crate::PublishReport`] is not reported back.
+    pub fn publish(
+        &self,
+        topic: impl Into<Vec<u8>>,
+        kind: MessageKind,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<()> {
+        let data = data.into();
+        if kind == MessageKind::Text && std::str::from_utf8(&data).is_err() {
+            return Err(Error::Send(SendError::InvalidUtf8));
+        }
+        let topic = topic.into().into_boxed_slice();
+        self.shared
+            .push_command(Command::Publish(topic, kind, data))
     }
 
     /// Wakes the context: its next `poll` returns soon with an [`crate::Event::Wake`].

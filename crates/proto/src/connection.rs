@@ -9,12 +9,14 @@
 //! sent between two flushes goes out in one write.
 
 use crate::close::{parse_close_payload, write_close_payload, CloseCode};
+use crate::deflate::shared::{self, CompressorKey};
 use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateError, DeflateParams};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::mask::mask_key;
 use crate::frame::{
     apply_mask, EncodedHeader, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
+use crate::prepared::Prepared;
 use crate::utf8::{self, Utf8Validator};
 use crate::Role;
 use std::ops::Range;
@@ -76,6 +78,17 @@ pub enum Sent {
     /// Nothing was queued: the caller writes this header, then the payload exactly as it
     /// passed it, before any byte the connection queues from now on.
     Direct(EncodedHeader),
+}
+
+/// How [`Connection::send_prepared`] sent a message.
+#[must_use = "a direct frame is on the wire only once the caller writes it"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SentFrame<'p> {
+    /// The frame is queued in [`Connection::pending_output`], behind what was queued before.
+    Queued,
+    /// Nothing was queued: the caller writes these bytes (the whole frame) before any byte
+    /// the connection queues from now on.
+    Direct(&'p [u8]),
 }
 
 /// Where a connection is in its life. The opening handshake (the "connecting" state) is the
@@ -204,6 +217,19 @@ impl Deflate {
         let (params, role) = (&self.params, self.role);
         self.decompressor
             .get_or_insert_with(|| Decompressor::new(params, role))
+    }
+
+    /// The shared compressor whole messages use when our side has no context takeover
+    /// (see [`crate::deflate::shared`]); `None` with takeover.
+    fn shared_key(&self) -> Option<CompressorKey> {
+        if self.keeps_send_context() {
+            return None;
+        }
+        let bits = match self.role {
+            Role::Server => self.params.server_max_window_bits,
+            Role::Client => self.params.client_max_window_bits,
+        };
+        Some(CompressorKey::new(bits, self.level, self.mem_level))
     }
 
     /// Whether our compressor's window must survive between messages.
@@ -769,6 +795,44 @@ impl Connection {
         Ok(Sent::Queued)
     }
 
+    /// Sends a message framed once for many connections (see [`Prepared`]): a server sends
+    /// the frame `msg` built for its compression parameters (or the uncompressed one), shared
+    /// with every other connection that sends it the same way. `transport_direct` is as for
+    /// [`Connection::send_message_or_head`]; the frame goes direct when the connection is
+    /// open and has nothing queued, and is copied into the output otherwise.
+    ///
+    /// A client (which masks every frame with its own key) and a server whose compressor has
+    /// context takeover send the message as [`Connection::send_message`] would: queued.
+    pub fn send_prepared<'p>(
+        &mut self,
+        msg: &'p mut Prepared<'_>,
+        transport_direct: bool,
+    ) -> Result<SentFrame<'p>, SendError> {
+        self.check_can_send()?;
+        if self.streaming.is_some() {
+            return Err(SendError::MessageInProgress);
+        }
+        let compress = self.should_compress(true, msg.data().len());
+        let shared_key = self.deflate.as_ref().and_then(|d| d.shared_key());
+        if self.role == Role::Client || (compress && shared_key.is_none()) {
+            self.queue_message(msg.kind(), msg.data(), true)?;
+            return Ok(SentFrame::Queued);
+        }
+        let frame = match shared_key.filter(|_| compress) {
+            // The shared compressor's state is its own: a failure there is not this
+            // connection's, which goes on.
+            Some(key) => msg
+                .compressed_frame(key)
+                .map_err(|_| SendError::CompressionFailed)?,
+            None => msg.plain_frame(),
+        };
+        if transport_direct && self.state() == State::Open && self.buffered_amount() == 0 {
+            return Ok(SentFrame::Direct(frame));
+        }
+        self.out.extend_from_slice(frame);
+        Ok(SentFrame::Queued)
+    }
+
     /// Starts a message that will be sent as several frames with [`Connection::send_fragment`].
     /// Control frames (ping, pong, close) may still be sent in between.
     pub fn begin_message(&mut self, kind: MessageKind, compress: bool) -> Result<(), SendError> {
@@ -810,7 +874,7 @@ impl Connection {
             OpCode::Continuation
         };
         if compressed {
-            self.write_compressed(opcode, fin, first, data)?;
+            self.write_compressed(opcode, fin, first, data, false)?;
         } else {
             self.write_frame(opcode, fin, false, data);
         }
@@ -966,7 +1030,7 @@ impl Connection {
         compress: bool,
     ) -> Result<(), SendError> {
         if self.should_compress(compress, data.len()) {
-            self.write_compressed(kind.opcode(), true, true, data)
+            self.write_compressed(kind.opcode(), true, true, data, true)
         } else {
             self.write_frame(kind.opcode(), true, false, data);
             Ok(())
@@ -990,20 +1054,25 @@ impl Connection {
                 .is_some_and(|deflate| len >= deflate.threshold)
     }
 
-    /// Compresses `data` into the scratch buffer and queues it as one frame.
+    /// Compresses `data` into the scratch buffer and queues it as one frame. A `whole`
+    /// message uses the thread's shared compressor when our side has no context takeover.
     fn write_compressed(
         &mut self,
         opcode: OpCode,
         fin: bool,
         rsv1: bool,
         data: &[u8],
+        whole: bool,
     ) -> Result<(), SendError> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let Some(deflate) = self.deflate.as_mut() else {
             unreachable!("compression needs the extension")
         };
-        let result = deflate.compressor().compress(data, fin, &mut scratch);
+        let result = match deflate.shared_key().filter(|_| whole) {
+            Some(key) => shared::compress_message(key, data, &mut scratch),
+            None => deflate.compressor().compress(data, fin, &mut scratch),
+        };
         if result.is_ok() {
             self.write_frame(opcode, fin, rsv1, &scratch);
         }

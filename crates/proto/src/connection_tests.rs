@@ -1486,3 +1486,180 @@ mod direct_send {
         );
     }
 }
+
+mod prepared_messages {
+    use super::*;
+    use crate::deflate::shared_compressors;
+    use crate::prepared::Prepared;
+
+    const NO_TAKEOVER: DeflateParams = DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: false,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+
+    fn deflate_pair(params: DeflateParams) -> (Connection, Connection) {
+        let mut s = server();
+        s.set_deflate(params, &DeflateConfig::default());
+        let mut c = client();
+        c.set_deflate(params, &DeflateConfig::default());
+        (s, c)
+    }
+
+    /// Takes what `conn` queued, as the transport would.
+    fn drain(conn: &mut Connection) -> Vec<u8> {
+        let bytes = conn.pending_output().to_vec();
+        conn.consume(bytes.len());
+        bytes
+    }
+
+    /// The bytes one send of `msg` puts on the wire, direct or queued.
+    fn wire(conn: &mut Connection, msg: &mut Prepared<'_>, direct: bool) -> (bool, Vec<u8>) {
+        match conn.send_prepared(msg, direct).unwrap() {
+            SentFrame::Direct(frame) => (true, frame.to_vec()),
+            SentFrame::Queued => (false, drain(conn)),
+        }
+    }
+
+    #[test]
+    fn one_uncompressed_frame_is_shared_and_equals_an_ordinary_send() {
+        let mut msg = Prepared::new(MessageKind::Text, b"hello, everyone").unwrap();
+        let mut ordinary = server();
+        ordinary.send_text("hello, everyone").unwrap();
+        let expected = drain(&mut ordinary);
+        for direct in [true, false] {
+            let mut s = server();
+            assert_eq!(wire(&mut s, &mut msg, direct), (direct, expected.clone()));
+        }
+        assert_eq!(msg.compressions(), 0);
+        assert_eq!(
+            msg.framed_bytes(),
+            expected.len(),
+            "one frame for every connection"
+        );
+    }
+
+    #[test]
+    fn a_frame_is_queued_behind_output_already_there() {
+        let mut s = server();
+        s.send_ping(b"first").unwrap();
+        let mut msg = Prepared::new(MessageKind::Binary, &[7; 300]).unwrap();
+        let (direct, bytes) = wire(&mut s, &mut msg, true);
+        assert!(!direct, "the ping is queued: the frame must follow it");
+        let frames = frames_in(&bytes);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], (OpCode::Ping, true, b"first".to_vec()));
+        assert_eq!(frames[1], (OpCode::Binary, true, vec![7; 300]));
+    }
+
+    #[test]
+    fn compression_without_context_takeover_runs_once_for_all_connections() {
+        let text = "the same compressible update for every subscriber ".repeat(40);
+        let mut msg = Prepared::new(MessageKind::Text, text.as_bytes()).unwrap();
+        let mut frames = Vec::new();
+        for _ in 0..50 {
+            let (mut s, mut c) = deflate_pair(NO_TAKEOVER);
+            let (_, bytes) = wire(&mut s, &mut msg, true);
+            assert!(
+                bytes.len() < text.len() / 4,
+                "compressed: {} bytes",
+                bytes.len()
+            );
+            assert_eq!(bytes[0] & 0x40, 0x40, "RSV1 set");
+            assert_eq!(feed(&mut c, &bytes), vec![Ev::Text(text.clone())]);
+            frames.push(bytes);
+        }
+        assert_eq!(msg.compressions(), 1);
+        assert!(frames.windows(2).all(|w| w[0] == w[1]));
+        assert!(shared_compressors() >= 1);
+    }
+
+    #[test]
+    fn each_parameter_set_is_compressed_once() {
+        let text = "abcabcabc ".repeat(100);
+        let mut msg = Prepared::new(MessageKind::Text, text.as_bytes()).unwrap();
+        for bits in [15, 10, 15, 10, 9] {
+            let params = DeflateParams {
+                server_max_window_bits: bits,
+                ..NO_TAKEOVER
+            };
+            let (mut s, mut c) = deflate_pair(params);
+            let (_, bytes) = wire(&mut s, &mut msg, false);
+            assert_eq!(feed(&mut c, &bytes), vec![Ev::Text(text.clone())]);
+        }
+        assert_eq!(msg.compressions(), 3);
+    }
+
+    #[test]
+    fn context_takeover_and_clients_send_their_own_frames() {
+        let text = "history matters ".repeat(30);
+        let mut msg = Prepared::new(MessageKind::Text, text.as_bytes()).unwrap();
+        let (mut s, mut c) = deflate_pair(DeflateParams::default());
+        for _ in 0..3 {
+            let (direct, bytes) = wire(&mut s, &mut msg, true);
+            assert!(!direct);
+            assert_eq!(feed(&mut c, &bytes), vec![Ev::Text(text.clone())]);
+        }
+        let mut from_client = client();
+        let (direct, bytes) = wire(&mut from_client, &mut msg, true);
+        assert!(!direct, "a client masks with its own key");
+        let mut peer = server();
+        assert_eq!(feed(&mut peer, &bytes), vec![Ev::Text(text.clone())]);
+        assert_eq!(msg.compressions(), 0);
+        assert_eq!(msg.framed_bytes(), 0);
+    }
+
+    #[test]
+    fn short_messages_stay_uncompressed_under_the_threshold() {
+        let (mut s, mut c) = deflate_pair(NO_TAKEOVER);
+        let mut msg = Prepared::new(MessageKind::Binary, b"tiny").unwrap();
+        let (_, bytes) = wire(&mut s, &mut msg, true);
+        assert_eq!(bytes[0] & 0x40, 0, "RSV1 clear");
+        assert_eq!(feed(&mut c, &bytes), vec![Ev::Binary(b"tiny".to_vec())]);
+        assert_eq!(msg.compressions(), 0);
+    }
+
+    #[test]
+    fn what_a_message_may_not_do_is_refused() {
+        assert_eq!(
+            Prepared::new(MessageKind::Text, &[0xff]).unwrap_err(),
+            SendError::InvalidUtf8
+        );
+        let mut msg = Prepared::new(MessageKind::Binary, b"x").unwrap();
+        let mut s = server();
+        s.begin_message(MessageKind::Text, false).unwrap();
+        assert_eq!(
+            s.send_prepared(&mut msg, true).unwrap_err(),
+            SendError::MessageInProgress
+        );
+        let mut s = server();
+        s.close(1000, "").unwrap();
+        assert_eq!(
+            s.send_prepared(&mut msg, true).unwrap_err(),
+            SendError::Closed
+        );
+    }
+
+    #[test]
+    fn whole_messages_without_takeover_use_the_shared_compressor() {
+        let (mut s, mut c) = deflate_pair(NO_TAKEOVER);
+        let text = "shared shared shared ".repeat(20);
+        for _ in 0..3 {
+            s.send_text(&text).unwrap();
+            let bytes = drain(&mut s);
+            assert_eq!(feed(&mut c, &bytes), vec![Ev::Text(text.clone())]);
+        }
+        assert!(
+            s.deflate.as_ref().unwrap().compressor.is_none(),
+            "no own compressor"
+        );
+        // A fragmented message needs a compressor of its own for its whole length.
+        s.begin_message(MessageKind::Text, true).unwrap();
+        s.send_fragment(text.as_bytes(), false).unwrap();
+        s.send_fragment(text.as_bytes(), true).unwrap();
+        let bytes = drain(&mut s);
+        assert_eq!(feed(&mut c, &bytes), vec![Ev::Text(text.repeat(2))]);
+        assert!(s.deflate.as_ref().unwrap().compressor.is_some());
+    }
+}

@@ -9,6 +9,7 @@
 //! * [`connection::Connection`]: one state machine per connection: bytes in, events out,
 //!   messages in, bytes out.
 //! * [`deflate`]: permessage-deflate negotiation and codec.
+//! * [`prepared`]: a message framed once for many connections (publish, broadcast).
 //! * [`proxy`]: the client's side of HTTP `CONNECT` and SOCKS5 proxy handshakes, spoken on
 //!   the TCP connection before TLS and the WebSocket handshake.
 
@@ -20,12 +21,14 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+pub mod prepared;
 pub mod proxy;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, MessageKind, Received, Sent, State};
+pub use connection::{Config, Connection, Event, MessageKind, Received, Sent, SentFrame, State};
 pub use error::{ProtocolError, SendError};
+pub use prepared::Prepared;
 
 /// Which end of the connection this engine plays. Clients mask what they send; servers
 /// require masked input and close the TCP connection first (RFC 6455 section 5.1, 7.1.1).

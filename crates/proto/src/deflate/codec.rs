@@ -18,11 +18,11 @@ use crate::Role;
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// zlib's deflate cannot run with a 256-byte window; see [`Compressor::new`].
-const SMALLEST_DEFLATE_WINDOW: u8 = 9;
+pub(crate) const SMALLEST_DEFLATE_WINDOW: u8 = 9;
 
 /// zlib's range for `memLevel` (deflateInit2).
-const MIN_MEM_LEVEL: u8 = 1;
-const MAX_MEM_LEVEL: u8 = 9;
+pub(crate) const MIN_MEM_LEVEL: u8 = 1;
+pub(crate) const MAX_MEM_LEVEL: u8 = 9;
 
 /// Output reserved when `out` is full and the inflated size is unknown.
 const MIN_INFLATE_GROWTH: usize = 4096;
@@ -110,6 +110,17 @@ impl Compressor {
                 params.client_no_context_takeover,
             ),
         };
+        Compressor::with_window(bits, no_context_takeover, level, mem_level)
+    }
+
+    /// A compressor for a window of `bits` (8 to 15), reset after every message when
+    /// `no_context_takeover`.
+    pub(crate) fn with_window(
+        bits: u8,
+        no_context_takeover: bool,
+        level: u32,
+        mem_level: u8,
+    ) -> Compressor {
         let bits = bits.clamp(SMALLEST_DEFLATE_WINDOW, super::config::MAX_WINDOW_BITS);
         let config = zlib_rs::DeflateConfig {
             // At most 9, so the cast is exact.

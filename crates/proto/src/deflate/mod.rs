@@ -51,10 +51,12 @@ mod extlist;
 mod negotiate;
 #[cfg(test)]
 mod reference;
+pub(crate) mod shared;
 
 pub use codec::{Compressor, Decompressor, DeflateError};
 pub use config::{ConfigError, DeflateConfig, DeflateParams};
 pub use negotiate::{client_accept, client_offer, server_negotiate, NegotiationError};
+pub use shared::{release_shared_compressors, shared_compressors};
 
 /// The extension token (RFC 7692 section 7).
 pub const EXTENSION_NAME: &str = "permessage-deflate";
