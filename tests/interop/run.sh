@@ -67,7 +67,17 @@ ws_client_against_websockets_server() {
     wait_line "$work/peer.log" '^open extensions=PerMessageDeflate' > /dev/null || return 1
 }
 
+# 3. websockets clients -> chat_server (the demo, on topics): rooms, deflate, order.
+clients_against_chat_server() {
+    "$bin/chat_server" --host 127.0.0.1 --port 0 > "$work/chat.log" 2>&1 &
+    pids+=($!)
+    local url
+    url=$(wait_line "$work/chat.log" '^tidewire chat: open ' | awk '{print $4}') || return 1
+    timeout 60 "$py" "$here/peer.py" chat "${url%/}" || { cat "$work/chat.log" >&2; return 1; }
+}
+
 check "websockets client -> echo_server (deflate)" client_against_echo_server
 check "ws_client -> websockets server (deflate)" ws_client_against_websockets_server
+check "websockets clients -> chat_server rooms (deflate)" clients_against_chat_server
 echo "interop: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,15 +1,21 @@
-//! The `make demo` server: serves a small chat page at `/` and a WebSocket at `/chat` on the
-//! same port. Every message a browser tab sends is broadcast to every open tab.
+//! The `make demo` chat server: serves a small chat page at `/` and WebSockets at
+//! `/chat/<room>` on the same port. Each connection subscribes to its room's topic; every
+//! line a tab sends is published to the room, framed (and compressed) once for all of its
+//! members however many there are. Open `/?room=NAME` for another room.
 //!
-//! Usage: demo_server [--host H] [--port P]      (default 127.0.0.1:8080)
+//! A member that does not read what the room sends is closed with 1008 once 1 MiB waits for
+//! it (`SlowAction::Close`): in a chat a silently skipped line is a bug, a reconnect is not.
+//!
+//! Usage: chat_server [--host H] [--port P]      (default 127.0.0.1:8080)
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidewire_net::{Config, ConnId, Context, Event, ListenOptions, MessageKind};
+use tidewire_net::{
+    Config, Context, Event, ListenOptions, MessageKind, SlowAction, SlowSubscriber,
+};
 
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -27,8 +33,9 @@ const PAGE: &str = r#"<!doctype html>
 </head>
 <body>
 <h1>tidewire demo</h1>
-<p>Type a message: it goes to the server over a WebSocket and comes back to every open tab.
-Open this page in a second tab to chat with yourself.</p>
+<p>Type a message: it goes to the server over a WebSocket and comes back to every tab in the
+same room. Open this page in a second tab to chat with yourself; add <code>?room=NAME</code> for
+another room.</p>
 <div id="log"></div>
 <form id="form"><input id="text" autocomplete="off" placeholder="Say something" autofocus>
 <button>Send</button></form>
@@ -42,8 +49,9 @@ function show(text, cls) {
   log.scrollTop = log.scrollHeight;
 }
 const scheme = location.protocol === "https:" ? "wss" : "ws";
-const ws = new WebSocket(`${scheme}://${location.host}/chat`);
-ws.onopen = () => show("connected", "sys");
+const room = new URLSearchParams(location.search).get("room") || "lobby";
+const ws = new WebSocket(`${scheme}://${location.host}/chat/${encodeURIComponent(room)}`);
+ws.onopen = () => show(`connected to room ${room}`, "sys");
 ws.onmessage = (e) => show(e.data);
 ws.onclose = (e) => show(`disconnected (${e.code})`, "sys");
 document.getElementById("form").onsubmit = (e) => {
@@ -75,26 +83,42 @@ fn main() -> ExitCode {
     match run(&host, port) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo_server: {e}");
+            eprintln!("chat_server: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: demo_server [--host H] [--port P]");
+    eprintln!("usage: chat_server [--host H] [--port P]");
     ExitCode::from(2)
+}
+
+/// The room a WebSocket path names: `/chat/<room>`, or the lobby.
+fn room_of(path: &str) -> &[u8] {
+    let room = path.strip_prefix("/chat/").unwrap_or("");
+    // The query string and fragment are not part of the room's name.
+    let room = room.split(['?', '#']).next().unwrap_or("");
+    if room.is_empty() {
+        b"lobby"
+    } else {
+        room.as_bytes()
+    }
 }
 
 fn run(host: &str, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let mut ctx = Context::new(Config::default())?;
     let options = ListenOptions {
         handle_http: true,
+        slow_subscriber: SlowSubscriber {
+            limit: 1 << 20,
+            action: SlowAction::Close,
+        },
         ..ListenOptions::default()
     };
     let listener = ctx.listen(host, port, options)?;
     let addr = ctx.local_addr(listener)?;
-    println!("tidewire demo: open http://{addr}/ in a browser (Ctrl-C to stop)");
+    println!("tidewire chat: open http://{addr}/ in a browser (Ctrl-C to stop)");
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut signals = signal_hook::iterator::Signals::new([
@@ -110,14 +134,14 @@ fn run(host: &str, port: u16) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let mut open: BTreeSet<ConnId> = BTreeSet::new();
     let mut events = ctx.new_events();
     while !stop.load(Ordering::SeqCst) {
         ctx.poll(&mut events, None)?;
         for event in events.iter() {
             match event {
                 Event::HttpRequest { conn, request, .. } => {
-                    if request.path == "/" || request.path == "/index.html" {
+                    let page = request.path == "/" || request.path.starts_with("/?");
+                    if page || request.path == "/index.html" {
                         let headers = [("Content-Type", "text/html; charset=utf-8")];
                         ctx.respond(conn, 200, &headers, PAGE.as_bytes())?;
                     } else {
@@ -126,25 +150,35 @@ fn run(host: &str, port: u16) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 Event::Open {
-                    conn, peer_addr, ..
-                } => {
-                    open.insert(conn);
-                    println!("{peer_addr} joined ({} open)", open.len());
-                }
-                Event::Message {
-                    kind: MessageKind::Text,
-                    data,
+                    conn,
+                    peer_addr,
+                    path,
                     ..
                 } => {
-                    for &peer in &open {
-                        // A tab that is closing or not reading misses this line; the others
-                        // still get it.
-                        let _ = ctx.send(peer, MessageKind::Text, data);
+                    let room = room_of(path);
+                    ctx.subscribe(conn, room)?;
+                    println!(
+                        "{peer_addr} joined {} ({} there)",
+                        String::from_utf8_lossy(room),
+                        ctx.subscriber_count(room)
+                    );
+                }
+                Event::Message {
+                    conn,
+                    kind: MessageKind::Text,
+                    data,
+                } => {
+                    // A connection is in exactly one room: the one it subscribed to on open.
+                    for room in ctx.topics(conn)? {
+                        let report = ctx.publish(&room, MessageKind::Text, data)?;
+                        if report.closed_slow > 0 {
+                            println!("{} member(s) too slow, closed", report.closed_slow);
+                        }
                     }
                 }
                 Event::Closed { conn, .. } => {
-                    open.remove(&conn);
-                    println!("a tab left ({} open)", open.len());
+                    // It has left its room already.
+                    println!("{conn:?} left");
                 }
                 _ => {}
             }
