@@ -163,6 +163,10 @@ impl Context {
                     let _ = self.publish(&topic, kind, &data);
                     continue;
                 }
+                Command::PublishShared(topic, kind, data) => {
+                    let _ = self.publish(&topic, kind, &data);
+                    continue;
+                }
                 Command::Wake => {
                     if !woke {
                         woke = true;

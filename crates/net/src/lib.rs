@@ -43,6 +43,7 @@ mod slab;
 mod timer;
 mod tls;
 mod topics;
+mod workers;
 
 pub use config::{
     server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,
@@ -57,6 +58,7 @@ pub use resolve::{Resolve, SystemResolver};
 pub use sender::Sender;
 pub use slab::{ConnId, ListenerId};
 pub use tls::{TlsAcceptor, TlsClientOptions, TlsConnector};
+pub use workers::{Bus, WorkerOptions, Workers};
 
 /// Re-exported from `tidewire-proto`: every type this crate's API mentions, so that
 /// applications and the faces (C ABI, Python) depend on this crate alone.

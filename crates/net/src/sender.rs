@@ -22,6 +22,8 @@ pub(crate) enum Command {
     Ping(ConnId, Vec<u8>),
     Close(ConnId, u16, String),
     Publish(Box<[u8]>, MessageKind, Vec<u8>),
+    /// A publish shared by several contexts (`Workers`): one copy of the payload for all.
+    PublishShared(Arc<[u8]>, MessageKind, Arc<[u8]>),
     Wake,
 }
 
@@ -31,6 +33,7 @@ impl Command {
             Command::Text(_, s) | Command::Close(_, _, s) => s.len(),
             Command::Binary(_, v) | Command::Ping(_, v) => v.len(),
             Command::Publish(topic, _, v) => topic.len() + v.len(),
+            Command::PublishShared(topic, _, v) => topic.len() + v.len(),
             Command::Wake => 0,
         }
     }
@@ -175,6 +178,17 @@ impl Sender {
         let topic = topic.into().into_boxed_slice();
         self.shared
             .push_command(Command::Publish(topic, kind, data))
+    }
+
+    /// [`Sender::publish`] of a payload that other contexts publish too (checked already).
+    pub(crate) fn publish_shared(
+        &self,
+        topic: Arc<[u8]>,
+        kind: MessageKind,
+        data: Arc<[u8]>,
+    ) -> Result<()> {
+        self.shared
+            .push_command(Command::PublishShared(topic, kind, data))
     }
 
     /// Wakes the context: its next `poll` returns soon with an [`crate::Event::Wake`].

@@ -1,0 +1,289 @@
+//! Every core of one machine: [`Workers`] runs N contexts on N threads that listen on the
+//! same port, with topics that span all of them.
+//!
+//! Each worker thread owns one [`Context`] (its own poll, connections, buffers, topics) and
+//! runs the application's handler for every event of that context, so the hot path takes no
+//! lock and touches no memory of another thread. The kernel spreads incoming connections
+//! over the workers (`SO_REUSEPORT`: each listening socket gets the connections whose
+//! address hash falls on it), so no thread hands sockets to another and an accept costs the
+//! same as with one context. A connection stays on its worker for its whole life.
+//!
+//! A publish through [`Bus::publish`] (from a handler) or [`Workers::publish`] (from any
+//! thread) reaches the topic's subscribers on every worker: the calling worker publishes at
+//! once, the others receive one shared copy of the payload through their [`Sender`] and
+//! publish it at their next poll, so each payload is framed (and compressed) once per worker
+//! at most. Delivery across workers keeps the order of publishes made by one thread.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tidewire_proto::MessageKind;
+
+use crate::config::{Config, ListenOptions};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::publish::PublishReport;
+use crate::sender::Sender;
+
+/// How [`Workers::start`] sets its workers up.
+#[derive(Clone, Default)]
+pub struct WorkerOptions {
+    /// Number of worker threads; 0 (the default) takes the number of CPUs this process may
+    /// use (`std::thread::available_parallelism`).
+    pub threads: usize,
+    /// Each worker's context settings.
+    pub config: Config,
+    /// The listener of every worker; `reuse_port` is set whatever it says.
+    pub listen: ListenOptions,
+}
+
+/// A worker's link to the others, given to its handler with each event.
+pub struct Bus {
+    index: usize,
+    senders: Arc<[Sender]>,
+}
+
+impl Bus {
+    /// This worker's number, 0 to `workers() - 1`.
+    pub fn worker(&self) -> usize {
+        self.index
+    }
+
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Publishes to `topic` on every worker: on this one now (`ctx` must be the context the
+    /// handler was given; the report is this worker's), on the others at their next poll.
+    /// Text must be valid UTF-8 (checked once, here).
+    pub fn publish(
+        &self,
+        ctx: &mut Context,
+        topic: &[u8],
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Result<PublishReport> {
+        let report = ctx.publish(topic, kind, data)?;
+        if self.senders.len() > 1 {
+            let topic: Arc<[u8]> = topic.into();
+            let data: Arc<[u8]> = data.into();
+            for (i, sender) in self.senders.iter().enumerate() {
+                if i != self.index {
+                    sender.publish_shared(topic.clone(), kind, data.clone())?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// N event loops on N threads sharing one port. Dropping it without
+/// [`Workers::shutdown`] shuts down with a 1 s grace period and waits for the threads.
+pub struct Workers {
+    threads: Vec<JoinHandle<Result<()>>>,
+    senders: Arc<[Sender]>,
+    stop: Arc<Stop>,
+    addr: SocketAddr,
+}
+
+/// The stop request and its grace period, read by every worker.
+struct Stop {
+    requested: AtomicBool,
+    grace_ms: AtomicU64,
+}
+
+impl Workers {
+    /// Creates the contexts and their listeners on the calling thread (so a bad option or
+    /// a busy port is reported here), then starts one thread per worker. `make_handler(i)`
+    /// builds worker `i`'s handler, which then runs on that worker's thread for each of its
+    /// events with the worker's context and its [`Bus`]. Port 0 picks a free port, shared by
+    /// all workers: see [`Workers::local_addr`].
+    pub fn start<F, H>(
+        host: &str,
+        port: u16,
+        options: WorkerOptions,
+        make_handler: F,
+    ) -> Result<Workers>
+    where
+        F: Fn(usize) -> H,
+        H: FnMut(&mut Context, &Bus, Event<'_>) + Send + 'static,
+    {
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let listen = ListenOptions {
+            reuse_port: true,
+            ..options.listen
+        };
+        let mut contexts = Vec::with_capacity(threads);
+        let mut addr = None;
+        for _ in 0..threads {
+            let mut ctx = Context::new(options.config.clone())?;
+            let listener = match addr {
+                None => ctx.listen(host, port, listen.clone())?,
+                Some(a) => ctx.listen_addr(a, listen.clone())?,
+            };
+            addr = Some(ctx.local_addr(listener)?);
+            contexts.push(ctx);
+        }
+        let addr =
+            addr.ok_or_else(|| Error::InvalidArgument("threads must be at least 1".into()))?;
+        let senders: Arc<[Sender]> = contexts.iter().map(Context::sender).collect();
+        let stop = Arc::new(Stop {
+            requested: AtomicBool::new(false),
+            grace_ms: AtomicU64::new(1000),
+        });
+        let mut handles = Vec::with_capacity(threads);
+        for (index, ctx) in contexts.into_iter().enumerate() {
+            let bus = Bus {
+                index,
+                senders: senders.clone(),
+            };
+            let handler = make_handler(index);
+            let worker_stop = stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tidewire-worker-{index}"))
+                .spawn(move || run_worker(ctx, bus, handler, &worker_stop));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    // Stop the ones already running before reporting.
+                    let started = Workers {
+                        threads: handles,
+                        senders,
+                        stop,
+                        addr,
+                    };
+                    let _ = started.stop_and_join(Duration::ZERO);
+                    return Err(Error::Io(e));
+                }
+            }
+        }
+        Ok(Workers {
+            threads: handles,
+            senders,
+            stop,
+            addr,
+        })
+    }
+
+    /// The address every worker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many workers run.
+    pub fn threads(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// A [`Sender`] for worker `i`'s context (its connections only), for threads that are
+    /// not workers.
+    pub fn sender(&self, i: usize) -> Option<Sender> {
+        self.senders.get(i).cloned()
+    }
+
+    /// Publishes to `topic` on every worker from any thread, sharing one copy of the
+    /// payload; each worker publishes it at its next poll. Text must be valid UTF-8.
+    pub fn publish(&self, topic: &[u8], kind: MessageKind, data: &[u8]) -> Result<()> {
+        if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
+            return Err(Error::Send(tidewire_proto::SendError::InvalidUtf8));
+        }
+        let topic: Arc<[u8]> = topic.into();
+        let data: Arc<[u8]> = data.into();
+        for sender in self.senders.iter() {
+            sender.publish_shared(topic.clone(), kind, data.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Stops every worker: each stops listening, closes its connections with 1001 and gives
+    /// their closing handshakes `grace`; then the threads end. Returns the first error a
+    /// worker ended with (a poll failure, or a handler that panicked).
+    pub fn shutdown(mut self, grace: Duration) -> Result<()> {
+        let threads = std::mem::take(&mut self.threads);
+        Workers {
+            threads,
+            senders: self.senders.clone(),
+            stop: self.stop.clone(),
+            addr: self.addr,
+        }
+        .stop_and_join(grace)
+    }
+
+    fn stop_and_join(mut self, grace: Duration) -> Result<()> {
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.stop.grace_ms.store(grace_ms, Ordering::SeqCst);
+        self.stop.requested.store(true, Ordering::SeqCst);
+        for sender in self.senders.iter() {
+            // A worker whose context is gone has ended already.
+            let _ = sender.wake();
+        }
+        let mut first = Ok(());
+        for (i, handle) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            let result = handle.join().unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Error::Io(std::io::Error::other(format!(
+                    "worker {i} panicked: {what}"
+                ))))
+            });
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let threads = std::mem::take(&mut self.threads);
+            let _ = Workers {
+                threads,
+                senders: self.senders.clone(),
+                stop: self.stop.clone(),
+                addr: self.addr,
+            }
+            .stop_and_join(Duration::from_secs(1));
+        }
+    }
+}
+
+fn run_worker<H>(mut ctx: Context, bus: Bus, mut handler: H, stop: &Stop) -> Result<()>
+where
+    H: FnMut(&mut Context, &Bus, Event<'_>),
+{
+    let mut events = ctx.new_events();
+    while !stop.requested.load(Ordering::SeqCst) {
+        ctx.poll(&mut events, None)?;
+        for event in events.iter() {
+            handler(&mut ctx, &bus, event);
+        }
+    }
+    // As `Context::shutdown_blocking`, but the handler still sees the last events (the
+    // closes with 1001 and their Closed events).
+    let grace = Duration::from_millis(stop.grace_ms.load(Ordering::SeqCst));
+    ctx.shutdown(grace);
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        ctx.poll(&mut events, Some(left.min(Duration::from_millis(100))))?;
+        for event in events.iter() {
+            handler(&mut ctx, &bus, event);
+        }
+        if ctx.connection_count() == 0 || left.is_zero() {
+            return Ok(());
+        }
+    }
+}
