@@ -2,7 +2,10 @@
 //! pings (the engine does), negotiates permessage-deflate when a client offers it, and exits
 //! 0 on SIGINT or SIGTERM after closing its connections with 1001.
 //!
-//! Usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--verbose]
+//! Usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--threads N] [--verbose]
+//!
+//! `--threads N` runs N event loops on N threads sharing the port (`Workers`; 0: one per
+//! CPU); the default is one loop on the main thread.
 //!
 //! Prints `listening on ws://H:P` (or wss://) once ready, with the real port when 0 was asked;
 //! with `--verbose`, also `open PEER PATH extensions=VALUE` for every connection.
@@ -13,19 +16,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidewire_net::{
-    Config, ConnId, Context, DeflateConfig, Error, Event, ListenOptions, MessageKind, SendError,
-    SendStatus, TlsAcceptor,
+    Bus, Config, ConnId, Context, DeflateConfig, Error, Event, ListenOptions, MessageKind,
+    SendError, SendStatus, TlsAcceptor, WorkerOptions, Workers,
 };
 
 struct Args {
     host: String,
     port: u16,
     tls: Option<(String, String)>,
+    threads: Option<usize>,
     verbose: bool,
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--verbose]");
+    eprintln!(
+        "usage: echo_server --host H --port P [--tls-cert F --tls-key F] [--threads N] [--verbose]"
+    );
     ExitCode::from(2)
 }
 
@@ -34,6 +40,7 @@ fn parse_args() -> Option<Args> {
     let mut port = None;
     let (mut cert, mut key) = (None, None);
     let mut verbose = false;
+    let mut threads = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--verbose" {
@@ -46,6 +53,7 @@ fn parse_args() -> Option<Args> {
             "--port" => port = Some(value.parse().ok()?),
             "--tls-cert" => cert = Some(value),
             "--tls-key" => key = Some(value),
+            "--threads" => threads = Some(value.parse().ok()?),
             _ => return None,
         }
     }
@@ -58,6 +66,7 @@ fn parse_args() -> Option<Args> {
         host,
         port: port?,
         tls,
+        threads,
         verbose,
     })
 }
@@ -76,7 +85,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut ctx = Context::new(Config::default())?;
     let tls = match &args.tls {
         Some((cert, key)) => Some(TlsAcceptor::from_pem_files(cert, key)?),
         None => None,
@@ -87,6 +95,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         deflate: Some(DeflateConfig::default()),
         ..ListenOptions::default()
     };
+    if let Some(threads) = args.threads {
+        return run_workers(&args, threads, options, scheme);
+    }
+    let mut ctx = Context::new(Config::default())?;
     let listener = ctx.listen(&args.host, args.port, options)?;
     let addr = ctx.local_addr(listener)?;
     println!("listening on {scheme}://{addr}");
@@ -131,6 +143,55 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     ctx.shutdown_blocking(Duration::from_secs(2))?;
+    Ok(())
+}
+
+/// The same server on `threads` event loops (`Workers`): each worker runs the handler
+/// below for its own connections; the main thread waits for the signal.
+fn run_workers(
+    args: &Args,
+    threads: usize,
+    listen: ListenOptions,
+    scheme: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let options = WorkerOptions {
+        threads,
+        listen,
+        ..WorkerOptions::default()
+    };
+    let verbose = args.verbose;
+    let workers = Workers::start(&args.host, args.port, options, |_| {
+        move |ctx: &mut Context, _: &Bus, event: Event<'_>| {
+            let result = match event {
+                Event::Message { conn, kind, data } => echo(ctx, conn, kind, data),
+                Event::Writable { conn } => ignore_gone(ctx.resume_reading(conn)),
+                Event::Open {
+                    peer_addr,
+                    path,
+                    extensions,
+                    ..
+                } if verbose => {
+                    println!(
+                        "open {peer_addr} {path} extensions={}",
+                        extensions.unwrap_or("-")
+                    );
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            // A worker serves many connections: one that fails is reported, not fatal.
+            if let Err(e) = result {
+                eprintln!("echo_server: {e}");
+            }
+        }
+    })?;
+    println!("listening on {scheme}://{}", workers.local_addr());
+    signals.forever().next();
+    workers.shutdown(Duration::from_secs(2))?;
     Ok(())
 }
 

@@ -50,6 +50,20 @@ client_against_echo_server() {
     wait_line "$work/server.log" '^open .* extensions=permessage-deflate' > /dev/null || return 1
 }
 
+# 1b. The same against echo_server on two event loops sharing the port (Workers).
+client_against_echo_server_workers() {
+    "$bin/echo_server" --host 127.0.0.1 --port 0 --threads 2 --verbose > "$work/workers.log" 2>&1 &
+    pids+=($!)
+    local url
+    url=$(wait_line "$work/workers.log" '^listening on ' | awk '{print $3}') || return 1
+    for _ in 1 2 3 4; do timeout 60 "$py" "$here/peer.py" client "$url" > /dev/null || return 1; done
+    [ "$(grep -c '^open .* extensions=permessage-deflate' "$work/workers.log")" = 4 ] || {
+        cat "$work/workers.log" >&2; return 1; }
+    kill -TERM "${pids[-1]}"
+    for _ in $(seq 50); do kill -0 "${pids[-1]}" 2>/dev/null || return 0; sleep 0.1; done
+    echo "echo_server --threads 2 did not exit on SIGTERM" >&2; return 1
+}
+
 # 2. tidewire ws_client -> websockets server.
 ws_client_against_websockets_server() {
     "$py" "$here/peer.py" server > "$work/peer.log" 2>&1 &
@@ -77,6 +91,7 @@ clients_against_chat_server() {
 }
 
 check "websockets client -> echo_server (deflate)" client_against_echo_server
+check "websockets client -> echo_server --threads 2 (deflate)" client_against_echo_server_workers
 check "ws_client -> websockets server (deflate)" ws_client_against_websockets_server
 check "websockets clients -> chat_server rooms (deflate)" clients_against_chat_server
 echo "interop: $passed passed, $failed failed"
