@@ -26,6 +26,7 @@
 //! Data of [`Event::Message`] is a slice of the receive buffer owned by [`Events`]: valid
 //! until the next `poll` with the same `Events`, copied nowhere on the way.
 
+mod cluster;
 mod config;
 mod conn;
 mod connect;
@@ -45,6 +46,7 @@ mod tls;
 mod topics;
 mod workers;
 
+pub use cluster::{Cluster, ClusterOptions, ClusterStats, ClusterStatus};
 pub use config::{
     server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,
     SlowAction, SlowSubscriber, DEFAULT_IDLE_TIMEOUT, DEFAULT_PING_INTERVAL, MAX_BACKLOG,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tidewire_proto::MessageKind;
 
+use crate::cluster::{Cluster, ClusterOptions, ClusterStatus};
 use crate::config::{Config, ListenOptions};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -39,12 +40,20 @@ pub struct WorkerOptions {
     pub config: Config,
     /// The listener of every worker; `reuse_port` is set whatever it says.
     pub listen: ListenOptions,
+    /// Join a cluster of server processes over Redis (see [`Cluster`]): publishes through
+    /// [`Bus::publish`] and [`Workers::publish`] then reach the other processes too, and
+    /// theirs reach this one's workers. Default `None` (this process only).
+    pub cluster: Option<ClusterOptions>,
+    /// Told when cross-process delivery is interrupted and when it resumes (on a bridge
+    /// thread). Default: nothing is told.
+    pub on_cluster_status: Option<Arc<dyn Fn(ClusterStatus) + Send + Sync>>,
 }
 
 /// A worker's link to the others, given to its handler with each event.
 pub struct Bus {
     index: usize,
     senders: Arc<[Sender]>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Bus {
@@ -59,7 +68,9 @@ impl Bus {
     }
 
     /// Publishes to `topic` on every worker: on this one now (`ctx` must be the context the
-    /// handler was given; the report is this worker's), on the others at their next poll.
+    /// handler was given; the report is this worker's), on the others at their next poll,
+    /// and on the other processes of the cluster if there is one (a full cluster queue or a
+    /// Redis outage loses the message for them only, counted in [`Cluster::stats`]).
     /// Text must be valid UTF-8 (checked once, here).
     pub fn publish(
         &self,
@@ -78,6 +89,9 @@ impl Bus {
                 }
             }
         }
+        if let Some(cluster) = &self.cluster {
+            let _ = cluster.publish(topic, kind, data);
+        }
         Ok(report)
     }
 }
@@ -89,6 +103,7 @@ pub struct Workers {
     senders: Arc<[Sender]>,
     stop: Arc<Stop>,
     addr: SocketAddr,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The stop request and its grace period, read by every worker.
@@ -135,6 +150,18 @@ impl Workers {
         let addr =
             addr.ok_or_else(|| Error::InvalidArgument("threads must be at least 1".into()))?;
         let senders: Arc<[Sender]> = contexts.iter().map(Context::sender).collect();
+        let cluster = match options.cluster {
+            Some(cluster_options) => {
+                let told = options.on_cluster_status.clone();
+                let cluster = Cluster::start(cluster_options, senders.to_vec(), move |status| {
+                    if let Some(tell) = &told {
+                        tell(status);
+                    }
+                })?;
+                Some(Arc::new(cluster))
+            }
+            None => None,
+        };
         let stop = Arc::new(Stop {
             requested: AtomicBool::new(false),
             grace_ms: AtomicU64::new(1000),
@@ -144,6 +171,7 @@ impl Workers {
             let bus = Bus {
                 index,
                 senders: senders.clone(),
+                cluster: cluster.clone(),
             };
             let handler = make_handler(index);
             let worker_stop = stop.clone();
@@ -159,6 +187,7 @@ impl Workers {
                         senders,
                         stop,
                         addr,
+                        cluster,
                     };
                     let _ = started.stop_and_join(Duration::ZERO);
                     return Err(Error::Io(e));
@@ -170,6 +199,7 @@ impl Workers {
             senders,
             stop,
             addr,
+            cluster,
         })
     }
 
@@ -195,12 +225,21 @@ impl Workers {
         if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
             return Err(Error::Send(tidewire_proto::SendError::InvalidUtf8));
         }
+        if let Some(cluster) = &self.cluster {
+            // Refused only when its queue is full: the local publish goes on.
+            let _ = cluster.publish(topic, kind, data);
+        }
         let topic: Arc<[u8]> = topic.into();
         let data: Arc<[u8]> = data.into();
         for sender in self.senders.iter() {
             sender.publish_shared(topic.clone(), kind, data.clone())?;
         }
         Ok(())
+    }
+
+    /// The cluster bridge, when [`WorkerOptions::cluster`] was given (its id and counters).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_deref()
     }
 
     /// Stops every worker: each stops listening, closes its connections with 1001 and gives
@@ -213,6 +252,7 @@ impl Workers {
             senders: self.senders.clone(),
             stop: self.stop.clone(),
             addr: self.addr,
+            cluster: self.cluster.take(),
         }
         .stop_and_join(grace)
     }
@@ -254,6 +294,7 @@ impl Drop for Workers {
                 senders: self.senders.clone(),
                 stop: self.stop.clone(),
                 addr: self.addr,
+                cluster: self.cluster.take(),
             }
             .stop_and_join(Duration::from_secs(1));
         }
