@@ -50,17 +50,6 @@ impl PublishReport {
         }
     }
 
-    #[classattr]
-    fn __match_args__() -> Vec<&'static str> {
-        vec![
-            "delivered",
-            "skipped_slow",
-            "closed_slow",
-            "not_open",
-            "compressions",
-        ]
-    }
-
     fn __add__(&self, other: &Bound<'_, PyAny>) -> Option<PublishReport> {
         let other = other.cast::<PublishReport>().ok()?.get();
         Some(PublishReport {

@@ -160,7 +160,6 @@ class Sender:
 class PublishReport:
     """What one publish or broadcast did (reports add up with ``+``)."""
 
-    __match_args__: ClassVar[Any]
     def __new__(
         cls,
         *,
