@@ -5,13 +5,14 @@
 //! released while `poll` waits and works; payloads are copied into Python objects afterwards,
 //! still under the lock, because they borrow the receive buffer until the next poll.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use tidewire_net::Url;
 use tidewire_net::{
     Config, ConnId, ConnectOptions, ConnectionRate, ListenOptions, ListenerId, MessageKind,
@@ -20,10 +21,11 @@ use tidewire_net::{
 
 use crate::convert::{
     addr_tuple, deflate, duration, header_pairs, header_refs, opt_duration, opt_payload_bytes,
-    payload, payload_bytes, Payload,
+    payload, payload_bytes, server_deflate, slow_subscriber, topic, Payload,
 };
 use crate::errors::{invalid_state, to_pyerr};
 use crate::events::{event_object, CloseHeldEvent};
+use crate::publish::PublishReport;
 use crate::sender::Sender;
 
 struct Inner {
@@ -74,6 +76,22 @@ impl Context {
         Ok(guard)
     }
 
+    /// A publish or broadcast with the GIL released (the lock taken first, as `poll` does).
+    fn detached(
+        &self,
+        py: Python<'_>,
+        f: impl Send
+            + FnOnce(&mut tidewire_net::Context) -> tidewire_net::Result<tidewire_net::PublishReport>,
+    ) -> PyResult<PublishReport> {
+        let mut guard = self.lock(py)?;
+        let inner = guard
+            .as_mut()
+            .ok_or_else(|| invalid_state(py, "the context was freed"))?;
+        let ctx = &mut inner.ctx;
+        let report = py.detach(|| f(ctx)).map_err(|e| to_pyerr(py, &e))?;
+        Ok(report.into())
+    }
+
     fn with<T>(
         &self,
         py: Python<'_>,
@@ -85,6 +103,15 @@ impl Context {
             .ok_or_else(|| invalid_state(py, "the context was freed"))?;
         f(inner).map_err(|e| to_pyerr(py, &e))
     }
+}
+
+/// A message's type and bytes: text for `str`, binary for bytes-like objects.
+fn message<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<(MessageKind, Cow<'a, [u8]>)> {
+    Ok(match payload(data)? {
+        Payload::Text(Cow::Borrowed(t)) => (MessageKind::Text, Cow::Borrowed(t.as_bytes())),
+        Payload::Text(Cow::Owned(t)) => (MessageKind::Text, Cow::Owned(t.into_bytes())),
+        Payload::Binary(b) => (MessageKind::Binary, b),
+    })
 }
 
 #[pymethods]
@@ -220,6 +247,11 @@ impl Context {
     /// with `require_subprotocol` a client offering none of them is refused with 400; with
     /// `origins`, a request whose Origin is not listed is refused with 403, and with
     /// `require_origin` one without Origin too.
+    ///
+    /// `slow_subscriber=(limit, action)`: a connection of this listener that a `publish` or
+    /// `broadcast` reaches with `limit` bytes or more waiting in its output is skipped
+    /// (`"skip"`: it misses that message) or closed with 1008 (`"close"`). `None`: the
+    /// runtime's default, `(1048576, "skip")`.
     #[pyo3(signature = (host, port, *, certfile=None, keyfile=None, subprotocols=None,
         require_subprotocol=false, origins=None, require_origin=false, handle_requests=false,
         handle_http=false, compression=None,
@@ -227,7 +259,7 @@ impl Context {
         max_connections_per_address=PeerLimits::default().max_connections_per_address,
         max_handshakes_per_address=PeerLimits::default().max_handshakes_per_address,
         max_handshakes=PeerLimits::default().max_handshakes,
-        connection_rate=None))]
+        connection_rate=None, slow_subscriber=None))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
         &self,
@@ -249,7 +281,9 @@ impl Context {
         max_handshakes_per_address: Option<usize>,
         max_handshakes: Option<usize>,
         connection_rate: Option<(f64, u32)>,
+        slow_subscriber: Option<(usize, String)>,
     ) -> PyResult<u64> {
+        let slow_subscriber = self::slow_subscriber(slow_subscriber)?;
         let tls = match (certfile, keyfile) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(
@@ -272,7 +306,7 @@ impl Context {
             require_subprotocol,
             require_origin,
             handle_http,
-            deflate: deflate(compression)?,
+            deflate: server_deflate(compression)?,
             peer_limits: PeerLimits {
                 max_connections_per_address,
                 max_handshakes_per_address,
@@ -280,6 +314,7 @@ impl Context {
                 connection_rate: connection_rate
                     .map(|(per_second, burst)| ConnectionRate { per_second, burst }),
             },
+            slow_subscriber,
         };
         let host = host.to_owned();
         self.with(py, |i| i.ctx.listen(&host, port, options).map(|l| l.0))
@@ -442,6 +477,68 @@ impl Context {
             Payload::Binary(b) => i.ctx.send(ConnId(conn), MessageKind::Binary, b),
         })?;
         Ok(status == SendStatus::Backpressure)
+    }
+
+    /// Subscribes `conn` to `topic` (`str` as UTF-8, or bytes-like); returns False when it
+    /// already was. A connection leaves all its topics when it ends.
+    fn subscribe(&self, py: Python<'_>, conn: u64, topic: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let topic = self::topic(topic)?;
+        self.with(py, |i| i.ctx.subscribe(ConnId(conn), &topic))
+    }
+
+    /// Unsubscribes `conn` from `topic`; returns False when it was not subscribed.
+    fn unsubscribe(&self, py: Python<'_>, conn: u64, topic: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let topic = self::topic(topic)?;
+        self.with(py, |i| i.ctx.unsubscribe(ConnId(conn), &topic))
+    }
+
+    /// The topics `conn` is subscribed to, as bytes.
+    fn topics<'py>(&self, py: Python<'py>, conn: u64) -> PyResult<Bound<'py, PyList>> {
+        let topics = self.with(py, |i| i.ctx.topics(ConnId(conn)))?;
+        PyList::new(py, topics.iter().map(|t| PyBytes::new(py, t)))
+    }
+
+    /// How many connections are subscribed to `topic`.
+    fn subscriber_count(&self, py: Python<'_>, topic: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let topic = self::topic(topic)?;
+        self.with(py, |i| Ok(i.ctx.subscriber_count(&topic)))
+    }
+
+    /// How many topics have at least one subscriber.
+    fn topic_count(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |i| Ok(i.ctx.topic_count()))
+    }
+
+    /// Sends one message (text for `str`, binary for bytes-like) to every subscriber of
+    /// `topic`, framed once and compressed at most once per deflate parameter set; it leaves
+    /// at the next poll (or `flush`). A topic without subscribers is not an error. The GIL
+    /// is released meanwhile.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<PublishReport> {
+        let topic = self::topic(topic)?;
+        let (kind, data) = message(data)?;
+        self.detached(py, |ctx| ctx.publish(&topic, kind, &data))
+    }
+
+    /// Sends one message to each of `conns` (an iterable of connection ids), framed and
+    /// compressed once as `publish` does. Ids of connections that are not open (or gone)
+    /// are counted in the report's `not_open`, not refused. The GIL is released meanwhile.
+    fn broadcast(
+        &self,
+        py: Python<'_>,
+        conns: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<PublishReport> {
+        let mut ids = Vec::new();
+        for conn in conns.try_iter()? {
+            ids.push(ConnId(conn?.extract::<u64>()?));
+        }
+        let (kind, data) = message(data)?;
+        self.detached(py, |ctx| ctx.broadcast(&ids, kind, &data))
     }
 
     /// Starts a message sent in fragments (`send_fragment`); `text` picks its type.

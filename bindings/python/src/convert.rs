@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
-use tidewire_net::{DeflateConfig, Header};
+use tidewire_net::{server_deflate_default, DeflateConfig, Header, SlowAction, SlowSubscriber};
 
 /// Seconds as a `Duration`; `what` names the argument in the error.
 pub fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
@@ -23,15 +23,62 @@ pub fn opt_duration(seconds: Option<f64>, what: &str) -> PyResult<Option<Duratio
     seconds.map(|s| duration(s, what)).transpose()
 }
 
-/// The `compression` argument: `"deflate"` or `None`.
+/// The `compression` argument of `connect`: `"deflate"` (RFC 7692's defaults) or `None`.
 pub fn deflate(compression: Option<&str>) -> PyResult<Option<DeflateConfig>> {
+    deflate_with(compression, DeflateConfig::default)
+}
+
+/// The `compression` argument of `listen`: `"deflate"` (the runtime's listener default,
+/// `server_deflate_default`: no server context takeover, so that a publish compresses a
+/// message once for all its subscribers) or `None`.
+pub fn server_deflate(compression: Option<&str>) -> PyResult<Option<DeflateConfig>> {
+    deflate_with(compression, server_deflate_default)
+}
+
+fn deflate_with(
+    compression: Option<&str>,
+    settings: fn() -> DeflateConfig,
+) -> PyResult<Option<DeflateConfig>> {
     match compression {
         None => Ok(None),
-        Some("deflate") => Ok(Some(DeflateConfig::default())),
+        Some("deflate") => Ok(Some(settings())),
         Some(other) => Err(PyValueError::new_err(format!(
             "unsupported compression {other:?}: use \"deflate\" or None"
         ))),
     }
+}
+
+/// The `slow_subscriber` argument: `None` (the runtime's default) or `(limit, action)` with
+/// `action` `"skip"` or `"close"`. The limit's range is the runtime's to check.
+pub fn slow_subscriber(value: Option<(usize, String)>) -> PyResult<SlowSubscriber> {
+    let Some((limit, action)) = value else {
+        return Ok(SlowSubscriber::default());
+    };
+    let action = match action.as_str() {
+        "skip" => SlowAction::Skip,
+        "close" => SlowAction::Close,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unsupported slow subscriber action {other:?}: use \"skip\" or \"close\""
+            )))
+        }
+    };
+    Ok(SlowSubscriber { limit, action })
+}
+
+/// A topic: any bytes, `str` as UTF-8.
+pub fn topic<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if !(value.is_instance_of::<PyString>()
+        || value.is_instance_of::<PyBytes>()
+        || value.is_instance_of::<PyByteArray>()
+        || value.is_instance_of::<PyMemoryView>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "topic must be str or bytes-like, not {}",
+            value.get_type().name()?
+        )));
+    }
+    payload_bytes(value)
 }
 
 /// A message to send: text for `str`, binary for bytes-like objects.

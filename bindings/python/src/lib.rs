@@ -4,7 +4,8 @@
 //! native side needs from it once, at import (`_init`): the native module never imports it.
 //!
 //! Modules, each using only those listed before it: `convert` (Python <-> Rust values),
-//! `errors` (runtime errors -> exceptions), `events` (the event classes), `sender`, `context`.
+//! `errors` (runtime errors -> exceptions), `events` (the event classes), `publish`
+//! (`PublishReport`), `sender`, `context`.
 
 use pyo3::prelude::*;
 
@@ -12,6 +13,7 @@ mod context;
 mod convert;
 mod errors;
 mod events;
+mod publish;
 mod sender;
 
 #[pymodule]
@@ -20,6 +22,7 @@ fn _tidewire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(errors::_init, m)?)?;
     m.add_class::<context::Context>()?;
     m.add_class::<sender::Sender>()?;
+    m.add_class::<publish::PublishReport>()?;
     events::register(m)?;
     Ok(())
 }

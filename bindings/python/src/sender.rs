@@ -2,9 +2,9 @@
 //! context's `poll`, which applies it on the context's own thread.
 
 use pyo3::prelude::*;
-use tidewire_net::ConnId;
+use tidewire_net::{ConnId, MessageKind};
 
-use crate::convert::{payload, Payload};
+use crate::convert::{payload, topic, Payload};
 use crate::errors::to_pyerr;
 
 /// Sends to and closes connections of one `Context` from any thread. Failures to apply a
@@ -29,6 +29,25 @@ impl Sender {
             Payload::Binary(bytes) => self.inner.send_binary(ConnId(conn), bytes.into_owned()),
         };
         result.map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Publishes a message to every subscriber of `topic` (`str` as UTF-8, or bytes-like):
+    /// text for `str`, binary for bytes-like objects. Applied by the context's next `poll`;
+    /// its report is not returned.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let topic = self::topic(topic)?.into_owned();
+        let (kind, data) = match payload(data)? {
+            Payload::Text(text) => (MessageKind::Text, text.into_owned().into_bytes()),
+            Payload::Binary(bytes) => (MessageKind::Binary, bytes.into_owned()),
+        };
+        self.inner
+            .publish(topic, kind, data)
+            .map_err(|e| to_pyerr(py, &e))
     }
 
     /// Queues a ping (at most 125 bytes).

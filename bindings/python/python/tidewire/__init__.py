@@ -12,6 +12,8 @@ Blocking API (a thread per server connection)::
         server.serve_forever()
 
 asyncio API: ``tidewire.asyncio.connect`` and ``tidewire.asyncio.serve``.
+One message to many connections, of either API: ``tidewire.broadcast(connections,
+message)``, or topics (``connection.subscribe(topic)``, ``server.publish(topic, message)``).
 Low level, for custom loops: ``tidewire.Context`` with ``listen``, ``connect`` and
 ``poll(timeout)`` returning event objects (``OpenEvent``, ``MessageEvent``, ``CloseEvent``,
 ``ErrorEvent``, ...).
@@ -23,6 +25,7 @@ from typing import Any as _Any
 from . import _tidewire
 from . import exceptions as _exceptions
 from ._options import ClientTLS, ServerTLS
+from ._protocol import broadcast
 from ._tidewire import (
     CloseEvent,
     CloseHeldEvent,
@@ -33,6 +36,7 @@ from ._tidewire import (
     OpenEvent,
     PingEvent,
     PongEvent,
+    PublishReport,
     RawRequest,
     RequestEvent,
     Sender,
@@ -75,6 +79,8 @@ __all__ = [
     "State",
     "ClientTLS",
     "ServerTLS",
+    "broadcast",
+    "PublishReport",
     # HTTP
     "Headers",
     "Request",

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Callable, Generic, Optional, Protocol, TypeVar, Union
 
 from ._queue import MessageQueue, QueueLimits
@@ -28,12 +30,21 @@ from ._tidewire import (
     MessageEvent,
     OpenEvent,
     PongEvent,
+    PublishReport,
     WritableEvent,
 )
 from .datastructures import Request, Response
 from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, closed_exception
 
-__all__ = ["State", "Data", "Runner", "ConnectionModel", "ping_payload", "is_whole_message"]
+__all__ = [
+    "State",
+    "Data",
+    "Runner",
+    "ConnectionModel",
+    "ping_payload",
+    "is_whole_message",
+    "broadcast",
+]
 
 Data = Union[str, bytes]
 
@@ -279,7 +290,25 @@ class ConnectionModel(Generic[W]):
             exc.__cause__ = self._error
         return exc
 
+    # -- one message to many connections ---------------------------------------------------
+
+    def _broadcast(self, conns: list[int], message: Any) -> PublishReport:
+        """Sends ``message`` to ``conns``, connections of this one's context, in one engine
+        call (serialized as the I/O layer requires), and has the engine write it. A context
+        that is gone (its server or client ended) has none of them open."""
+        with self._serialized():
+            try:
+                report = self._ctx.broadcast(conns, message)
+            except InvalidState:  # the context was freed
+                return PublishReport(not_open=len(conns))
+            self._wake_engine()
+        return report
+
     # -- waking, which each I/O layer does its own way -----------------------------------
+
+    def _serialized(self) -> AbstractContextManager[Any]:
+        """What serializes the calls on the context: held around them."""
+        raise NotImplementedError
 
     def _wake_engine(self) -> None:
         """Has the engine write what was just queued, and poll soon."""
@@ -301,3 +330,42 @@ class ConnectionModel(Generic[W]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} id={self.id:#x} state={self._state.name}>"
+
+
+def broadcast(
+    connections: Iterable[ConnectionModel[Any]],
+    message: Union[str, bytes, bytearray, memoryview],
+) -> PublishReport:
+    """Sends ``message`` to every connection of ``connections`` (blocking or asyncio, clients
+    or servers, mixed as you like): ``str`` as text, bytes-like as binary. Returns what
+    happened as a ``PublishReport``, summed over the connections.
+
+    As ``websockets.broadcast``: the message is pushed at once, without back-pressure (the
+    call never waits); connections that are not open (not yet, closing, closed, or in the
+    middle of a fragmented message) are skipped silently; fragmented messages are not
+    supported (``TypeError``). Connections that share a context (those of one server) get
+    the message from one engine call that frames it, and compresses it, once. A server's
+    ``slow_subscriber`` policy applies: a connection with that many bytes already waiting
+    misses the message (``"skip"``) or is closed with 1008 (``"close"``).
+
+    From the asyncio API, call it on the event loop's thread; from the blocking API, from
+    any thread. Unlike ``websockets.broadcast``, there is no ``raise_exceptions``: nothing
+    fails per connection (the engine writes, later), and what each connection's outcome
+    was is counted in the report.
+    """
+    if not isinstance(message, DATA_TYPES):
+        raise TypeError(f"data must be str or bytes-like, not {type(message).__name__}")
+    # Connections by context, in their order: one engine call each.
+    groups: dict[int, tuple[ConnectionModel[Any], list[int]]] = {}
+    for conn in connections:
+        if not isinstance(conn, ConnectionModel):
+            raise TypeError(f"not a tidewire connection: {conn!r}")
+        group = groups.get(id(conn._ctx))
+        if group is None:
+            groups[id(conn._ctx)] = (conn, [conn.id])
+        else:
+            group[1].append(conn.id)
+    report = PublishReport()
+    for first, ids in groups.values():
+        report += first._broadcast(ids, message)
+    return report

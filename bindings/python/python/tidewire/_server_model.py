@@ -9,6 +9,7 @@ reaches ``process_request``, and the request event carries the subprotocol they 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Optional, TypeVar, Union
 
@@ -20,13 +21,23 @@ from ._options import (
     server_tls_kwargs,
     subprotocol_list,
 )
-from ._protocol import ConnectionModel, Runner, State
+from ._protocol import ConnectionModel, Data, Runner, State
 from ._queue import QueueLimit, QueueLimits, queue_limits
-from ._tidewire import Context, RawRequest, RequestEvent
+from ._tidewire import Context, PublishReport, RawRequest, RequestEvent
 from .datastructures import Headers, Request, Response
 from .exceptions import InvalidState
 
-__all__ = ["ServerModel", "ServerSetup", "server_setup", "request_from_raw"]
+__all__ = [
+    "ServerModel",
+    "ServerSetup",
+    "ServerTopics",
+    "server_setup",
+    "request_from_raw",
+    "Topic",
+]
+
+#: A topic: any bytes; ``str`` is taken as its UTF-8 encoding.
+Topic = Union[str, bytes, bytearray, memoryview]
 
 W = TypeVar("W")
 
@@ -99,6 +110,7 @@ def server_setup(
     max_queue_bytes: QueueLimit,
     reuse_port: bool,
     peer_limits: Optional[Mapping[str, Any]],
+    slow_subscriber: Optional[tuple[int, str]] = None,
 ) -> ServerSetup:
     """Checks the arguments of ``serve`` (raising before anything is opened)."""
     return ServerSetup(
@@ -119,8 +131,54 @@ def server_setup(
             reuse_port=reuse_port,
             **peer_limit_kwargs(peer_limits),
             **server_tls_kwargs(ssl),
+            slow_subscriber=slow_subscriber,
         ),
     )
+
+
+class ServerTopics:
+    """What both servers offer for topics: ``publish`` to the connections that subscribed
+    (``ServerConnection.subscribe``) and the subscriber counts. The I/O layer says how calls
+    on the context are serialized and how the engine is woken after a publish."""
+
+    _ctx: Context
+
+    def publish(self, topic: Topic, message: Union[Data, bytearray, memoryview]) -> PublishReport:
+        """Sends ``message`` (``str`` as text, bytes-like as binary) to every connection
+        subscribed to ``topic``, framed once and compressed at most once, without waiting
+        (no back-pressure: the ``slow_subscriber`` policy of ``serve`` deals with
+        connections that do not keep up). Returns what happened; a topic nobody subscribed
+        to (or a closed server) gives a report of zeros."""
+        with self._serialized():
+            try:
+                report = self._ctx.publish(topic, message)
+            except InvalidState:  # the server is closed: nobody is subscribed
+                return PublishReport()
+            self._wake_after_publish()
+        return report
+
+    def subscriber_count(self, topic: Topic) -> int:
+        """How many connections are subscribed to ``topic``."""
+        with self._serialized():
+            try:
+                return self._ctx.subscriber_count(topic)
+            except InvalidState:
+                return 0
+
+    def topic_count(self) -> int:
+        """How many topics have at least one subscriber."""
+        with self._serialized():
+            try:
+                return self._ctx.topic_count()
+            except InvalidState:
+                return 0
+
+    def _serialized(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _wake_after_publish(self) -> None:
+        """Has the engine write what a publish queued (called serialized)."""
+        raise NotImplementedError
 
 
 class ServerModel(ConnectionModel[W]):
@@ -142,6 +200,38 @@ class ServerModel(ConnectionModel[W]):
         # The subprotocol the listener's rules selected, accepted unless refused.
         self._selected = event.subprotocol
         self._handlers[self.id] = self
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def subscribe(self, topic: Topic) -> bool:
+        """Subscribes the connection to ``topic`` (any bytes; ``str`` as UTF-8): the server's
+        ``publish(topic, ...)`` then reaches it. Returns False when it already was. The
+        connection leaves all its topics when it closes. Raises ``ConnectionClosed`` once it
+        is closed."""
+        with self._serialized():
+            try:
+                return self._ctx.subscribe(self.id, topic)
+            except InvalidState:
+                pass
+        raise self._closed_exception()
+
+    def unsubscribe(self, topic: Topic) -> bool:
+        """Unsubscribes the connection from ``topic``; returns False when it was not
+        subscribed (a closed connection is subscribed to nothing)."""
+        with self._serialized():
+            try:
+                return self._ctx.unsubscribe(self.id, topic)
+            except InvalidState:
+                return False
+
+    @property
+    def topics(self) -> list[bytes]:
+        """The topics the connection is subscribed to, as bytes (empty once closed)."""
+        with self._serialized():
+            try:
+                return self._ctx.topics(self.id)
+            except InvalidState:
+                return []
 
     def respond(self, status: int, text: str) -> Response:
         """A plain-text response for ``process_request`` to return."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, NoReturn, Optional, Union
 
@@ -52,6 +53,10 @@ class Connection(ConnectionModel["asyncio.Future[None]"]):
 
     def _wake_engine(self) -> None:
         self._driver.request_run()
+
+    def _serialized(self) -> contextlib.AbstractContextManager[None]:
+        # Everything runs on the loop's thread.
+        return contextlib.nullcontext()
 
     def _writable(self) -> None:
         waiter = self._drain_waiter

@@ -4,6 +4,7 @@ coroutine per connection, no threads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Generator, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import (
 
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
-from .._server_model import ServerModel, server_setup
+from .._server_model import ServerModel, ServerTopics, server_setup
 from .._tidewire import RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
@@ -38,7 +39,7 @@ ProcessRequest = Callable[
 ]
 
 
-class Server:
+class Server(ServerTopics):
     """A listening WebSocket server on the running loop."""
 
     def __init__(
@@ -62,6 +63,7 @@ class Server:
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
         reuse_port: bool = False,
         peer_limits: Optional[Mapping[str, Any]] = None,
+        slow_subscriber: Optional[tuple[int, str]] = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup = setup = server_setup(
@@ -79,6 +81,7 @@ class Server:
             max_queue_bytes=max_queue_bytes,
             reuse_port=reuse_port,
             peer_limits=peer_limits,
+            slow_subscriber=slow_subscriber,
         )
         self._handler = handler
         self._process_request = process_request
@@ -99,6 +102,15 @@ class Server:
     @property
     def port(self) -> int:
         return self.address[1]
+
+    # -- topics (ServerTopics) -----------------------------------------------------------
+
+    def _serialized(self) -> contextlib.AbstractContextManager[None]:
+        # Everything runs on the loop's thread.
+        return contextlib.nullcontext()
+
+    def _wake_after_publish(self) -> None:
+        self._driver.request_run()
 
     def _on_request(self, event: RequestEvent) -> None:
         conn = ServerConnection(
@@ -196,7 +208,8 @@ class serve:
     closed when it returns (1011 when it raised; the error is logged and the server keeps
     serving). Same options as ``tidewire.serve`` (among them ``max_queue``, default 16
     messages, and ``max_queue_bytes``, default 1 MiB: what waits for ``recv`` before the
-    connection stops reading); ``process_request`` may be a coroutine.
+    connection stops reading, and ``slow_subscriber`` for ``server.publish`` and
+    ``tidewire.broadcast``); ``process_request`` may be a coroutine.
     """
 
     def __init__(

@@ -1,5 +1,6 @@
 """The blocking API: ``connect`` and ``serve``, a thread per server connection."""
 
+from .._protocol import broadcast
 from .client import ClientConnection, connect
 from .connection import Connection, State
 from .server import Server, ServerConnection, serve
@@ -7,6 +8,7 @@ from .server import Server, ServerConnection, serve
 __all__ = [
     "connect",
     "serve",
+    "broadcast",
     "ClientConnection",
     "ServerConnection",
     "Server",

@@ -50,6 +50,9 @@ class Connection(ConnectionModel[threading.Event]):
     def _wake_engine(self) -> None:
         self._engine.kick()
 
+    def _serialized(self) -> threading.Condition:
+        return self._cond
+
     def _writable(self) -> None:
         self._over_high = False
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Union
 
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
-from .._server_model import ServerModel, server_setup
+from .._server_model import ServerModel, ServerTopics, server_setup
 from .._tidewire import RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
@@ -32,7 +32,7 @@ ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
 _Spawn = tuple[ServerConnection, Optional[ProcessRequest]]
 
 
-class Server:
+class Server(ServerTopics):
     """A listening WebSocket server. Connections are served as soon as it exists;
     ``serve_forever`` just blocks until ``shutdown``."""
 
@@ -57,6 +57,7 @@ class Server:
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
         reuse_port: bool = False,
         peer_limits: Optional[Mapping[str, Any]] = None,
+        slow_subscriber: Optional[tuple[int, str]] = None,
     ) -> None:
         self._setup = setup = server_setup(
             ssl=ssl,
@@ -73,6 +74,7 @@ class Server:
             max_queue_bytes=max_queue_bytes,
             reuse_port=reuse_port,
             peer_limits=peer_limits,
+            slow_subscriber=slow_subscriber,
         )
         self._handler = handler
         self._process_request = process_request
@@ -95,6 +97,14 @@ class Server:
     @property
     def port(self) -> int:
         return self.address[1]
+
+    # -- topics (ServerTopics) -----------------------------------------------------------
+
+    def _serialized(self) -> threading.Lock:
+        return self._engine.lock
+
+    def _wake_after_publish(self) -> None:
+        self._engine.kick()
 
     # -- engine side (lock held) ---------------------------------------------------------
 
@@ -250,6 +260,7 @@ def serve(
     max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
     reuse_port: bool = False,
     peer_limits: Optional[Mapping[str, Any]] = None,
+    slow_subscriber: Optional[tuple[int, str]] = None,
 ) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
@@ -271,6 +282,13 @@ def serve(
     and defaults of ``Context.listen``: ``max_connections_per_address`` (no limit),
     ``max_handshakes_per_address`` (4096), ``max_handshakes`` (16384), ``connection_rate``
     (``(per_second, burst)``, no limit). A connection over one is closed at once.
+
+    Topics: a handler calls ``connection.subscribe(topic)``, and ``server.publish(topic,
+    message)`` sends to every subscriber, framing (and compressing) the message once.
+    ``slow_subscriber=(limit, action)`` says what a publish or ``tidewire.broadcast`` does
+    with a connection that already has ``limit`` bytes waiting to be written: ``"skip"``
+    (it misses that message) or ``"close"`` (closed with 1008). Default ``(1048576,
+    "skip")``, the runtime's.
     """
     return Server(
         handler,
@@ -291,4 +309,5 @@ def serve(
         max_queue_bytes=max_queue_bytes,
         reuse_port=reuse_port,
         peer_limits=peer_limits,
+        slow_subscriber=slow_subscriber,
     )
