@@ -55,6 +55,10 @@
 #define TW_VERSION_PATCH 0
 
 
+// The close code a slow subscriber gets under `TW_SLOW_CLOSE` (1008, policy violation;
+// the reason is "too slow").
+#define TW_SLOW_CLOSE_CODE 1008
+
 // What a call did. `TW_STATUS_OK` (0) is success; every other value says what went wrong,
 // and `tw_last_error()` gives the detail. In C the type is `uint32_t`.
 enum tw_status
@@ -210,6 +214,30 @@ typedef uint32_t tw_message_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a publish or broadcast does with a subscriber that does not keep up (one whose
+// output already holds the listener's slow-subscriber limit). In C the type is `uint32_t`.
+enum tw_slow_action
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The slow connection misses the message and stays open; it gets the next ones once it
+  // has caught up (counted in `tw_publish_report.skipped_slow`). For feeds where the
+  // latest value replaces the previous one. The default.
+  TW_SLOW_SKIP = 0,
+  // The slow connection is closed with `TW_SLOW_CLOSE_CODE` (1008, "too slow") instead
+  // (counted in `tw_publish_report.closed_slow`): nothing is missed silently. For chats
+  // and anything where a gap is a bug.
+  TW_SLOW_CLOSE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tw_slow_action tw_slow_action;
+#else
+typedef uint32_t tw_slow_action;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Settings for a context. Create with `tw_config_new`, change with the `tw_config_set_*`
 // functions, pass to `tw_context_new` (which copies it), free with `tw_config_free`.
 typedef struct tw_config tw_config;
@@ -315,6 +343,27 @@ typedef struct tw_event {
   // protocol, or closed first and got no answer) or 1006.
   bool remote;
 } tw_event;
+
+// What one `tw_context_publish` or `tw_context_broadcast` did. Every connection it was
+// addressed to is counted in exactly one of `delivered`, `skipped_slow`, `closed_slow` and
+// `not_open`.
+typedef struct tw_publish_report {
+  // Connections the message was queued or written for.
+  size_t delivered;
+  // Slow connections that missed the message (`TW_SLOW_SKIP`).
+  size_t skipped_slow;
+  // Slow connections closed with `TW_SLOW_CLOSE_CODE` instead (`TW_SLOW_CLOSE`).
+  size_t closed_slow;
+  // Connections that could not take a message: not open yet, closing, or in the middle
+  // of a fragmented message of their own; for a broadcast also ids that name no
+  // connection any more.
+  size_t not_open;
+  // How many times the payload was compressed: at most once per set of
+  // permessage-deflate parameters among the subscribers without context takeover
+  // (tidewire's default for servers), 0 when nobody negotiated compression. A subscriber
+  // that agreed to context takeover compresses its own copy, not counted here.
+  size_t compressions;
+} tw_publish_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1546,6 +1595,22 @@ tw_status tw_listen_options_set_handle_requests(struct tw_listen_options *option
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_listen_options_set_handle_http(struct tw_listen_options *options, bool on);
 
+// What `tw_context_publish` and `tw_context_broadcast` do with a connection of this
+// listener that does not keep up: one whose output already holds `limit` bytes or
+// more when a message for it comes. `action` is `TW_SLOW_SKIP` (it misses the message
+// and stays open) or `TW_SLOW_CLOSE` (it is closed with `TW_SLOW_CLOSE_CODE`, 1008).
+// Default: 1 MiB, `TW_SLOW_SKIP`. `limit` must be at least 1. Sends addressed to the
+// connection alone (`tw_conn_send`) keep their own limits (`tw_config_set_max_buffered`).
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`
+// (`limit` 0, or an unknown action; the options are unchanged).
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_listen_options_set_slow_subscriber(struct tw_listen_options *options, size_t limit, uint32_t action);
+
 // Accepts permessage-deflate when a client offers it, with these settings instead of
 // the default ones; a config with `tw_deflate_config_set_enabled(d, false)` turns
 // compression off for this listener.
@@ -1600,6 +1665,127 @@ tw_status tw_listener_local_addr(const struct tw_context *ctx, tw_listener liste
 //
 // Thread safety: the thread that owns the context.
 tw_status tw_listener_close(struct tw_context *ctx, tw_listener listener);
+
+// Subscribes `conn` to `topic` (any bytes, `topic_len` of them; the empty topic is a topic
+// too). A later `tw_context_publish` to the topic reaches it. A connection leaves all its
+// topics when it ends; a topic exists while it has subscribers. Any connection of the
+// context may subscribe, server or client side, open or not yet open (a publish skips
+// those not open and counts them in `not_open`).
+//
+// Cost: a hash lookup of the topic plus O(1); the topic's name is copied once, when its
+// first subscriber comes.
+//
+// Ownership: `topic` is copied when kept. `*out_added` (when `out_added` is not NULL) is
+// set to true when `conn` was not subscribed yet, false when it already was; on failure
+// it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len` bytes
+// (`topic` may be NULL when `topic_len` is 0); `out_added` is NULL or valid for writing a
+// bool.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_conn_subscribe(struct tw_context *ctx, tw_conn conn, const uint8_t *topic, size_t topic_len, bool *out_added);
+
+// Unsubscribes `conn` from `topic`. A topic left without subscribers is forgotten.
+//
+// Cost: a hash lookup of the topic plus O(the connection's topics).
+//
+// Ownership: `topic` is borrowed for the call. `*out_removed` (when `out_removed` is not
+// NULL) is set to true when `conn` was subscribed, false when it was not; on failure it is
+// untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len` bytes;
+// `out_removed` is NULL or valid for writing a bool.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_conn_unsubscribe(struct tw_context *ctx, tw_conn conn, const uint8_t *topic, size_t topic_len, bool *out_removed);
+
+// Sends one message of `kind` (`TW_MESSAGE_TEXT`, which must be UTF-8, or
+// `TW_MESSAGE_BINARY`) to every subscriber of `topic`. A topic without subscribers is not
+// an error: the report says 0 delivered. Never blocks: the bytes leave during the next
+// `tw_poll` (or at once, on a `ws://` connection with nothing queued).
+//
+// Cost: O(subscribers). The message is framed once for all of them, and with
+// permessage-deflate compressed once per parameter set (`out_report->compressions`)
+// among the subscribers without context takeover; a `wss://` subscriber encrypts its own
+// copy. A subscriber whose output already holds the slow-subscriber limit of its listener
+// (`tw_listen_options_set_slow_subscriber`, default 1 MiB) is skipped or closed as the
+// listener says, so one slow reader never holds an unbounded backlog; the back-pressure
+// statuses of `tw_conn_send` do not apply (a subscriber above the high water mark still
+// gets `TW_EVENT_WRITABLE` once it drained).
+//
+// Ownership: `topic` and `data` are borrowed for the call (`data` may point into an
+// event's payload). `*out_report` (when `out_report` is not NULL) receives what happened
+// to each subscriber; on failure it is untouched and nothing was sent.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_INVALID_UTF8` (text that is not UTF-8),
+// `TW_STATUS_INVALID_ARGUMENT` (unknown kind), `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len` bytes and
+// a non-NULL `data` for `len` bytes; `out_report` is NULL or valid for writing a
+// `tw_publish_report`.
+//
+// Thread safety: the thread that owns the context (other threads: `tw_sender_publish`).
+tw_status tw_context_publish(struct tw_context *ctx, const uint8_t *topic, size_t topic_len, uint32_t kind, const uint8_t *data, size_t len, struct tw_publish_report *out_report);
+
+// Sends one message to each of the `count` connections in `conns`, framed and compressed
+// once as `tw_context_publish` does for a topic, with the same slow-subscriber rules. Ids
+// that name no open connection (stale, not open yet, closing) are counted in
+// `out_report->not_open`, not refused; a connection listed twice gets the message twice.
+//
+// Cost: O(count), plus one copy of the id array.
+//
+// Ownership: `conns` and `data` are borrowed for the call. `*out_report` (when
+// `out_report` is not NULL) receives what happened to each connection; on failure it is
+// untouched and nothing was sent.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (unknown
+// kind), `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `conns` is readable for `count` ids (`conns`
+// may be NULL when `count` is 0); a non-NULL `data` is readable for `len` bytes;
+// `out_report` is NULL or valid for writing a `tw_publish_report`.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_context_broadcast(struct tw_context *ctx, const tw_conn *conns, size_t count, uint32_t kind, const uint8_t *data, size_t len, struct tw_publish_report *out_report);
+
+// How many connections are subscribed to `topic` (0 for a topic nobody subscribed to).
+//
+// Cost: a hash lookup of the topic.
+//
+// Ownership: `topic` is borrowed for the call. On failure `*out_count` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len` bytes;
+// `out_count` is NULL or valid for writing a size_t.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_context_subscriber_count(const struct tw_context *ctx, const uint8_t *topic, size_t topic_len, size_t *out_count);
+
+// How many topics have at least one subscriber.
+//
+// Ownership: on failure `*out_count` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; `out_count` is NULL or valid for writing a size_t.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_context_topic_count(const struct tw_context *ctx, size_t *out_count);
 
 // The request method (`GET`, ...).
 //
@@ -1790,6 +1976,34 @@ tw_status tw_sender_ping(const struct tw_sender *sender, tw_conn conn, const uin
 // Thread safety: any thread, concurrently with other `tw_sender_*` calls and with the
 // context's own thread.
 tw_status tw_sender_close(const struct tw_sender *sender, tw_conn conn, uint16_t code, const char *reason, size_t len);
+
+// Queues a publish of one message of `kind` (`TW_MESSAGE_TEXT` or `TW_MESSAGE_BINARY`)
+// to every subscriber of `topic`, as `tw_context_publish` does on the context's thread.
+// Checked here: the handle, the kind and the UTF-8 of text. The publish happens during
+// the context's next `tw_poll`, in order with the sender's other commands, and reaches
+// the subscribers the topic has at that moment; its `tw_publish_report` is not
+// reported back (no `TW_EVENT_SEND_FAILED` either: slow and closing subscribers are
+// handled as for `tw_context_publish`).
+//
+// Cost here: one copy of `topic` and `data` into the queue (counted against
+// `tw_config_set_sender_queue_limit`) and a wake-up of the context when its queue was
+// empty; on the context's thread, the cost of `tw_context_publish`.
+//
+// Ownership: `topic` and `data` are copied during the call.
+//
+// Returns `TW_STATUS_OK` (queued), `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INVALID_ARGUMENT` (unknown kind), `TW_STATUS_BUFFER_FULL` (the sender
+// queue is at its limit), `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`,
+// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `sender` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len`
+// bytes (`topic` may be NULL when `topic_len` is 0) and a non-NULL `data` for `len`
+// bytes.
+//
+// Thread safety: any thread, concurrently with other `tw_sender_*` calls and with the
+// context's own thread.
+tw_status tw_sender_publish(const struct tw_sender *sender, const uint8_t *topic, size_t topic_len, uint32_t kind, const uint8_t *data, size_t len);
 
 // Wakes the context: its current or next `tw_poll` returns soon with a
 // `TW_EVENT_WAKE`. For "look at your own queues" signals, and for asking the owner

@@ -23,7 +23,7 @@ fn sent(status: SendStatus) -> Checked<tw_status> {
     })
 }
 
-fn message_kind(kind: u32) -> Checked<MessageKind> {
+pub(crate) fn message_kind(kind: u32) -> Checked<MessageKind> {
     match kind {
         1 => Ok(MessageKind::Text),
         2 => Ok(MessageKind::Binary),

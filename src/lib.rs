@@ -4,9 +4,10 @@
 //! One file per C type, each exported function inside the `impl` of its opaque type (or a
 //! free function where the C type is an id): `config.rs`, `deflate.rs`,
 //! `listen_options.rs`, `connect_options.rs`, `context.rs`, `event.rs` (`tw_poll`),
-//! `request.rs`, `conn.rs`, `listener.rs`, `sender.rs`, `status.rs`; `ids.rs` holds the
-//! connection and listener ids; `ffi.rs` holds the argument checkers and the panic
-//! boundary every function goes through.
+//! `request.rs`, `conn.rs`, `listener.rs`, `publish.rs` (topics, publish, broadcast,
+//! `tw_publish_report`), `sender.rs`, `status.rs`; `ids.rs` holds the connection and
+//! listener ids; `ffi.rs` holds the argument checkers and the panic boundary every function
+//! goes through.
 //!
 //! The conventions every function obeys are written at the top of `include/tidewire.h`
 //! (from `cbindgen.toml`).
@@ -27,6 +28,7 @@ mod ffi;
 mod ids;
 mod listen_options;
 mod listener;
+mod publish;
 mod request;
 mod sender;
 mod status;

@@ -9,6 +9,7 @@ use crate::ffi::{
     free_handle, guard, guard_void, into_handle, try_bytes, try_cstr, try_mut, try_out, try_ref,
     Checked, Opaque, OK,
 };
+use crate::publish::slow_action;
 use crate::status::tw_status;
 
 /// Options of one listener. Create with `tw_listen_options_new`, adjust, pass to
@@ -448,6 +449,36 @@ impl tw_listen_options {
         unsafe {
             set(options, |o| {
                 o.handle_http = on;
+                Ok(())
+            })
+        }
+    }
+
+    /// What `tw_context_publish` and `tw_context_broadcast` do with a connection of this
+    /// listener that does not keep up: one whose output already holds `limit` bytes or
+    /// more when a message for it comes. `action` is `TW_SLOW_SKIP` (it misses the message
+    /// and stays open) or `TW_SLOW_CLOSE` (it is closed with `TW_SLOW_CLOSE_CODE`, 1008).
+    /// Default: 1 MiB, `TW_SLOW_SKIP`. `limit` must be at least 1. Sends addressed to the
+    /// connection alone (`tw_conn_send`) keep their own limits (`tw_config_set_max_buffered`).
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`
+    /// (`limit` 0, or an unknown action; the options are unchanged).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_listen_options_set_slow_subscriber(
+        options: *mut tw_listen_options,
+        limit: usize,
+        action: u32,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.slow_subscriber.limit = limit;
+                o.slow_subscriber.action = slow_action(action)?;
                 Ok(())
             })
         }

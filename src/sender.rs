@@ -1,11 +1,12 @@
-//! `tw_sender`: the handle other threads use to send to and close a context's connections
-//! (`tidewire_net::Sender`). Commands are queued and applied, in order, by the context's
+//! `tw_sender`: the handle other threads use to send to, publish to and close a context's
+//! connections (`tidewire_net::Sender`). Commands are queued and applied, in order, by the context's
 //! next `tw_poll` on its own thread.
 
 use std::ffi::c_char;
 
 use tidewire_net::{ConnId, Sender};
 
+use crate::conn::message_kind;
 use crate::ffi::{free_handle, guard, guard_void, try_bytes, try_ref, try_text, Opaque, OK};
 use crate::ids::tw_conn;
 use crate::status::tw_status;
@@ -157,6 +158,54 @@ impl tw_sender {
             // SAFETY: caller contract.
             let reason = unsafe { try_text(reason, len, "reason") }?;
             s.close(ConnId(conn), code, reason)?;
+            OK
+        })
+    }
+
+    /// Queues a publish of one message of `kind` (`TW_MESSAGE_TEXT` or `TW_MESSAGE_BINARY`)
+    /// to every subscriber of `topic`, as `tw_context_publish` does on the context's thread.
+    /// Checked here: the handle, the kind and the UTF-8 of text. The publish happens during
+    /// the context's next `tw_poll`, in order with the sender's other commands, and reaches
+    /// the subscribers the topic has at that moment; its `tw_publish_report` is not
+    /// reported back (no `TW_EVENT_SEND_FAILED` either: slow and closing subscribers are
+    /// handled as for `tw_context_publish`).
+    ///
+    /// Cost here: one copy of `topic` and `data` into the queue (counted against
+    /// `tw_config_set_sender_queue_limit`) and a wake-up of the context when its queue was
+    /// empty; on the context's thread, the cost of `tw_context_publish`.
+    ///
+    /// Ownership: `topic` and `data` are copied during the call.
+    ///
+    /// Returns `TW_STATUS_OK` (queued), `TW_STATUS_INVALID_UTF8`,
+    /// `TW_STATUS_INVALID_ARGUMENT` (unknown kind), `TW_STATUS_BUFFER_FULL` (the sender
+    /// queue is at its limit), `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`,
+    /// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+    ///
+    /// # Safety
+    /// `sender` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len`
+    /// bytes (`topic` may be NULL when `topic_len` is 0) and a non-NULL `data` for `len`
+    /// bytes.
+    ///
+    /// Thread safety: any thread, concurrently with other `tw_sender_*` calls and with the
+    /// context's own thread.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_sender_publish(
+        sender: *const tw_sender,
+        topic: *const u8,
+        topic_len: usize,
+        kind: u32,
+        data: *const u8,
+        len: usize,
+    ) -> tw_status {
+        guard(|| {
+            // SAFETY: caller contract.
+            let s = unsafe { try_ref(sender, "sender") }?;
+            // SAFETY: caller contract.
+            let topic = unsafe { try_bytes(topic, topic_len, "topic") }?;
+            let kind = message_kind(kind)?;
+            // SAFETY: caller contract.
+            let data = unsafe { try_bytes(data, len, "data") }?;
+            s.publish(topic, kind, data)?;
             OK
         })
     }

@@ -1,11 +1,15 @@
-// Chat server, callback style: serves a small chat page at / over plain HTTP and a WebSocket
-// at /chat on the same port; every message a client sends goes to every connected client
-// (with its own type). Exits 0 on SIGINT or SIGTERM after closing its connections with 1001.
+// Chat server on topics, callback style: serves a small chat page at / over plain HTTP and
+// WebSockets at /chat (the room "lobby") and /chat/NAME (the room NAME) on the same port.
+// Each client subscribes to its room when it opens; every message it sends is published to
+// the room (with its own type), framed once for all members, not looped over by hand. A
+// member that stops reading is closed with 1008 once 1 MiB waits for it (it reconnects and
+// misses nothing silently), so one slow reader never holds up or bloats the room. Exits 0
+// on SIGINT or SIGTERM after closing its connections with 1001.
 //
 // Usage: chat_server_cpp [--host H] [--port P]      (default 127.0.0.1:8080)
 //
 // Prints "tidewire chat: open http://H:P/ in a browser" once ready (the real port when 0 was
-// asked).
+// asked). The page joins the room named after "#" in its URL (http://H:P/#games).
 
 #include <tidewire.hpp>
 
@@ -15,9 +19,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <set>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 
 namespace {
 
@@ -37,8 +43,9 @@ constexpr const char *kPage = R"page(<!doctype html>
 </head>
 <body>
 <h1>tidewire chat</h1>
-<p>Every message goes to the server over a WebSocket and comes back to every open tab.
-Open this page in a second tab to chat with yourself.</p>
+<p>Every message goes to the server over a WebSocket and comes back to every tab in the same
+room. Open this page in a second tab to chat with yourself; add <code>#name</code> to the URL
+for another room.</p>
 <div id="log"></div>
 <form id="form"><input id="text" autocomplete="off" placeholder="Say something" autofocus>
 <button>Send</button></form>
@@ -52,8 +59,9 @@ function show(text, cls) {
   log.scrollTop = log.scrollHeight;
 }
 const scheme = location.protocol === "https:" ? "wss" : "ws";
-const ws = new WebSocket(`${scheme}://${location.host}/chat`);
-ws.onopen = () => show("connected", "sys");
+const room = decodeURIComponent(location.hash.slice(1));
+const ws = new WebSocket(`${scheme}://${location.host}/chat` + (room ? "/" + encodeURIComponent(room) : ""));
+ws.onopen = () => show(`connected to ${room || "lobby"}`, "sys");
 ws.onmessage = (e) => show(typeof e.data === "string" ? e.data : "(binary message)");
 ws.onclose = (e) => show(`disconnected (${e.code})`, "sys");
 document.getElementById("form").onsubmit = (e) => {
@@ -66,6 +74,22 @@ document.getElementById("form").onsubmit = (e) => {
 </body>
 </html>
 )page";
+
+// The room of a WebSocket path: "/chat" is the lobby, "/chat/NAME" the room NAME (the
+// bytes as the client sent them); anything else is no room.
+std::optional<std::string> room_of(std::string_view path) {
+    path = path.substr(0, path.find('?'));
+    constexpr std::string_view prefix = "/chat";
+    if (path.substr(0, prefix.size()) != prefix) return std::nullopt;
+    path.remove_prefix(prefix.size());
+    if (path.empty() || path == "/") return std::string("lobby");
+    if (path.front() != '/') return std::nullopt;
+    return std::string(path.substr(1));
+}
+
+void log_error(const char *what, const tidewire::Error &e) {
+    std::fprintf(stderr, "chat_server_cpp: %s: %s\n", what, e.what());
+}
 
 int usage() {
     std::fprintf(stderr, "usage: chat_server_cpp [--host H] [--port P]\n");
@@ -91,6 +115,11 @@ int main(int argc, char **argv) {
         }
     }
 
+    // A peer that resets its connection while we write to it must not kill the server: the
+    // runtime's vectored writes (writev) raise SIGPIPE, which only Rust programs ignore by
+    // default. With SIGPIPE ignored the write fails with EPIPE and the connection ends.
+    signal(SIGPIPE, SIG_IGN);
+
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
@@ -98,41 +127,77 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     try {
-        tidewire::Context ctx;
+        // A chat line is small: a client that sends more is failed with 1009.
+        tidewire::Config config;
+        config.max_message_size(64 << 10);
+        tidewire::Context ctx(config);
         tidewire::ListenOptions options;
-        options.handle_http(true);
+        options.handle_http(true).slow_subscriber(1 << 20, tidewire::SlowAction::close);
         const auto listener = ctx.listen(host, static_cast<uint16_t>(port), options);
         std::printf("tidewire chat: open http://%s/ in a browser (Ctrl-C to stop)\n",
                     listener.local_address().c_str());
         std::fflush(stdout);
 
-        std::set<tidewire::Connection> members;
+        // Which room each member is in (the context knows who is in each room).
+        std::unordered_map<tidewire::Connection, std::string> rooms;
+
         ctx.on_http_request([](const tidewire::HttpRequestEvent &r) {
-            const auto path = r.request.path();
-            if (path == "/" || path == "/index.html") {
-                r.conn.respond(200, {{"Content-Type", "text/html; charset=utf-8"}}, kPage);
-            } else {
-                r.conn.respond(404, {{"Content-Type", "text/plain; charset=utf-8"}}, "not found\n");
-            }
-        });
-        ctx.on_open([&members](const tidewire::OpenEvent &o) {
-            members.insert(o.conn);
-            std::printf("%s joined (%zu here)\n", o.conn.peer_address().c_str(), members.size());
-            std::fflush(stdout);
-        });
-        ctx.on_message([&members](const tidewire::MessageEvent &m) {
-            for (const auto &member : members) {
-                try {
-                    (void)member.send(m.kind, m.data);
-                } catch (const tidewire::Error &) {
-                    // Closing or not reading: this one misses the message, the others get it.
+            try {
+                const auto path = r.request.path();
+                if (path == "/" || path == "/index.html") {
+                    r.conn.respond(200, {{"Content-Type", "text/html; charset=utf-8"}}, kPage);
+                } else {
+                    r.conn.respond(404, {{"Content-Type", "text/plain; charset=utf-8"}}, "not found\n");
                 }
+            } catch (const tidewire::Error &e) {
+                log_error("respond", e);
             }
         });
-        ctx.on_close([&members](const tidewire::CloseEvent &c) {
-            members.erase(c.conn);
-            std::printf("someone left (%zu here)\n", members.size());
+        ctx.on_open([&ctx, &rooms](const tidewire::OpenEvent &o) {
+            if (!o.listener) return;  // not ours: this program makes no client connections
+            try {
+                auto room = room_of(o.path);
+                if (!room) {
+                    (void)o.conn.close(1008, "no such path: use /chat or /chat/ROOM");
+                    return;
+                }
+                (void)ctx.subscribe(o.conn, *room);
+                std::printf("%s joined %s (%zu here)\n", o.conn.peer_address().c_str(), room->c_str(),
+                            ctx.subscriber_count(*room));
+                std::fflush(stdout);
+                rooms.emplace(o.conn, std::move(*room));
+            } catch (const tidewire::Error &e) {
+                log_error("join", e);
+            }
+        });
+        ctx.on_message([&ctx, &rooms](const tidewire::MessageEvent &m) {
+            const auto member = rooms.find(m.conn);
+            if (member == rooms.end()) return;  // closed before it joined
+            try {
+                // One frame for the whole room; members that do not keep up are closed with
+                // 1008 by the listener's slow-subscriber policy instead of growing without
+                // bound (the report counts them).
+                const tidewire::PublishReport report = ctx.publish(member->second, m.kind, m.data);
+                if (report.closed_slow > 0) {
+                    std::printf("%zu slow member(s) of %s closed\n", report.closed_slow, member->second.c_str());
+                    std::fflush(stdout);
+                }
+            } catch (const tidewire::Error &e) {
+                log_error("publish", e);
+            }
+        });
+        ctx.on_close([&ctx, &rooms](const tidewire::CloseEvent &c) {
+            // The context already took the connection out of its room.
+            const auto member = rooms.find(c.conn);
+            if (member == rooms.end()) return;
+            std::printf("someone left %s (%u; %zu here)\n", member->second.c_str(), static_cast<unsigned>(c.code),
+                        ctx.subscriber_count(member->second));
             std::fflush(stdout);
+            rooms.erase(member);
+        });
+        ctx.on_error([](const tidewire::ErrorEvent &e) {
+            std::fprintf(stderr, "chat_server_cpp: %s: %.*s\n", tidewire::status_str(e.status),
+                         static_cast<int>(e.message.size()), e.message.data());
         });
 
         std::thread waiter([&ctx, &signals] {

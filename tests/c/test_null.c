@@ -73,6 +73,7 @@ static void option_functions_refuse_null(void) {
     CHECK_NULL(tw_listen_options_add_allowed_origin(lo, NULL), "origin");
     CHECK_NULL(tw_listen_options_set_handle_requests(NULL, true), "options");
     CHECK_NULL(tw_listen_options_set_handle_http(NULL, true), "options");
+    CHECK_NULL(tw_listen_options_set_slow_subscriber(NULL, 1, TW_SLOW_SKIP), "options");
     CHECK_NULL(tw_listen_options_set_deflate(NULL, d), "options");
     CHECK_NULL(tw_listen_options_set_deflate(lo, NULL), "deflate");
 
@@ -187,6 +188,21 @@ static void connection_functions_refuse_null_before_looking_at_the_id(void) {
     CHECK_NULL(tw_conn_local_addr(ctx, c, NULL, sizeof buf, &n), "buf");
     CHECK_NULL(tw_conn_local_addr(ctx, c, buf, sizeof buf, NULL), "out_len");
     CHECK_NULL(tw_conn_pause_reading(NULL, c), "ctx");
+    CHECK_NULL(tw_conn_subscribe(NULL, c, NULL, 0, &open), "ctx");
+    CHECK_NULL(tw_conn_subscribe(ctx, c, NULL, 1, &open), "topic");
+    CHECK_NULL(tw_conn_unsubscribe(NULL, c, NULL, 0, &open), "ctx");
+    CHECK_NULL(tw_conn_unsubscribe(ctx, c, NULL, 1, &open), "topic");
+    CHECK_NULL(tw_context_publish(NULL, NULL, 0, TW_MESSAGE_TEXT, NULL, 0, NULL), "ctx");
+    CHECK_NULL(tw_context_publish(ctx, NULL, 1, TW_MESSAGE_TEXT, NULL, 0, NULL), "topic");
+    CHECK_NULL(tw_context_publish(ctx, NULL, 0, TW_MESSAGE_TEXT, NULL, 1, NULL), "data");
+    CHECK_NULL(tw_context_broadcast(NULL, NULL, 0, TW_MESSAGE_TEXT, NULL, 0, NULL), "ctx");
+    CHECK_NULL(tw_context_broadcast(ctx, NULL, 1, TW_MESSAGE_TEXT, NULL, 0, NULL), "conns");
+    CHECK_NULL(tw_context_broadcast(ctx, NULL, 0, TW_MESSAGE_TEXT, NULL, 1, NULL), "data");
+    CHECK_NULL(tw_context_subscriber_count(NULL, NULL, 0, &n), "ctx");
+    CHECK_NULL(tw_context_subscriber_count(ctx, NULL, 0, NULL), "out_count");
+    CHECK_NULL(tw_context_subscriber_count(ctx, NULL, 1, &n), "topic");
+    CHECK_NULL(tw_context_topic_count(NULL, &n), "ctx");
+    CHECK_NULL(tw_context_topic_count(ctx, NULL), "out_count");
     CHECK_NULL(tw_conn_resume_reading(NULL, c), "ctx");
     CHECK_NULL(tw_conn_is_reading_paused(NULL, c, &open), "ctx");
     CHECK_NULL(tw_conn_is_reading_paused(ctx, c, NULL), "out_paused");
@@ -224,6 +240,9 @@ static void sender_functions_refuse_null(void) {
     CHECK_NULL(tw_sender_close(NULL, 1, 1000, NULL, 0), "sender");
     CHECK_NULL(tw_sender_close(s, 1, 1000, NULL, 1), "reason");
     CHECK_NULL(tw_sender_wake(NULL), "sender");
+    CHECK_NULL(tw_sender_publish(NULL, NULL, 0, TW_MESSAGE_BINARY, NULL, 0), "sender");
+    CHECK_NULL(tw_sender_publish(s, NULL, 1, TW_MESSAGE_BINARY, NULL, 0), "topic");
+    CHECK_NULL(tw_sender_publish(s, NULL, 0, TW_MESSAGE_BINARY, NULL, 1), "data");
     tw_sender_free(s);
     tw_context_free(ctx);
 }

@@ -239,6 +239,27 @@ enum class MessageKind : uint32_t {
     binary = TW_MESSAGE_BINARY,
 };
 
+// What Context::publish and broadcast do with a connection that does not keep up (its
+// output already holds the listener's slow-subscriber limit): skip it for this message, or
+// close it with 1008 (slow_close_code).
+enum class SlowAction : uint32_t {
+    skip = TW_SLOW_SKIP,
+    close = TW_SLOW_CLOSE,
+};
+
+// The close code a slow subscriber gets under SlowAction::close.
+inline constexpr uint16_t slow_close_code = TW_SLOW_CLOSE_CODE;
+
+// What one Context::publish or broadcast did. Every connection it addressed is counted in
+// exactly one of delivered, skipped_slow, closed_slow and not_open.
+struct PublishReport {
+    size_t delivered = 0;     // queued or written
+    size_t skipped_slow = 0;  // slow, missed the message (SlowAction::skip)
+    size_t closed_slow = 0;   // slow, closed with 1008 instead (SlowAction::close)
+    size_t not_open = 0;      // not open yet, closing, mid-fragment, or (broadcast) stale
+    size_t compressions = 0;  // times the payload was compressed (once per parameter set)
+};
+
 // One HTTP header given to the library (accept, reject, respond). Copied during the call.
 struct Header {
     std::string_view name;
@@ -443,6 +464,11 @@ public:
     }
     // Deliver plain HTTP requests as HttpRequestEvent, answered by Connection::respond.
     ListenOptions &handle_http(bool on) { return set(tw_listen_options_set_handle_http(h(), on), "handle_http"); }
+    // What publish and broadcast do with a connection of this listener whose output holds
+    // `limit` bytes or more (at least 1; default 1 MiB, SlowAction::skip).
+    ListenOptions &slow_subscriber(size_t limit, SlowAction action) {
+        return set(tw_listen_options_set_slow_subscriber(h(), limit, static_cast<uint32_t>(action)), "slow_subscriber");
+    }
     // Accept permessage-deflate when a client offers it.
     ListenOptions &deflate(const DeflateConfig &config) {
         return set(tw_listen_options_set_deflate(h(), config.handle()), "deflate");
@@ -995,6 +1021,15 @@ public:
     bool close(Connection conn, uint16_t code = 1000, std::string_view reason = {}) const {
         return queued(tw_sender_close(h(), conn.id(), code, reason.data(), reason.size()), "sender close");
     }
+    // Queues a publish to every subscriber of `topic` (Context::publish on the context's
+    // thread, during its next poll(); the report is not sent back). Text is checked now.
+    // Returns false when the sender queue is full (nothing queued). Throws Error:
+    // TW_STATUS_CONTEXT_GONE, TW_STATUS_INVALID_UTF8, TW_STATUS_IO.
+    bool publish(Bytes topic, MessageKind kind, Bytes data) const {
+        return queued(tw_sender_publish(h(), topic.data(), topic.size(), static_cast<uint32_t>(kind), data.data(),
+                                        data.size()),
+                      "sender publish");
+    }
     // The context's current or next poll() returns soon with a WakeEvent.
     void wake() const { detail::check(tw_sender_wake(h()), "sender wake"); }
 
@@ -1117,6 +1152,57 @@ public:
         return n;
     }
 
+    // Topics: any bytes ("room" or binary); a connection leaves all of its topics when it
+    // ends, and a topic exists while it has subscribers. subscribe returns false when `conn`
+    // already was subscribed, unsubscribe false when it was not. Both cost a hash lookup.
+    // Throws Error (TW_STATUS_STALE_ID).
+    bool subscribe(Connection conn, Bytes topic) {
+        bool added = false;
+        detail::check(tw_conn_subscribe(handle_.get(), conn.id(), topic.data(), topic.size(), &added), "subscribe");
+        return added;
+    }
+    bool unsubscribe(Connection conn, Bytes topic) {
+        bool removed = false;
+        detail::check(tw_conn_unsubscribe(handle_.get(), conn.id(), topic.data(), topic.size(), &removed),
+                      "unsubscribe");
+        return removed;
+    }
+    // Sends one message to every subscriber of `topic`, framed (and compressed) once: O(the
+    // subscribers). Slow subscribers are skipped or closed as their listener says
+    // (ListenOptions::slow_subscriber); the report counts them. A topic without subscribers
+    // is not an error. Throws Error: TW_STATUS_INVALID_UTF8 (nothing was sent).
+    PublishReport publish(Bytes topic, MessageKind kind, Bytes data) {
+        tw_publish_report r{};
+        detail::check(tw_context_publish(handle_.get(), topic.data(), topic.size(), static_cast<uint32_t>(kind),
+                                         data.data(), data.size(), &r),
+                      "publish");
+        return report(r);
+    }
+    // Sends one message to each of `conns`, as publish does for a topic. Connections that
+    // are not open (or ended) are counted in not_open, not refused.
+    PublishReport broadcast(const std::vector<Connection> &conns, MessageKind kind, Bytes data) {
+        std::vector<tw_conn> ids;
+        ids.reserve(conns.size());
+        for (const Connection &c : conns) ids.push_back(c.id());
+        tw_publish_report r{};
+        detail::check(tw_context_broadcast(handle_.get(), ids.data(), ids.size(), static_cast<uint32_t>(kind),
+                                           data.data(), data.size(), &r),
+                      "broadcast");
+        return report(r);
+    }
+    // Connections subscribed to `topic` (0 when none).
+    size_t subscriber_count(Bytes topic) const {
+        size_t n = 0;
+        detail::check(tw_context_subscriber_count(handle_.get(), topic.data(), topic.size(), &n), "subscriber_count");
+        return n;
+    }
+    // Topics with at least one subscriber.
+    size_t topic_count() const {
+        size_t n = 0;
+        detail::check(tw_context_topic_count(handle_.get(), &n), "topic_count");
+        return n;
+    }
+
     // Starts shutting down (listeners stop, close 1001 on open connections, the others are
     // dropped) and returns; keep polling until connection_count() is 0.
     void begin_shutdown(std::chrono::milliseconds grace) {
@@ -1207,6 +1293,10 @@ private:
         tw_listener id = 0;
         detail::check(tw_context_listen(handle_.get(), host.c_str(), port, options, &id), "listen");
         return Listener(handle_.get(), id);
+    }
+
+    static PublishReport report(const tw_publish_report &r) noexcept {
+        return PublishReport{r.delivered, r.skipped_slow, r.closed_slow, r.not_open, r.compressions};
     }
 
     Connection connect_with(const std::string &url, const tw_connect_options *options) {

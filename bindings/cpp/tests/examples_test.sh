@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke tests of the C++ example programs on loopback: echo_server_cpp (ws and wss, SIGTERM
-# and SIGINT), chat_server_cpp (the page over HTTP, a broadcast, SIGTERM), usage errors.
+# and SIGINT), chat_server_cpp (the page over HTTP, a broadcast, rooms under load, SIGTERM),
+# usage errors.
 # Usage: examples_test.sh BIN_DIR WS_CHECK DATA_DIR RESULT_FILE
 set -u
 bin=$1
@@ -87,6 +88,8 @@ check "echo_server_cpp exits 0 on SIGINT" stop INT
 check "chat_server_cpp starts on port 0" start "$chat_line" "$bin/chat_server_cpp" --port 0
 check "chat_server_cpp serves the page at / and 404 elsewhere" page
 check "chat_server_cpp broadcasts to every client" timeout 20 "$check_client" chat "ws://127.0.0.1:$port/chat"
+check "chat_server_cpp keeps rooms apart under load and closes a slow member with 1008" \
+  timeout 20 "$check_client" rooms "ws://127.0.0.1:$port/chat"
 check "chat_server_cpp exits 0 on SIGTERM" stop TERM
 
 usage_exit() { "$@" >/dev/null 2>&1; [ $? -eq 2 ]; }
