@@ -9,8 +9,11 @@ RUST_EXAMPLES := echo_server autobahn_client chat_server ws_client
 examples-rust: ## Rust examples: build/bin/{echo_server,autobahn_client,chat_server,ws_client}
 	$(CARGO) build --release -p tidewire-net --examples
 	@mkdir -p $(BIN)
+	@# Through a rename, so a program running from build/bin (a soak) does not block the copy.
 	@dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples; \
-	for p in $(RUST_EXAMPLES); do cp "$$dir/$$p" $(BIN)/$$p; done
+	for p in $(RUST_EXAMPLES); do \
+	  cmp -s "$$dir/$$p" $(BIN)/$$p || { cp -f "$$dir/$$p" $(BIN)/$$p.tmp.$$$$ && mv -f $(BIN)/$$p.tmp.$$$$ $(BIN)/$$p; } || exit 1; \
+	done
 
 # A chat/echo page on http://127.0.0.1:8080/ (every open tab sees every message).
 demo: examples-rust ## the demo chat page on http://127.0.0.1:8080/

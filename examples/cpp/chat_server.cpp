@@ -115,11 +115,6 @@ int main(int argc, char **argv) {
         }
     }
 
-    // A peer that resets its connection while we write to it must not kill the server: the
-    // runtime's vectored writes (writev) raise SIGPIPE, which only Rust programs ignore by
-    // default. With SIGPIPE ignored the write fails with EPIPE and the connection ends.
-    signal(SIGPIPE, SIG_IGN);
-
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);

@@ -6,15 +6,20 @@
 //! A member that does not read what the room sends is closed with 1008 once 1 MiB waits for
 //! it (`SlowAction::Close`): in a chat a silently skipped line is a bug, a reconnect is not.
 //!
-//! Usage: chat_server [--host H] [--port P]      (default 127.0.0.1:8080)
+//! It runs on `Workers`: `--threads N` event loops sharing the port (default 1, 0: one per
+//! CPU), and with `--cluster redis://HOST:PORT` it joins the other chat servers on that
+//! Redis, so a room spans processes and machines (see examples/deploy/).
+//!
+//! Usage: chat_server [--host H] [--port P] [--threads N] [--cluster URL]
+//!                    (default 127.0.0.1:8080, one thread, no cluster)
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tidewire_net::{
-    Config, Context, Event, ListenOptions, MessageKind, SlowAction, SlowSubscriber,
+    Bus, ClusterOptions, ClusterStatus, Context, Event, ListenOptions, MessageKind, SlowAction,
+    SlowSubscriber, WorkerOptions, Workers,
 };
 
 const PAGE: &str = r#"<!doctype html>
@@ -65,22 +70,40 @@ document.getElementById("form").onsubmit = (e) => {
 </html>
 "#;
 
+struct Args {
+    host: String,
+    port: u16,
+    threads: usize,
+    cluster: Option<String>,
+}
+
 fn main() -> ExitCode {
-    let mut host = String::from("127.0.0.1");
-    let mut port: u16 = 8080;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        match (flag.as_str(), value) {
-            ("--host", Some(v)) => host = v,
-            ("--port", Some(v)) => match v.parse() {
-                Ok(p) => port = p,
+    let mut args = Args {
+        host: String::from("127.0.0.1"),
+        port: 8080,
+        threads: 1,
+        cluster: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let Some(value) = it.next() else {
+            return usage();
+        };
+        match flag.as_str() {
+            "--host" => args.host = value,
+            "--port" => match value.parse() {
+                Ok(p) => args.port = p,
                 Err(_) => return usage(),
             },
+            "--threads" => match value.parse() {
+                Ok(n) => args.threads = n,
+                Err(_) => return usage(),
+            },
+            "--cluster" => args.cluster = Some(value),
             _ => return usage(),
         }
     }
-    match run(&host, port) {
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat_server: {e}");
@@ -90,7 +113,9 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: chat_server [--host H] [--port P]");
+    eprintln!(
+        "usage: chat_server [--host H] [--port P] [--threads N] [--cluster redis://HOST:PORT]"
+    );
     ExitCode::from(2)
 }
 
@@ -106,9 +131,12 @@ fn room_of(path: &str) -> &[u8] {
     }
 }
 
-fn run(host: &str, port: u16) -> Result<(), Box<dyn std::error::Error>> {
-    let mut ctx = Context::new(Config::default())?;
-    let options = ListenOptions {
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let listen = ListenOptions {
         handle_http: true,
         slow_subscriber: SlowSubscriber {
             limit: 1 << 20,
@@ -116,74 +144,85 @@ fn run(host: &str, port: u16) -> Result<(), Box<dyn std::error::Error>> {
         },
         ..ListenOptions::default()
     };
-    let listener = ctx.listen(host, port, options)?;
-    let addr = ctx.local_addr(listener)?;
-    println!("tidewire chat: open http://{addr}/ in a browser (Ctrl-C to stop)");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
-    let sender = ctx.sender();
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            flag.store(true, Ordering::SeqCst);
-            let _ = sender.wake();
-        }
+    let cluster = args.cluster.map(|url| ClusterOptions {
+        url,
+        channel: "tidewire-chat".into(),
+        ..ClusterOptions::default()
     });
+    let on_status: Arc<dyn Fn(ClusterStatus) + Send + Sync> = Arc::new(|status| match status {
+        ClusterStatus::Connected => println!("cluster: connected"),
+        ClusterStatus::Interrupted(why) => {
+            println!("cluster: interrupted ({why}); rooms are local until it resumes");
+        }
+        ClusterStatus::Resumed => println!("cluster: resumed"),
+    });
+    let options = WorkerOptions {
+        threads: args.threads,
+        listen,
+        cluster,
+        on_cluster_status: Some(on_status),
+        ..WorkerOptions::default()
+    };
+    let workers = Workers::start(&args.host, args.port, options, |_| handle)?;
+    println!(
+        "tidewire chat: open http://{}/ in a browser (Ctrl-C to stop)",
+        workers.local_addr()
+    );
+    signals.forever().next();
+    workers.shutdown(Duration::from_secs(2))?;
+    Ok(())
+}
 
-    let mut events = ctx.new_events();
-    while !stop.load(Ordering::SeqCst) {
-        ctx.poll(&mut events, None)?;
-        for event in events.iter() {
-            match event {
-                Event::HttpRequest { conn, request, .. } => {
-                    let page = request.path == "/" || request.path.starts_with("/?");
-                    if page || request.path == "/index.html" {
-                        let headers = [("Content-Type", "text/html; charset=utf-8")];
-                        ctx.respond(conn, 200, &headers, PAGE.as_bytes())?;
-                    } else {
-                        let headers = [("Content-Type", "text/plain; charset=utf-8")];
-                        ctx.respond(conn, 404, &headers, b"not found\n")?;
-                    }
-                }
-                Event::Open {
-                    conn,
-                    peer_addr,
-                    path,
-                    ..
-                } => {
-                    let room = room_of(path);
-                    ctx.subscribe(conn, room)?;
-                    println!(
-                        "{peer_addr} joined {} ({} there)",
-                        String::from_utf8_lossy(room),
-                        ctx.subscriber_count(room)
-                    );
-                }
-                Event::Message {
-                    conn,
-                    kind: MessageKind::Text,
-                    data,
-                } => {
-                    // A connection is in exactly one room: the one it subscribed to on open.
-                    for room in ctx.topics(conn)? {
-                        let report = ctx.publish(&room, MessageKind::Text, data)?;
-                        if report.closed_slow > 0 {
-                            println!("{} member(s) too slow, closed", report.closed_slow);
-                        }
-                    }
-                }
-                Event::Closed { conn, .. } => {
-                    // It has left its room already.
-                    println!("{conn:?} left");
-                }
-                _ => {}
+/// One event of one worker. Errors concern one connection (closing meanwhile, or refused
+/// input): they are reported, and the server goes on.
+fn handle(ctx: &mut Context, bus: &Bus, event: Event<'_>) {
+    if let Err(e) = on_event(ctx, bus, event) {
+        eprintln!("chat_server: {e}");
+    }
+}
+
+fn on_event(ctx: &mut Context, bus: &Bus, event: Event<'_>) -> Result<(), tidewire_net::Error> {
+    match event {
+        Event::HttpRequest { conn, request, .. } => {
+            let page = request.path == "/" || request.path.starts_with("/?");
+            if page || request.path == "/index.html" {
+                let headers = [("Content-Type", "text/html; charset=utf-8")];
+                ctx.respond(conn, 200, &headers, PAGE.as_bytes())?;
+            } else {
+                let headers = [("Content-Type", "text/plain; charset=utf-8")];
+                ctx.respond(conn, 404, &headers, b"not found\n")?;
             }
         }
+        Event::Open {
+            conn,
+            peer_addr,
+            path,
+            ..
+        } => {
+            let room = room_of(path);
+            ctx.subscribe(conn, room)?;
+            println!(
+                "{peer_addr} joined {} on worker {}",
+                String::from_utf8_lossy(room),
+                bus.worker()
+            );
+        }
+        Event::Message {
+            conn,
+            kind: MessageKind::Text,
+            data,
+        } => {
+            // A connection is in exactly one room: the one it subscribed to on open. The
+            // publish reaches the room on every worker and every process of the cluster.
+            for room in ctx.topics(conn)? {
+                let report = bus.publish(ctx, &room, MessageKind::Text, data)?;
+                if report.closed_slow > 0 {
+                    println!("{} member(s) too slow, closed", report.closed_slow);
+                }
+            }
+        }
+        Event::Closed { conn, .. } => println!("{conn:?} left"),
+        _ => {}
     }
-    ctx.shutdown_blocking(Duration::from_secs(2))?;
     Ok(())
 }

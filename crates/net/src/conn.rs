@@ -226,7 +226,7 @@ impl Conn {
         let mut written = 0;
         if let Some(sock) = self.sock.as_mut() {
             loop {
-                match sock.write_vectored(&[IoSlice::new(head), IoSlice::new(data)]) {
+                match NoSigPipe(sock).write_vectored(&[IoSlice::new(head), IoSlice::new(data)]) {
                     Ok(n) => written = n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {}
@@ -337,6 +337,68 @@ fn read_tls_chunk(
     }
 }
 
+/// A socket as a writer that never raises SIGPIPE: a write to a peer that is gone fails
+/// with `EPIPE` instead (`send`/`sendmsg` with `MSG_NOSIGNAL`). Rust programs ignore SIGPIPE,
+/// but C and C++ programs using the library do not, and the signal would end them.
+pub(crate) struct NoSigPipe<'a>(pub(crate) &'a mio::net::TcpStream);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the pointer and length describe `buf`, which outlives the call.
+        let n = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // `IoSlice` is ABI-compatible with `iovec` on Unix (its documented guarantee), and
+        // sendmsg only reads through the pointer.
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len().min(1024) as _;
+        // SAFETY: `msg` points at `bufs`, which outlives the call.
+        let n = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&mut &*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&mut &*self.0).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Handshake bytes first, then frames: one `writev` per round, rounds until the socket
 /// refuses (a short write is followed by one more attempt, which sees `WouldBlock`, so mio's
 /// edge-triggered writable event is re-armed).
@@ -350,9 +412,11 @@ fn flush_plain(
         let first = pre.pending();
         let result = match (first.is_empty(), out.is_empty()) {
             (true, true) => return Ok(true),
-            (false, true) => sock.write(first),
-            (true, false) => sock.write(out),
-            (false, false) => sock.write_vectored(&[IoSlice::new(first), IoSlice::new(out)]),
+            (false, true) => NoSigPipe(sock).write(first),
+            (true, false) => NoSigPipe(sock).write(out),
+            (false, false) => {
+                NoSigPipe(sock).write_vectored(&[IoSlice::new(first), IoSlice::new(out)])
+            }
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -442,7 +506,7 @@ fn flush_tls(
             // the next readable event moves the handshake on and marks us dirty again.
             return Ok(rest == 0);
         }
-        match tls.write_tls(sock) {
+        match tls.write_tls(&mut NoSigPipe(sock)) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

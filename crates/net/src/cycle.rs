@@ -679,7 +679,7 @@ impl Context {
         let eof = c.has(flag::EOF);
         if let (Some(tls), Some(sock), false) = (c.tls.as_deref_mut(), c.sock.as_mut(), eof) {
             tls.send_close_notify();
-            let _ = tls.write_tls(sock);
+            let _ = tls.write_tls(&mut crate::conn::NoSigPipe(sock));
         }
         // Dropping the socket closes it, which also removes it from the epoll set.
         drop(c.sock.take());

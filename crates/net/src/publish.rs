@@ -45,7 +45,9 @@ pub struct PublishReport {
 
 impl Context {
     /// Subscribes `conn` to `topic` (any bytes). Returns false when it already was. A
-    /// connection leaves all its topics when it ends.
+    /// connection leaves all its topics when it ends. A connection whose handshake is not
+    /// done yet may subscribe too (e.g. on [`crate::Event::Request`]); publishes reach it
+    /// once it is open.
     pub fn subscribe(&mut self, conn: ConnId, topic: &[u8]) -> Result<bool> {
         let Some(c) = self.conns.get_mut(conn.0) else {
             return Err(Error::StaleId);
