@@ -286,8 +286,9 @@ pub struct ListenOptions {
 /// connection alone ([`crate::Context::send`]) keep their own rules (`Config::max_buffered`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlowSubscriber {
-    /// Bytes waiting in the connection's output at or above which it is slow, at least 1.
-    /// Default 1 MiB (the default `Config::high_water_mark`).
+    /// Bytes waiting in the connection's output at or above which it is slow, at least 1;
+    /// `Config::max_buffered` applies when it is lower. Default 1 MiB (the default
+    /// `Config::high_water_mark`).
     pub limit: usize,
     /// Default [`SlowAction::Skip`] (as uWebSockets' `maxBackpressure`).
     pub action: SlowAction,
@@ -301,6 +302,8 @@ pub enum SlowAction {
     Skip,
     /// The slow connection is closed with 1008 ("too slow"): nothing is missed silently,
     /// the client reconnects and resynchronises. For chats and anything where a gap is a bug.
+    /// The close frame waits behind the backlog: a peer that reads nothing more never sees
+    /// it and is dropped after `Config::close_timeout` (its `Closed` event says 1006).
     Close,
 }
 

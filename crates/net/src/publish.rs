@@ -152,7 +152,9 @@ impl Context {
             report.not_open += 1;
             return;
         }
-        if c.buffered() >= c.slow_limit {
+        // `Config::max_buffered` caps every connection's output, a publish's too, whatever
+        // limit its listener set.
+        if c.buffered() >= c.slow_limit.min(self.config.max_buffered) {
             if c.has(flag::CLOSE_WHEN_SLOW) {
                 if let Some(ws) = c.ws.as_mut() {
                     if ws.close(SLOW_CLOSE_CODE, SLOW_CLOSE_REASON).is_ok() {
