@@ -4,7 +4,7 @@ EXAMPLE_TARGETS += examples-rust
 
 RUST_EXAMPLES := echo_server autobahn_client chat_server ws_client
 
-.PHONY: examples-rust demo bench-echo
+.PHONY: examples-rust demo bench-echo bench-fanout test-bench-fanout-smoke
 
 examples-rust: ## Rust examples: build/bin/{echo_server,autobahn_client,chat_server,ws_client}
 	$(CARGO) build --release -p tidewire-net --examples
@@ -22,6 +22,15 @@ demo: examples-rust ## the demo chat page on http://127.0.0.1:8080/
 # Echo throughput of echo_server next to a raw TCP echo and tokio-tungstenite (issue 3).
 bench-echo: examples-rust ## echo_server vs raw TCP echo vs tokio-tungstenite
 	crates/net/bench/run.sh
+
+# Fan-out (issue 14): one publisher, 1,000 and 10,000 verifying subscribers; publish vs a loop
+# of send vs tokio-tungstenite's broadcast channel, with and without deflate (~3 minutes).
+bench-fanout: ## fan-out to 1k/10k subscribers: publish vs send loop vs tokio-tungstenite
+	crates/net/bench/fanout.sh
+
+# The same with 200 subscribers and 1 s per case: a smoke test (not in TEST_TARGETS yet).
+test-bench-fanout-smoke: ## fan-out benchmark, 200 subscribers, 1 s per case (smoke test)
+	crates/net/bench/fanout.sh --quick
 
 # Interop with the Python `websockets` package, permessage-deflate on both sides (issue 5),
 # and the chat demo (topics) driven by its clients.
