@@ -6,6 +6,7 @@
 //! only the handshake needs lives in a `Box` that is dropped when the connection opens, and
 //! nothing per connection is allocated while it is idle.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,9 @@ pub(crate) struct Conn {
     pub(crate) ws: Option<Connection>,
     /// Handshake bytes (request, response, HTTP answer) to send before anything of `ws`.
     pub(crate) pre: OutBuf,
+    /// Frames shared with other connections (publish, broadcast), interleaved with the
+    /// engine's output in the order they were sent; `ws://` connections only.
+    pub(crate) shared: SharedOut,
     /// Bytes received and not processed yet (data that followed a request the application
     /// has not answered).
     pub(crate) stash: Vec<u8>,
@@ -151,6 +155,7 @@ impl Conn {
             stage,
             ws: None,
             pre: OutBuf::default(),
+            shared: SharedOut::default(),
             stash: Vec::new(),
             deadline: None,
             last_rx: now,
@@ -176,7 +181,7 @@ impl Conn {
 
     /// Bytes queued for the peer and not yet handed to the socket or to TLS.
     pub(crate) fn buffered(&self) -> usize {
-        self.pre.len() + self.ws.as_ref().map_or(0, Connection::buffered_amount)
+        self.pre.len() + self.shared.bytes + self.ws.as_ref().map_or(0, Connection::buffered_amount)
     }
 
     /// Reads plaintext into `buf` (the free tail of the receive buffer).
@@ -205,7 +210,8 @@ impl Conn {
             return Ok(false);
         };
         match self.tls.as_deref_mut() {
-            None => flush_plain(sock, &mut self.pre, self.ws.as_mut()),
+            None if self.shared.is_empty() => flush_plain(sock, &mut self.pre, self.ws.as_mut()),
+            None => flush_shared(sock, &mut self.pre, &mut self.shared, self.ws.as_mut()),
             Some(tls) => flush_tls(sock, tls, &mut self.pre, self.ws.as_mut()),
         }
     }
@@ -214,7 +220,20 @@ impl Conn {
     /// socket (nothing to encrypt) with nothing of ours waiting to go before it. Whether the
     /// protocol allows it is the engine's answer (`Connection::send_message_or_head`).
     pub(crate) fn can_write_direct(&self) -> bool {
-        self.tls.is_none() && self.sock.is_some() && self.pre.is_empty()
+        self.tls.is_none() && self.sock.is_some() && self.pre.is_empty() && self.shared.is_empty()
+    }
+
+    /// Whether the transport can queue a reference to a shared frame instead of a copy: a
+    /// plain socket (TLS encrypts each connection's bytes anyway).
+    pub(crate) fn can_share_frames(&self) -> bool {
+        self.tls.is_none() && self.sock.is_some()
+    }
+
+    /// Queues a shared frame behind everything queued so far (`pre`, the engine's output,
+    /// earlier shared frames); see [`SharedOut`].
+    pub(crate) fn queue_shared(&mut self, frame: &Arc<[u8]>) {
+        let engine = self.ws.as_ref().map_or(0, Connection::buffered_amount);
+        self.shared.push(engine, frame);
     }
 
     /// Writes one frame from where its parts are, the header from the engine and the
@@ -426,6 +445,142 @@ fn flush_plain(
                 if let Some(ws) = ws.as_deref_mut() {
                     ws.consume(n - from_pre);
                 }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The order of a connection's output when shared frames are queued: `pre`, then for each
+/// shared frame the engine bytes that were queued before it and the frame, then the rest of
+/// the engine's output. The frames are reference-counted: a publish to N connections holds
+/// one copy of its frame, not N.
+#[derive(Default)]
+pub(crate) struct SharedOut {
+    frames: VecDeque<SharedFrame>,
+    /// Engine bytes covered by `frames` (the sum of their `engine_before`).
+    engine_covered: usize,
+    /// Unsent bytes of the frames.
+    pub(crate) bytes: usize,
+}
+
+struct SharedFrame {
+    /// Bytes of the engine's output that go before this frame (after the frames before it).
+    engine_before: usize,
+    frame: Arc<[u8]>,
+    /// How much of `frame` is sent.
+    pos: usize,
+}
+
+impl SharedOut {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Queues `frame` after the engine's `engine_pending` queued bytes.
+    fn push(&mut self, engine_pending: usize, frame: &Arc<[u8]>) {
+        let engine_before = engine_pending.saturating_sub(self.engine_covered);
+        self.engine_covered += engine_before;
+        self.bytes += frame.len();
+        self.frames.push_back(SharedFrame {
+            engine_before,
+            frame: frame.clone(),
+            pos: 0,
+        });
+    }
+
+    /// Marks `n` written bytes (after `pre`) as sent, from the front of the interleaving;
+    /// the engine's share goes to `ws.consume`.
+    fn consume(&mut self, mut n: usize, mut ws: Option<&mut Connection>) {
+        while n > 0 {
+            let Some(front) = self.frames.front_mut() else {
+                break;
+            };
+            let engine = n.min(front.engine_before);
+            if engine > 0 {
+                if let Some(ws) = ws.as_deref_mut() {
+                    ws.consume(engine);
+                }
+                front.engine_before -= engine;
+                self.engine_covered -= engine;
+                n -= engine;
+            }
+            if front.engine_before > 0 {
+                break;
+            }
+            let own = n.min(front.frame.len() - front.pos);
+            front.pos += own;
+            self.bytes -= own;
+            n -= own;
+            if front.pos == front.frame.len() {
+                self.frames.pop_front();
+            } else {
+                break;
+            }
+        }
+        if n > 0 {
+            if let Some(ws) = ws {
+                ws.consume(n);
+            }
+        }
+    }
+}
+
+/// At most this many slices per `writev` (the rest goes in the next round).
+const MAX_SLICES: usize = 64;
+
+fn push_slice<'a>(slices: &mut [IoSlice<'a>; MAX_SLICES], count: &mut usize, bytes: &'a [u8]) {
+    if !bytes.is_empty() && *count < MAX_SLICES {
+        slices[*count] = IoSlice::new(bytes);
+        *count += 1;
+    }
+}
+
+/// `flush_plain` with shared frames queued: the same rounds of one `writev` each, over the
+/// interleaving described at [`SharedOut`].
+fn flush_shared(
+    sock: &mut mio::net::TcpStream,
+    pre: &mut OutBuf,
+    shared: &mut SharedOut,
+    mut ws: Option<&mut Connection>,
+) -> io::Result<bool> {
+    loop {
+        let out: &[u8] = ws.as_deref().map_or(&[], Connection::pending_output);
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        push_slice(&mut slices, &mut count, pre.pending());
+        let mut engine_at = 0;
+        let mut every_frame = true;
+        for f in &shared.frames {
+            if count == MAX_SLICES {
+                every_frame = false;
+                break;
+            }
+            let end = (engine_at + f.engine_before).min(out.len());
+            push_slice(&mut slices, &mut count, &out[engine_at.min(end)..end]);
+            engine_at += f.engine_before;
+            push_slice(&mut slices, &mut count, &f.frame[f.pos..]);
+        }
+        if every_frame {
+            // Every frame is in this round: the engine's tail follows them.
+            push_slice(
+                &mut slices,
+                &mut count,
+                out.get(engine_at..).unwrap_or_default(),
+            );
+        }
+        if count == 0 {
+            return Ok(true);
+        }
+        let pre_len = pre.len();
+        match NoSigPipe(sock).write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_pre = n.min(pre_len);
+                pre.consume(from_pre);
+                shared.consume(n - from_pre, ws.as_deref_mut());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

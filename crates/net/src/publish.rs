@@ -2,9 +2,10 @@
 //! and explicit lists ([`Context::broadcast`]).
 //!
 //! A publish frames its message once ([`tidewire_proto::Prepared`]) and hands the same
-//! bytes to every subscriber: a `ws://` connection with nothing queued gets them written
-//! straight from that one buffer, one that already has output queued gets them appended
-//! behind it, and a `wss://` connection encrypts them (TLS needs its own copy anyway). With
+//! bytes to every subscriber: a `ws://` connection queues a reference to that one frame
+//! behind its other output (no copy; everything it has queued leaves in one `writev` at the
+//! end of the poll cycle, so the publishes of a cycle cost one system call per subscriber),
+//! and a `wss://` connection encrypts them (TLS needs its own copy anyway). With
 //! permessage-deflate, the message is compressed once per parameter set among the
 //! subscribers whose server side has no context takeover (tidewire's default); a subscriber
 //! that agreed to context takeover compresses its own copy.
@@ -171,14 +172,16 @@ impl Context {
             }
             return;
         }
-        let direct = c.can_write_direct();
+        let shares = c.can_share_frames();
         let Some(ws) = c.ws.as_mut() else {
             report.not_open += 1;
             return;
         };
-        match ws.send_prepared(msg, direct) {
+        match ws.send_prepared(msg, shares) {
             Ok(SentFrame::Queued) => {}
-            Ok(SentFrame::Direct(frame)) => c.write_direct(frame, &[]),
+            // Written at the end of the poll cycle with whatever else this connection has
+            // queued, so the publishes of one cycle leave in one `writev` per connection.
+            Ok(SentFrame::Shared(frame)) => c.queue_shared(frame),
             Err(_) => {
                 // Closing, failed, or streaming a message of its own: nothing was queued.
                 report.not_open += 1;

@@ -337,3 +337,59 @@ fn another_thread_publishes_through_the_sender() {
     receive_all(&mut h, &clients, 50, message);
     publisher.join().expect("publisher thread");
 }
+
+#[test]
+fn sends_and_publishes_to_one_connection_keep_their_order_through_partial_writes() {
+    // Many more shared frames than one writev takes (64 slices), sizes up to 24 KiB so the
+    // socket fills and writes are partial, ordinary sends and pings in between, and a reader
+    // that starts late: every message must arrive once, in the order it was sent.
+    const MESSAGES: usize = 600;
+    let options = ListenOptions {
+        // About 7 MB wait unread: not slow for this test.
+        slow_subscriber: SlowSubscriber {
+            limit: 16 << 20,
+            action: SlowAction::Skip,
+        },
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(Config::default(), options);
+    let (clients, servers) = open_subscribers(&mut h, 1, false);
+    let (client, server) = (clients[0], servers[0]);
+    h.ctx.pause_reading(client).unwrap();
+    let body = |i: usize| {
+        let len = (i * 7919) % (24 << 10);
+        let mut m = format!("{i:05}:").into_bytes();
+        m.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
+        m
+    };
+    for i in 0..MESSAGES {
+        let data = body(i);
+        if i % 3 == 0 {
+            h.ctx.send(server, MessageKind::Binary, &data).unwrap();
+        } else {
+            let r = h.ctx.publish(b"room", MessageKind::Binary, &data).unwrap();
+            assert_eq!(r.delivered, 1, "message {i}");
+        }
+        if i % 50 == 0 {
+            h.ctx.ping(server, b"keepalive").unwrap();
+        }
+        if i % 40 == 0 {
+            poll_once(&mut h.ctx, &mut h.events, |_| {});
+        }
+    }
+    h.ctx.resume_reading(client).unwrap();
+    let mut next = 0;
+    let ok = h.run_until(TEST_DEADLINE, |_, ev| {
+        if let Event::Message { conn, data, .. } = ev {
+            assert_eq!(conn, client);
+            assert!(
+                data == body(next).as_slice(),
+                "message {next} intact and in order"
+            );
+            next += 1;
+        }
+        next == MESSAGES
+    });
+    assert!(ok, "got {next} of {MESSAGES}");
+    assert_eq!(h.ctx.buffered_amount(server).unwrap(), 0);
+}

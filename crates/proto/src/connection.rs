@@ -20,6 +20,7 @@ use crate::prepared::Prepared;
 use crate::utf8::{self, Utf8Validator};
 use crate::Role;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Unsent output from which a new pong replaces the previous unsent one instead of joining
 /// it (see `Connection::answer_ping`): 125 pongs of the largest size. Below it every ping is
@@ -81,14 +82,15 @@ pub enum Sent {
 }
 
 /// How [`Connection::send_prepared`] sent a message.
-#[must_use = "a direct frame is on the wire only once the caller writes it"]
+#[must_use = "a shared frame is on the wire only once the caller writes it"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SentFrame<'p> {
     /// The frame is queued in [`Connection::pending_output`], behind what was queued before.
     Queued,
-    /// Nothing was queued: the caller writes these bytes (the whole frame) before any byte
-    /// the connection queues from now on.
-    Direct(&'p [u8]),
+    /// Nothing was queued: the caller sends this frame (shared with the other connections
+    /// the message goes to) after every byte the connection queued before this call and
+    /// before any byte it queues from now on.
+    Shared(&'p Arc<[u8]>),
 }
 
 /// Where a connection is in its life. The opening handshake (the "connecting" state) is the
@@ -797,16 +799,17 @@ impl Connection {
 
     /// Sends a message framed once for many connections (see [`Prepared`]): a server sends
     /// the frame `msg` built for its compression parameters (or the uncompressed one), shared
-    /// with every other connection that sends it the same way. `transport_direct` is as for
-    /// [`Connection::send_message_or_head`]; the frame goes direct when the connection is
-    /// open and has nothing queued, and is copied into the output otherwise.
+    /// with every other connection that sends it the same way. With `transport_shares` (the
+    /// transport can queue a reference to the frame behind the output it already holds) the
+    /// frame is handed back as [`SentFrame::Shared`] and nothing is copied; otherwise it is
+    /// copied into the output.
     ///
     /// A client (which masks every frame with its own key) and a server whose compressor has
     /// context takeover send the message as [`Connection::send_message`] would: queued.
     pub fn send_prepared<'p>(
         &mut self,
         msg: &'p mut Prepared<'_>,
-        transport_direct: bool,
+        transport_shares: bool,
     ) -> Result<SentFrame<'p>, SendError> {
         self.check_can_send()?;
         if self.streaming.is_some() {
@@ -826,8 +829,11 @@ impl Connection {
                 .map_err(|_| SendError::CompressionFailed)?,
             None => msg.plain_frame(),
         };
-        if transport_direct && self.state() == State::Open && self.buffered_amount() == 0 {
-            return Ok(SentFrame::Direct(frame));
+        if transport_shares && self.state() == State::Open {
+            // What is queued now goes out before the frame: it may no longer be rewritten
+            // (a newer pong replacing an unsent one, see `answer_ping`).
+            self.unsent_pong = None;
+            return Ok(SentFrame::Shared(frame));
         }
         self.out.extend_from_slice(frame);
         Ok(SentFrame::Queued)

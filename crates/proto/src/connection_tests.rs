@@ -1517,7 +1517,12 @@ mod prepared_messages {
     /// The bytes one send of `msg` puts on the wire, direct or queued.
     fn wire(conn: &mut Connection, msg: &mut Prepared<'_>, direct: bool) -> (bool, Vec<u8>) {
         match conn.send_prepared(msg, direct).unwrap() {
-            SentFrame::Direct(frame) => (true, frame.to_vec()),
+            SentFrame::Shared(frame) => {
+                // The transport sends what was queued first, then the frame.
+                let mut bytes = drain(conn);
+                bytes.extend_from_slice(frame);
+                (true, bytes)
+            }
             SentFrame::Queued => (false, drain(conn)),
         }
     }
@@ -1541,12 +1546,56 @@ mod prepared_messages {
     }
 
     #[test]
-    fn a_frame_is_queued_behind_output_already_there() {
+    fn a_shared_frame_follows_output_already_there() {
+        for shares in [true, false] {
+            let mut s = server();
+            s.send_ping(b"first").unwrap();
+            let mut msg = Prepared::new(MessageKind::Binary, &[7; 300]).unwrap();
+            let (shared, bytes) = wire(&mut s, &mut msg, shares);
+            assert_eq!(shared, shares);
+            let frames = frames_in(&bytes);
+            assert_eq!(frames.len(), 2);
+            assert_eq!(frames[0], (OpCode::Ping, true, b"first".to_vec()));
+            assert_eq!(frames[1], (OpCode::Binary, true, vec![7; 300]));
+        }
+    }
+
+    #[test]
+    fn a_pong_before_a_shared_frame_is_not_rewritten() {
+        // Past the pong backlog a newer ping replaces the last unsent pong; once a shared
+        // frame follows that pong, the pong must stay where it is.
+        let mut s = server();
+        s.send_binary(&vec![1; PONG_BACKLOG]).unwrap();
+        assert_eq!(
+            feed(&mut s, &masked(0x9, true, 0, b"one")),
+            vec![Ev::Ping(b"one".to_vec())]
+        );
+        let mut msg = Prepared::new(MessageKind::Binary, b"shared").unwrap();
+        let SentFrame::Shared(frame) = s.send_prepared(&mut msg, true).unwrap() else {
+            panic!("shared")
+        };
+        let frame = frame.clone();
+        assert_eq!(
+            feed(&mut s, &masked(0x9, true, 0, b"two")),
+            vec![Ev::Ping(b"two".to_vec())]
+        );
+        let out = drain(&mut s);
+        let pongs: Vec<_> = frames_in(&out)
+            .into_iter()
+            .filter(|f| f.0 == OpCode::Pong)
+            .map(|f| f.2)
+            .collect();
+        assert_eq!(pongs, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(frames_in(&frame)[0].2, b"shared".to_vec());
+    }
+
+    #[test]
+    fn a_frame_is_copied_behind_output_already_there_without_sharing() {
         let mut s = server();
         s.send_ping(b"first").unwrap();
         let mut msg = Prepared::new(MessageKind::Binary, &[7; 300]).unwrap();
-        let (direct, bytes) = wire(&mut s, &mut msg, true);
-        assert!(!direct, "the ping is queued: the frame must follow it");
+        let (direct, bytes) = wire(&mut s, &mut msg, false);
+        assert!(!direct);
         let frames = frames_in(&bytes);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0], (OpCode::Ping, true, b"first".to_vec()));

@@ -5,12 +5,15 @@
 //! takeover with the same window, level and `mem_level`. [`Prepared`] builds each of those
 //! frames once, at the first connection that needs it, and
 //! [`Connection::send_prepared`](crate::Connection::send_prepared) hands the same bytes to
-//! every connection: written directly from here when the connection's output is empty,
-//! copied into its output only behind bytes it already queued.
+//! every connection: a transport that can keep a reference to a frame queues the frame itself
+//! (reference-counted, no copy per connection); otherwise it is copied into the connection's
+//! output.
 //!
 //! What cannot be shared is sent by each connection as an ordinary message: a client masks
 //! every frame with a key of its own, and a compressor with context takeover is the history of
 //! its one connection.
+
+use std::sync::Arc;
 
 use crate::connection::MessageKind;
 use crate::deflate::shared::{self, CompressorKey};
@@ -25,10 +28,10 @@ use crate::utf8;
 pub struct Prepared<'a> {
     kind: MessageKind,
     data: &'a [u8],
-    /// The uncompressed frame, header and payload; empty until first needed.
-    plain: Vec<u8>,
+    /// The uncompressed frame, header and payload; built when first needed.
+    plain: Option<Arc<[u8]>>,
     /// The compressed frames, one per compressor parameter set.
-    compressed: Vec<(CompressorKey, Vec<u8>)>,
+    compressed: Vec<(CompressorKey, Arc<[u8]>)>,
     compressions: usize,
 }
 
@@ -41,7 +44,7 @@ impl<'a> Prepared<'a> {
         Ok(Prepared {
             kind,
             data,
-            plain: Vec::new(),
+            plain: None,
             compressed: Vec::new(),
             compressions: 0,
         })
@@ -64,23 +67,27 @@ impl<'a> Prepared<'a> {
 
     /// Frames built so far and their total size, for memory accounting.
     pub fn framed_bytes(&self) -> usize {
-        self.plain.len() + self.compressed.iter().map(|(_, f)| f.len()).sum::<usize>()
+        self.plain.as_ref().map_or(0, |f| f.len())
+            + self.compressed.iter().map(|(_, f)| f.len()).sum::<usize>()
     }
 
     /// The uncompressed server frame.
-    pub(crate) fn plain_frame(&mut self) -> &[u8] {
-        if self.plain.is_empty() {
-            let header = header(self.kind, false, self.data.len());
-            self.plain
-                .reserve_exact(header.encoded_len() + self.data.len());
-            header.write_to(&mut self.plain);
-            self.plain.extend_from_slice(self.data);
-        }
-        &self.plain
+    pub(crate) fn plain_frame(&mut self) -> &Arc<[u8]> {
+        let (kind, data) = (self.kind, self.data);
+        self.plain.get_or_insert_with(|| {
+            let header = header(kind, false, data.len());
+            let mut frame = Vec::with_capacity(header.encoded_len() + data.len());
+            header.write_to(&mut frame);
+            frame.extend_from_slice(data);
+            frame.into()
+        })
     }
 
     /// The server frame compressed with the shared compressor for `key`.
-    pub(crate) fn compressed_frame(&mut self, key: CompressorKey) -> Result<&[u8], DeflateError> {
+    pub(crate) fn compressed_frame(
+        &mut self,
+        key: CompressorKey,
+    ) -> Result<&Arc<[u8]>, DeflateError> {
         let index = match self.compressed.iter().position(|(k, _)| *k == key) {
             Some(index) => index,
             None => {
@@ -91,7 +98,7 @@ impl<'a> Prepared<'a> {
                 let mut frame = Vec::with_capacity(header.encoded_len() + payload.len());
                 header.write_to(&mut frame);
                 frame.extend_from_slice(&payload);
-                self.compressed.push((key, frame));
+                self.compressed.push((key, frame.into()));
                 self.compressed.len() - 1
             }
         };
