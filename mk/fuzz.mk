@@ -102,7 +102,7 @@ sanitize-asan: fuzz-tools ## proto and net test suites under AddressSanitizer (n
 	  build_std=""; echo "== ASan without -Zbuild-std (nightly has no rust-src): std itself is not instrumented"; \
 	fi; \
 	RUSTFLAGS="-Zsanitizer=address -Cdebuginfo=1" RUSTDOCFLAGS="-Zsanitizer=address" \
-	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 TIDEWIRE_SANITIZER=address \
 	CARGO_TARGET_DIR=$(SANITIZE_TARGET_DIR) \
 	  nice cargo $(NIGHTLY) test $$build_std --target $(HOST_TRIPLE) \
 	  -p tidewire-proto -p tidewire-net --lib --tests

@@ -5,6 +5,7 @@
 //! bytes to every subscriber: a `ws://` connection queues a reference to that one frame
 //! behind its other output (no copy; everything it has queued leaves in one `writev` at the
 //! end of the poll cycle, so the publishes of a cycle cost one system call per subscriber),
+//! except that messages under 256 bytes are copied (cheaper than a reference at that size),
 //! and a `wss://` connection encrypts them (TLS needs its own copy anyway). With
 //! permessage-deflate, the message is compressed once per parameter set among the
 //! subscribers whose server side has no context takeover (tidewire's default); a subscriber
@@ -25,6 +26,13 @@ use crate::slab::ConnId;
 /// The close code and reason a slow subscriber gets under `SlowAction::Close`.
 pub const SLOW_CLOSE_CODE: u16 = 1008;
 const SLOW_CLOSE_REASON: &str = "too slow";
+
+/// Messages shorter than this are copied into each subscriber's output instead of shared:
+/// a copy of a few dozen bytes costs less than a reference (40 bytes of bookkeeping and one
+/// more slice in the `writev`). Measured with `make bench-fanout` (10,000 subscribers, 16
+/// publishes per cycle): at 16 B sharing cost 1.20x the CPU per delivery of copying, at
+/// 1 KiB 0.61x.
+const SHARE_MIN: usize = 256;
 
 /// What one [`Context::publish`] or [`Context::broadcast`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,7 +180,7 @@ impl Context {
             }
             return;
         }
-        let shares = c.can_share_frames();
+        let shares = c.can_share_frames() && msg.data().len() >= SHARE_MIN;
         let Some(ws) = c.ws.as_mut() else {
             report.not_open += 1;
             return;
