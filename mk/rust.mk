@@ -4,7 +4,7 @@ EXAMPLE_TARGETS += examples-rust
 
 RUST_EXAMPLES := echo_server autobahn_client chat_server ws_client
 
-.PHONY: examples-rust demo bench-echo bench-fanout test-bench-fanout-smoke
+.PHONY: examples-rust demo bench-echo bench-fanout bench-cluster test-bench-fanout-smoke
 
 examples-rust: ## Rust examples: build/bin/{echo_server,autobahn_client,chat_server,ws_client}
 	$(CARGO) build --release -p tidewire-net --examples
@@ -27,6 +27,10 @@ bench-echo: examples-rust ## echo_server vs raw TCP echo vs tokio-tungstenite
 # of send vs tokio-tungstenite's broadcast channel, with and without deflate (~3 minutes).
 bench-fanout: ## fan-out to 1k/10k subscribers: publish vs send loop vs tokio-tungstenite
 	crates/net/bench/fanout.sh
+
+# Cluster (issue 14): publish-to-delivery latency between two nodes through a real Redis.
+bench-cluster: redis-tools ## cluster bridge latency through Redis at 1,000 messages/s (p50, p99)
+	crates/net/bench/cluster.sh
 
 # The same with 200 subscribers and 1 s per case: a smoke test (not in TEST_TARGETS yet).
 test-bench-fanout-smoke: ## fan-out benchmark, 200 subscribers, 1 s per case (smoke test)
