@@ -103,6 +103,16 @@ impl Context {
             .ok_or_else(|| invalid_state(py, "the context was freed"))?;
         f(inner).map_err(|e| to_pyerr(py, &e))
     }
+
+    /// The context's net `Sender` (for a cluster bridge's targets).
+    pub(crate) fn net_sender(&self) -> tidewire_net::Sender {
+        self.sender.clone()
+    }
+
+    /// Whether `free()` was called.
+    pub(crate) fn is_freed(&self) -> bool {
+        self.freed.load(Ordering::Acquire)
+    }
 }
 
 /// A message's type and bytes: text for `str`, binary for bytes-like objects.

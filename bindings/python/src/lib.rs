@@ -5,10 +5,11 @@
 //!
 //! Modules, each using only those listed before it: `convert` (Python <-> Rust values),
 //! `errors` (runtime errors -> exceptions), `events` (the event classes), `publish`
-//! (`PublishReport`), `sender`, `context`.
+//! (`PublishReport`), `sender`, `context`, `cluster` (the Redis bridge between processes).
 
 use pyo3::prelude::*;
 
+mod cluster;
 mod context;
 mod convert;
 mod errors;
@@ -23,6 +24,9 @@ fn _tidewire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::Context>()?;
     m.add_class::<sender::Sender>()?;
     m.add_class::<publish::PublishReport>()?;
+    m.add_class::<cluster::Cluster>()?;
+    m.add_class::<cluster::ClusterStatus>()?;
+    m.add_class::<cluster::ClusterStats>()?;
     events::register(m)?;
     Ok(())
 }

@@ -18,6 +18,11 @@ impl Sender {
     pub fn new(inner: tidewire_net::Sender) -> Sender {
         Sender { inner }
     }
+
+    /// The net `Sender` (for a cluster bridge's targets).
+    pub(crate) fn net_sender(&self) -> tidewire_net::Sender {
+        self.inner.clone()
+    }
 }
 
 #[pymethods]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shutil
 import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
@@ -122,3 +126,67 @@ def handshake() -> Callable[[socket.socket, str], bytes]:
         return request
 
     return answer
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own on a free loopback port, without persistence;
+    stopped (SIGKILL, by PID) and started again on the same port at will."""
+
+    def __init__(self, executable: str, tmp: Path) -> None:
+        self._executable = executable
+        self._tmp = tmp
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> None:
+        assert self._proc is None
+        self._proc = subprocess.Popen(
+            [
+                self._executable,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self._tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Kills the server (SIGKILL to its PID) and waits for it."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running ``redis-server`` (see ``RedisServer``); the test is skipped without one
+    (``make redis-tools`` installs it)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (make redis-tools installs it)")
+    server = RedisServer(executable, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -13,7 +13,9 @@ Blocking API (a thread per server connection)::
 
 asyncio API: ``tidewire.asyncio.connect`` and ``tidewire.asyncio.serve``.
 One message to many connections, of either API: ``tidewire.broadcast(connections,
-message)``, or topics (``connection.subscribe(topic)``, ``server.publish(topic, message)``).
+message)``, or topics (``connection.subscribe(topic)``, ``server.publish(topic, message)``),
+on every core (``serve(..., workers=N)``) and across processes (``serve(...,
+cluster="redis://...")``, ``tidewire.Cluster``).
 Low level, for custom loops: ``tidewire.Context`` with ``listen``, ``connect`` and
 ``poll(timeout)`` returning event objects (``OpenEvent``, ``MessageEvent``, ``CloseEvent``,
 ``ErrorEvent``, ...).
@@ -29,6 +31,9 @@ from ._protocol import broadcast
 from ._tidewire import (
     CloseEvent,
     CloseHeldEvent,
+    Cluster,
+    ClusterStats,
+    ClusterStatus,
     Context,
     ErrorEvent,
     HttpRequestEvent,
@@ -81,6 +86,10 @@ __all__ = [
     "ServerTLS",
     "broadcast",
     "PublishReport",
+    # several processes
+    "Cluster",
+    "ClusterStatus",
+    "ClusterStats",
     # HTTP
     "Headers",
     "Request",

@@ -8,10 +8,13 @@ reaches ``process_request``, and the request event carries the subprotocol they 
 
 from __future__ import annotations
 
+import logging
+import os
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from ._options import (
     compression_name,
@@ -23,7 +26,7 @@ from ._options import (
 )
 from ._protocol import ConnectionModel, Data, Runner, State
 from ._queue import QueueLimit, QueueLimits, queue_limits
-from ._tidewire import Context, PublishReport, RawRequest, RequestEvent
+from ._tidewire import Cluster, ClusterStatus, Context, PublishReport, RawRequest, RequestEvent
 from .datastructures import Headers, Request, Response
 from .exceptions import InvalidState
 
@@ -33,11 +36,21 @@ __all__ = [
     "ServerTopics",
     "server_setup",
     "request_from_raw",
+    "worker_count",
+    "start_cluster",
+    "log_cluster_status",
     "Topic",
+    "ClusterStatusCallback",
 ]
+
+logger = logging.getLogger("tidewire.server")
 
 #: A topic: any bytes; ``str`` is taken as its UTF-8 encoding.
 Topic = Union[str, bytes, bytearray, memoryview]
+
+#: ``serve(..., on_cluster_status=...)``: told when cross-process delivery is connected,
+#: interrupted and resumed.
+ClusterStatusCallback = Callable[[ClusterStatus], object]
 
 W = TypeVar("W")
 
@@ -72,6 +85,87 @@ class ServerSetup:
             ctx.free()
             raise
         return ctx, (bound_host, bound_port)
+
+    def listen_workers(
+        self, host: str, port: int, workers: int
+    ) -> tuple[list[Context], tuple[str, int]]:
+        """``workers`` contexts listening on one port: ``([context, ...], (host, bound
+        port))``. With more than one, every listener sets ``reuse_port`` (SO_REUSEPORT: the
+        kernel spreads incoming connections over them); the first one picks the port when
+        ``port`` is 0 and the others bind the address it got."""
+        if workers == 1:
+            ctx, address = self.listen(host, port)
+            return [ctx], address
+        kwargs = dict(self.listen_kwargs, reuse_port=True)
+        contexts: list[Context] = []
+        try:
+            for _ in range(workers):
+                ctx = Context(**self.context_kwargs)
+                contexts.append(ctx)
+                listener = ctx.listen(host, port, **kwargs)
+                host, port = ctx.local_addr(listener)
+        except BaseException:
+            for ctx in contexts:
+                ctx.free()
+            raise
+        return contexts, (host, port)
+
+
+def worker_count(workers: int) -> int:
+    """The number of engines ``serve(..., workers=N)`` runs: ``N``, or one per CPU this
+    process may use for 0."""
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int, not {type(workers).__name__}")
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (one per CPU) or more, not {workers}")
+    if workers > 0:
+        return workers
+    counted: Optional[int] = None
+    process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if process_cpu_count is not None:
+        counted = process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        counted = len(os.sched_getaffinity(0))
+    else:
+        counted = os.cpu_count()
+    return counted or 1
+
+
+def log_cluster_status(status: ClusterStatus) -> None:
+    """The package logger's line for a change of the cluster bridge's state."""
+    if status.kind == "interrupted":
+        logger.warning(
+            "cluster: delivery to and from other processes interrupted (%s); local delivery "
+            "goes on, reconnecting",
+            status.reason,
+        )
+    elif status.kind == "resumed":
+        logger.warning("cluster: delivery to and from other processes resumed")
+    else:
+        logger.info("cluster: connected to Redis")
+
+
+def start_cluster(
+    url: str,
+    contexts: Sequence[Context],
+    *,
+    channel: str,
+    on_status: Callable[[ClusterStatus], None],
+) -> Cluster:
+    """The Redis bridge of a server whose engines run ``contexts`` (see ``serve``'s
+    ``cluster``); ``on_status``, a method of the server, runs on a bridge thread. The
+    bridge holds it weakly: the server owns the bridge, and a server dropped without being
+    closed still closes its bridge when it is collected."""
+    if not isinstance(url, str):
+        raise TypeError(f"cluster must be a redis:// URL (str), not {type(url).__name__}")
+    method = weakref.WeakMethod(on_status)  # type: ignore[arg-type]
+
+    def tell(status: ClusterStatus) -> None:
+        bound = method()
+        if bound is not None:
+            bound(status)
+
+    return Cluster(url, contexts, on_status=tell, channel=channel)
 
 
 def policy_kwargs(
@@ -138,46 +232,84 @@ def server_setup(
 
 class ServerTopics:
     """What both servers offer for topics: ``publish`` to the connections that subscribed
-    (``ServerConnection.subscribe``) and the subscriber counts. The I/O layer says how calls
-    on the context are serialized and how the engine is woken after a publish."""
+    (``ServerConnection.subscribe``) on every engine of the server, and through the
+    server's cluster bridge to the other processes; the subscriber counts. The I/O layer
+    lists its engines (``Runner``: a context and its connections) and says how calls on a
+    context are serialized and how its engine is woken after a publish."""
 
-    _ctx: Context
+    _cluster: Optional[Cluster] = None
+
+    @property
+    def cluster(self) -> Optional[Cluster]:
+        """The Redis bridge to the other processes (``serve(..., cluster=URL)``), for its
+        ``stats()`` and ``is_connected()``; None without one."""
+        return self._cluster
 
     def publish(self, topic: Topic, message: Union[Data, bytearray, memoryview]) -> PublishReport:
         """Sends ``message`` (``str`` as text, bytes-like as binary) to every connection
-        subscribed to ``topic``, framed once and compressed at most once, without waiting
-        (no back-pressure: the ``slow_subscriber`` policy of ``serve`` deals with
-        connections that do not keep up). Returns what happened; a topic nobody subscribed
-        to (or a closed server) gives a report of zeros."""
-        with self._serialized():
+        subscribed to ``topic``, on every engine (``workers``), framed once per engine and
+        compressed at most once per engine, without waiting (no back-pressure: the
+        ``slow_subscriber`` policy of ``serve`` deals with connections that do not keep
+        up). Returns what happened here, summed over the engines; a topic nobody subscribed
+        to (or a closed server) gives a report of zeros. With a ``cluster``, the message is
+        also queued for the other processes (not counted in the report; see
+        ``cluster.stats()``)."""
+        report = PublishReport()
+        for runner in self._runners():
+            with self._serialized(runner):
+                try:
+                    here = runner.ctx.publish(topic, message)
+                except InvalidState:  # the server is closed: nobody is subscribed
+                    continue
+                self._wake_after_publish(runner)
+            report = report + here
+        cluster = self._cluster
+        if cluster is not None:
             try:
-                report = self._ctx.publish(topic, message)
-            except InvalidState:  # the server is closed: nobody is subscribed
-                return PublishReport()
-            self._wake_after_publish()
+                cluster.publish(topic, message)
+            except InvalidState:  # the server is closed, and its bridge with it
+                pass
         return report
 
     def subscriber_count(self, topic: Topic) -> int:
-        """How many connections are subscribed to ``topic``."""
-        with self._serialized():
-            try:
-                return self._ctx.subscriber_count(topic)
-            except InvalidState:
-                return 0
+        """How many connections are subscribed to ``topic`` (on this process)."""
+        count = 0
+        for runner in self._runners():
+            with self._serialized(runner):
+                try:
+                    count += runner.ctx.subscriber_count(topic)
+                except InvalidState:
+                    pass
+        return count
 
     def topic_count(self) -> int:
-        """How many topics have at least one subscriber."""
-        with self._serialized():
-            try:
-                return self._ctx.topic_count()
-            except InvalidState:
-                return 0
+        """How many topics have at least one subscriber (on this process). With several
+        workers this asks every connection for its topics."""
+        runners = self._runners()
+        if len(runners) == 1:
+            with self._serialized(runners[0]):
+                try:
+                    return runners[0].ctx.topic_count()
+                except InvalidState:
+                    return 0
+        topics: set[bytes] = set()
+        for runner in runners:
+            with self._serialized(runner):
+                for conn in list(runner.handlers):
+                    try:
+                        topics.update(runner.ctx.topics(conn))
+                    except InvalidState:
+                        pass
+        return len(topics)
 
-    def _serialized(self) -> AbstractContextManager[Any]:
+    def _runners(self) -> Sequence[Runner]:
         raise NotImplementedError
 
-    def _wake_after_publish(self) -> None:
-        """Has the engine write what a publish queued (called serialized)."""
+    def _serialized(self, runner: Runner) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _wake_after_publish(self, runner: Runner) -> None:
+        """Has ``runner``'s engine write what a publish queued (called serialized)."""
         raise NotImplementedError
 
 

@@ -1,6 +1,7 @@
 # Stubs of the native module (src/*.rs); checked against the built module by mypy.stubtest.
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any, ClassVar, final
 
 __all__ = [
@@ -8,6 +9,9 @@ __all__ = [
     "_init",
     "CloseEvent",
     "CloseHeldEvent",
+    "Cluster",
+    "ClusterStats",
+    "ClusterStatus",
     "Context",
     "ErrorEvent",
     "HttpRequestEvent",
@@ -183,6 +187,69 @@ class PublishReport:
     def __radd__(self, value: PublishReport, /) -> PublishReport: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class Cluster:
+    """This process's node of a cluster of servers joined through Redis pub/sub: publishes
+    from other nodes reach the target contexts' subscribers (at each context's next poll),
+    and ``publish`` sends this node's to the others. ``on_status`` runs on a bridge thread,
+    with the GIL taken for the call."""
+
+    def __new__(
+        cls,
+        url: str,
+        targets: Iterable[Context | Sender],
+        *,
+        on_status: Callable[[ClusterStatus], object] | None = None,
+        channel: str = "tidewire",
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
+        connect_timeout: float = 2.0,
+        queue_limit: int = 10000,
+    ) -> Cluster: ...
+    @property
+    def node_id(self) -> int: ...
+    def publish(self, topic: _Topic, data: _Data) -> bool: ...
+    def is_connected(self) -> bool: ...
+    def stats(self) -> ClusterStats: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Cluster: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+        /,
+    ) -> None: ...
+
+@final
+class ClusterStatus:
+    """What a cluster's ``on_status`` hears: ``kind`` is ``"connected"``, ``"interrupted"``
+    (with a ``reason``) or ``"resumed"``."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class ClusterStats:
+    """Counters of a cluster: ``sent``, ``received``, ``dropped``, ``malformed``."""
+
+    @property
+    def sent(self) -> int: ...
+    @property
+    def received(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def malformed(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
 
 @final
 class RawRequest:

@@ -16,9 +16,17 @@ from typing import (
 )
 
 from .._options import DEFAULT_MAX_SIZE
+from .._protocol import Runner
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
-from .._server_model import ServerModel, ServerTopics, server_setup
-from .._tidewire import RequestEvent
+from .._server_model import (
+    ClusterStatusCallback,
+    ServerModel,
+    ServerTopics,
+    log_cluster_status,
+    server_setup,
+    start_cluster,
+)
+from .._tidewire import ClusterStatus, RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
 from ._driver import Driver
@@ -64,6 +72,9 @@ class Server(ServerTopics):
         reuse_port: bool = False,
         peer_limits: Optional[Mapping[str, Any]] = None,
         slow_subscriber: Optional[tuple[int, str]] = None,
+        cluster: Optional[str] = None,
+        cluster_channel: str = "tidewire",
+        on_cluster_status: Optional[ClusterStatusCallback] = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup = setup = server_setup(
@@ -89,11 +100,21 @@ class Server(ServerTopics):
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._on_cluster_status = on_cluster_status
+        #: The cluster bridge closing, in a thread of the loop's executor.
+        self._cluster_closed: Optional[asyncio.Future[None]] = None
         self._ctx, address = setup.listen(host, port)
         try:
             self._driver = Driver(self._ctx, self._loop, on_request=self._on_request)
+            if cluster is not None:
+                self._cluster = start_cluster(
+                    cluster, [self._ctx], channel=cluster_channel, on_status=self._cluster_status
+                )
         except BaseException:
-            self._ctx.free()
+            if hasattr(self, "_driver"):
+                self._driver.close()
+            else:
+                self._ctx.free()
             raise
         self._driver.on_close = self._on_driver_close
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
@@ -105,12 +126,45 @@ class Server(ServerTopics):
 
     # -- topics (ServerTopics) -----------------------------------------------------------
 
-    def _serialized(self) -> contextlib.AbstractContextManager[None]:
+    def _runners(self) -> list[Driver]:
+        return [self._driver]
+
+    def _serialized(self, runner: Runner) -> contextlib.AbstractContextManager[None]:
         # Everything runs on the loop's thread.
         return contextlib.nullcontext()
 
-    def _wake_after_publish(self) -> None:
+    def _wake_after_publish(self, runner: Runner) -> None:
         self._driver.request_run()
+
+    # -- the cluster bridge --------------------------------------------------------------
+
+    def _cluster_status(self, status: ClusterStatus) -> None:
+        """On a bridge thread: handed to the loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._tell_cluster_status, status)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _tell_cluster_status(self, status: ClusterStatus) -> None:
+        log_cluster_status(status)
+        callback = self._on_cluster_status
+        if callback is None:
+            return
+        try:
+            result = callback(status)
+            if inspect.isawaitable(result):
+                task = self._loop.create_task(self._await_status_callback(result))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except Exception:
+            logger.exception("on_cluster_status failed")
+
+    @staticmethod
+    async def _await_status_callback(result: Awaitable[Any]) -> None:
+        try:
+            await result
+        except Exception:
+            logger.exception("on_cluster_status failed")
 
     def _on_request(self, event: RequestEvent) -> None:
         conn = ServerConnection(
@@ -158,6 +212,9 @@ class Server(ServerTopics):
         if self._closing:
             return
         self._closing = True
+        if self._cluster is not None:
+            # Joining the bridge's threads may take up to its connect timeout: not on the loop.
+            self._cluster_closed = self._loop.run_in_executor(None, self._cluster.close)
         if self._driver.closed:
             return
         grace = 0.0 if self._close_timeout is None else self._close_timeout
@@ -175,8 +232,11 @@ class Server(ServerTopics):
         self._driver.close()
 
     async def wait_closed(self) -> None:
-        """Waits until the server is closed and every handler has returned."""
+        """Waits until the server is closed (its cluster bridge too) and every handler has
+        returned."""
         await asyncio.shield(self._closed)
+        if self._cluster_closed is not None:
+            await asyncio.shield(self._cluster_closed)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0 + (self._close_timeout or 0.0))
 
@@ -210,6 +270,12 @@ class serve:
     messages, and ``max_queue_bytes``, default 1 MiB: what waits for ``recv`` before the
     connection stops reading, and ``slow_subscriber`` for ``server.publish`` and
     ``tidewire.broadcast``); ``process_request`` may be a coroutine.
+
+    ``cluster``, ``cluster_channel`` and ``on_cluster_status`` join other server processes
+    through Redis as in ``tidewire.serve``; here ``on_cluster_status`` is called on the
+    loop's thread (it may be a coroutine function). There is no ``workers``: an event loop
+    is one thread, so more contexts on it would add no core. For more cores, run one
+    process per core with ``reuse_port=True`` on the same port and the same ``cluster``.
     """
 
     def __init__(

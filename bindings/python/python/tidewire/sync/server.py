@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -10,9 +11,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 from .._options import DEFAULT_MAX_SIZE
+from .._protocol import Runner
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
-from .._server_model import ServerModel, ServerTopics, server_setup
-from .._tidewire import RequestEvent
+from .._server_model import (
+    ClusterStatusCallback,
+    ServerModel,
+    ServerTopics,
+    log_cluster_status,
+    server_setup,
+    start_cluster,
+    worker_count,
+)
+from .._tidewire import ClusterStatus, RequestEvent
 from ..datastructures import Request, Response
 from ..exceptions import ConnectionClosed
 from ._engine import Engine
@@ -32,9 +42,17 @@ ProcessRequest = Callable[[ServerConnection, Request], Optional[Response]]
 _Spawn = tuple[ServerConnection, Optional[ProcessRequest]]
 
 
+#: Set on a cluster bridge's thread while it runs ``on_cluster_status``.
+_in_status_callback = threading.local()
+
+
 class Server(ServerTopics):
     """A listening WebSocket server. Connections are served as soon as it exists;
-    ``serve_forever`` just blocks until ``shutdown``."""
+    ``serve_forever`` just blocks until ``shutdown``.
+
+    It runs ``workers`` engines (contexts), each on a background thread of its own that
+    polls with the GIL released, all listening on one port; a connection stays on the
+    engine that accepted it, and its handler thread talks to that engine only."""
 
     def __init__(
         self,
@@ -58,7 +76,12 @@ class Server(ServerTopics):
         reuse_port: bool = False,
         peer_limits: Optional[Mapping[str, Any]] = None,
         slow_subscriber: Optional[tuple[int, str]] = None,
+        workers: int = 1,
+        cluster: Optional[str] = None,
+        cluster_channel: str = "tidewire",
+        on_cluster_status: Optional[ClusterStatusCallback] = None,
     ) -> None:
+        count = worker_count(workers)
         self._setup = setup = server_setup(
             ssl=ssl,
             subprotocols=subprotocols,
@@ -87,28 +110,74 @@ class Server(ServerTopics):
         )
         self._done = threading.Event()
         self._shutting_down = False
-        self._ctx, address = setup.listen(host, port)
+        self._lifecycle = threading.Lock()
+        self._on_cluster_status = on_cluster_status
+        # Empty until the engines exist (the cluster's callback may run before).
+        self._engines: list[Engine] = []
+        contexts, address = setup.listen_workers(host, port, count)
+        if cluster is not None:
+            try:
+                self._cluster = start_cluster(
+                    cluster, contexts, channel=cluster_channel, on_status=self._cluster_status
+                )
+            except BaseException:
+                for ctx in contexts:
+                    ctx.free()
+                raise
         #: ``(host, port)`` the server listens on (the real port when 0 was asked).
         self.address: tuple[str, int] = address
-        self._engine = Engine(self._ctx, name="tidewire-server", on_request=self._on_request)
+        self._engines = [
+            Engine(
+                ctx,
+                name="tidewire-server" if count == 1 else f"tidewire-server-{i}",
+                on_request=functools.partial(self._on_request, i),
+            )
+            for i, ctx in enumerate(contexts)
+        ]
         self._spawner.start()
-        self._engine.start()
+        for engine in self._engines:
+            engine.start()
 
     @property
     def port(self) -> int:
         return self.address[1]
 
+    @property
+    def workers(self) -> int:
+        """How many engines serve this server's port."""
+        return len(self._engines)
+
     # -- topics (ServerTopics) -----------------------------------------------------------
 
-    def _serialized(self) -> threading.Lock:
-        return self._engine.lock
+    def _runners(self) -> list[Engine]:
+        return self._engines
 
-    def _wake_after_publish(self) -> None:
-        self._engine.kick()
+    def _serialized(self, runner: Runner) -> threading.Lock:
+        assert isinstance(runner, Engine)
+        return runner.lock
+
+    def _wake_after_publish(self, runner: Runner) -> None:
+        assert isinstance(runner, Engine)
+        runner.kick()
+
+    # -- the cluster bridge's thread -----------------------------------------------------
+
+    def _cluster_status(self, status: ClusterStatus) -> None:
+        log_cluster_status(status)
+        callback = self._on_cluster_status
+        if callback is None:
+            return
+        _in_status_callback.active = True
+        try:
+            callback(status)
+        except Exception:
+            logger.exception("on_cluster_status failed")
+        finally:
+            _in_status_callback.active = False
 
     # -- engine side (lock held) ---------------------------------------------------------
 
-    def _on_request(self, event: RequestEvent) -> None:
+    def _on_request(self, index: int, event: RequestEvent) -> None:
         """An upgrade request: answered here, on the engine's thread, unless
         ``process_request`` must see it first (in the handler's thread, since it may block).
 
@@ -119,7 +188,7 @@ class Server(ServerTopics):
         without an answer. Here the upgrade completes at once, and what comes before the
         handler runs waits in the connection's queue (bounded by ``max_queue``)."""
         conn = ServerConnection(
-            self._engine,
+            self._engines[index],
             event,
             close_timeout=self._close_timeout,
             queue_limits=self._setup.queue_limits,
@@ -205,26 +274,40 @@ class Server(ServerTopics):
 
     def shutdown(self) -> None:
         """Stops listening, closes every connection with 1001 (going away), waits for the
-        closing handshakes (at most ``close_timeout``) and for the handlers to return."""
-        with self._engine.lock:
+        closing handshakes (at most ``close_timeout``) and for the handlers to return. The
+        cluster bridge, if any, is closed first."""
+        with self._lifecycle:
             if self._shutting_down:
                 return
             self._shutting_down = True
-            grace = 0.0 if self._close_timeout is None else self._close_timeout
-            if self._engine.running:
-                self._ctx.shutdown(grace)
-                for conn in list(self._engine.handlers.values()):
-                    if isinstance(conn, Connection):
-                        conn._messages.closing()  # to read the peers' close frames
-                self._engine.kick()
-                deadline = time.monotonic() + grace + 1.0
-                while self._engine.handlers and time.monotonic() < deadline:
-                    self._engine.changed.wait(max(0.0, deadline - time.monotonic()))
-        self._engine.stop()
+        grace = 0.0 if self._close_timeout is None else self._close_timeout
+        cluster = self._cluster
+        if cluster is not None:
+            if getattr(_in_status_callback, "active", False):
+                # Called from on_cluster_status: the bridge cannot wait for its own thread.
+                threading.Thread(target=cluster.close, daemon=True).start()
+            else:
+                cluster.close()
+        # Every engine starts closing its connections, then all are waited for together.
+        for engine in self._engines:
+            with engine.lock:
+                if engine.running:
+                    engine.ctx.shutdown(grace)
+                    for conn in list(engine.handlers.values()):
+                        if isinstance(conn, Connection):
+                            conn._messages.closing()  # to read the peers' close frames
+                    engine.kick()
+        deadline = time.monotonic() + grace + 1.0
+        for engine in self._engines:
+            with engine.lock:
+                while engine.running and engine.handlers and time.monotonic() < deadline:
+                    engine.changed.wait(max(0.0, deadline - time.monotonic()))
+        for engine in self._engines:
+            engine.stop()
         self._to_spawn.put(None)
         self._spawner.join()
         current = threading.current_thread()
-        deadline = time.monotonic() + 1.0 + (grace or 0.0)
+        deadline = time.monotonic() + 1.0 + grace
         for thread in list(self._threads):
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -261,6 +344,10 @@ def serve(
     reuse_port: bool = False,
     peer_limits: Optional[Mapping[str, Any]] = None,
     slow_subscriber: Optional[tuple[int, str]] = None,
+    workers: int = 1,
+    cluster: Optional[str] = None,
+    cluster_channel: str = "tidewire",
+    on_cluster_status: Optional[ClusterStatusCallback] = None,
 ) -> Server:
     """Listens on ``host:port`` and runs ``handler(connection)`` in a thread of its own for
     every accepted connection; the connection is closed when the handler returns (with
@@ -289,6 +376,22 @@ def serve(
     with a connection that already has ``limit`` bytes waiting to be written: ``"skip"``
     (it misses that message) or ``"close"`` (closed with 1008). Default ``(1048576,
     "skip")``, the runtime's.
+
+    ``workers``: how many engines serve the port (default 1; 0 for one per CPU). Each is a
+    context with its own background thread, which polls with the GIL released, and its own
+    lock; the listeners share the port (``SO_REUSEPORT``) and the kernel spreads incoming
+    connections over them. Handlers run as with one engine (a thread per connection).
+    ``server.publish`` reaches the subscribers of every engine.
+
+    ``cluster="redis://host:port"``: joins the other server processes that use the same
+    Redis (and ``cluster_channel``, default ``"tidewire"``): ``server.publish`` reaches
+    their subscribers too, and theirs reach this server's. Redis pub/sub is at-most-once:
+    what is published while a link to Redis is down is lost for the other processes;
+    local delivery never waits for Redis. Interruptions and resumptions are logged
+    (``tidewire.server`` logger, warning) and passed to ``on_cluster_status(status)``
+    (``status.kind``: ``"connected"``, ``"interrupted"``, ``"resumed"``; ``status.reason``),
+    which runs on a thread of the bridge's (with the GIL): keep it short. A URL that is not
+    a Redis URL raises ``InvalidURI``; an unreachable Redis does not raise.
     """
     return Server(
         handler,
@@ -310,4 +413,8 @@ def serve(
         reuse_port=reuse_port,
         peer_limits=peer_limits,
         slow_subscriber=slow_subscriber,
+        workers=workers,
+        cluster=cluster,
+        cluster_channel=cluster_channel,
+        on_cluster_status=on_cluster_status,
     )
