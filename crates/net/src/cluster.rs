@@ -71,8 +71,9 @@ impl Default for ClusterOptions {
 pub enum ClusterStatus {
     /// Both links are up (the first time).
     Connected,
-    /// Cross-node delivery stopped: a link to Redis failed (the reason says which and why).
-    /// Local delivery goes on; the bridge reconnects.
+    /// Cross-node delivery stopped, or could not start: a link to Redis failed (the reason
+    /// says which and why). Local delivery goes on; the bridge reconnects. Told once per
+    /// outage.
     Interrupted(String),
     /// Both links are up again after an interruption.
     Resumed,
@@ -110,6 +111,9 @@ struct Links {
     inbound: bool,
     outbound: bool,
     told_up: bool,
+    /// An interruption was reported and no resumption since (also when Redis could not be
+    /// reached at start).
+    told_down: bool,
     ever_up: bool,
 }
 
@@ -126,6 +130,7 @@ impl Shared {
             let both = links.inbound && links.outbound;
             if both && !links.told_up {
                 links.told_up = true;
+                links.told_down = false;
                 let first = !links.ever_up;
                 links.ever_up = true;
                 Some(if first {
@@ -133,8 +138,10 @@ impl Shared {
                 } else {
                     ClusterStatus::Resumed
                 })
-            } else if !up && links.told_up {
+            } else if !up && !links.told_down {
+                // Once per outage, also when Redis cannot be reached from the start.
                 links.told_up = false;
+                links.told_down = true;
                 Some(ClusterStatus::Interrupted(why.unwrap_or_default()))
             } else {
                 None
@@ -154,6 +161,7 @@ impl Shared {
 pub struct Cluster {
     shared: Arc<Shared>,
     queue: SyncSender<Vec<u8>>,
+    queue_limit: usize,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -168,7 +176,7 @@ impl Cluster {
         on_status: impl Fn(ClusterStatus) + Send + Sync + 'static,
     ) -> Result<Cluster> {
         let client = redis::Client::open(options.url.as_str())
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", options.url)))?;
+            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", redacted(&options.url))))?;
         if options.channel.is_empty() {
             return Err(Error::InvalidArgument("cluster channel is empty".into()));
         }
@@ -191,6 +199,7 @@ impl Cluster {
         let mut cluster = Cluster {
             shared,
             queue,
+            queue_limit: options.queue_limit,
             threads: Vec::new(),
         };
         let (c, o, s) = (client.clone(), options.clone(), cluster.shared.clone());
@@ -214,7 +223,8 @@ impl Cluster {
 
     /// Sends a publish to the other nodes (the caller publishes on its own contexts, e.g.
     /// with `Context::publish` or `Bus::publish`). Queued for the outbound thread; refused
-    /// with [`Error::BufferFull`] when `queue_limit` messages already wait, and with
+    /// with [`Error::BufferFull`] (counting messages) when `queue_limit` messages already
+    /// wait, and with
     /// [`Error::Send`] for text that is not UTF-8. While Redis is down the message is dropped
     /// (counted in [`ClusterStats::dropped`]).
     pub fn publish(&self, topic: &[u8], kind: MessageKind, data: &[u8]) -> Result<()> {
@@ -226,9 +236,10 @@ impl Cluster {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                // Counted in messages here, not bytes.
                 Err(Error::BufferFull {
-                    buffered: 0,
-                    limit: 0,
+                    buffered: self.queue_limit,
+                    limit: self.queue_limit,
                 })
             }
             Err(TrySendError::Disconnected(_)) => Err(Error::ContextGone),
@@ -241,6 +252,7 @@ impl Cluster {
         links.inbound && links.outbound
     }
 
+    /// The counters so far (see [`ClusterStats`]).
     pub fn stats(&self) -> ClusterStats {
         let s = &self.shared;
         ClusterStats {
@@ -301,6 +313,19 @@ fn decode(bytes: &[u8]) -> Option<(u64, MessageKind, &[u8], &[u8])> {
     }
     let (topic, payload) = rest.split_at(topic_len);
     Some((node, kind, topic, payload))
+}
+
+/// `url` with its password (if any) replaced, for error messages and logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{}{user}{hidden}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A random id per bridge, from the standard library's randomly keyed hasher.
@@ -569,6 +594,54 @@ mod tests {
         assert_eq!(b.bound, Duration::from_millis(800));
         b.reset();
         assert!(b.next() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_error_messages() {
+        assert_eq!(
+            redacted("redis://user:secret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redacted("redis://:secret@host"), "redis://:***@host");
+        assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+        let result = Cluster::start(
+            ClusterOptions {
+                url: "redis://user:secret@host:notaport/".into(),
+                ..ClusterOptions::default()
+            },
+            Vec::new(),
+            |_| {},
+        );
+        match result {
+            Err(e) => assert!(!e.to_string().contains("secret"), "{e}"),
+            Ok(_) => panic!("a bad port is refused"),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_redis_is_reported_once_at_start() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let sink = told.clone();
+        let cluster = Cluster::start(
+            ClusterOptions {
+                url: format!("redis://127.0.0.1:{port}/"),
+                backoff_initial: Duration::from_millis(20),
+                backoff_max: Duration::from_millis(40),
+                ..ClusterOptions::default()
+            },
+            Vec::new(),
+            move |status| sink.lock().unwrap().push(status),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(cluster);
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(matches!(told[0], ClusterStatus::Interrupted(_)));
     }
 
     #[test]
