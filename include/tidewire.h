@@ -22,8 +22,10 @@
  * - Ids: connections (tw_conn) and listeners (tw_listener) are 64-bit ids carrying a
  *   generation. A stale id gives TW_STATUS_STALE_ID, never a crash; 0 is never valid.
  * - Threads: a tw_context belongs to one thread at a time (it may move between threads);
- *   only the tw_sender_* functions may be called from other threads. Every function's
- *   documentation ends with a "Thread safety:" line.
+ *   only the tw_sender_* functions may be called from other threads. A tw_server runs
+ *   one context per worker thread and calls its handler there with that worker's
+ *   (lent) tw_context; its cluster status callback runs on a bridge thread. Every
+ *   function's documentation ends with a "Thread safety:" line.
  * - Panics: none crosses the boundary; a bug caught there gives TW_STATUS_INTERNAL.
  *
  * Driving a context from a host loop:
