@@ -22,8 +22,10 @@
  * - Ids: connections (tw_conn) and listeners (tw_listener) are 64-bit ids carrying a
  *   generation. A stale id gives TW_STATUS_STALE_ID, never a crash; 0 is never valid.
  * - Threads: a tw_context belongs to one thread at a time (it may move between threads);
- *   only the tw_sender_* functions may be called from other threads. Every function's
- *   documentation ends with a "Thread safety:" line.
+ *   only the tw_sender_* functions may be called from other threads. A tw_server runs
+ *   one context per worker thread and calls its handler there with that worker's
+ *   (lent) tw_context; its cluster status callback runs on a bridge thread. Every
+ *   function's documentation ends with a "Thread safety:" line.
  * - Panics: none crosses the boundary; a bug caught there gives TW_STATUS_INTERNAL.
  *
  * Driving a context from a host loop:
@@ -145,6 +147,29 @@ typedef uint32_t tw_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a cluster status callback hears. In C the type is `uint32_t`.
+enum tw_cluster_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Both links to Redis are up, the first time. `reason` is "".
+  TW_CLUSTER_CONNECTED = 1,
+  // Cross-process delivery stopped: a link to Redis failed (`reason` says which and
+  // why). Local delivery goes on; the bridge reconnects with backoff. What is published
+  // meanwhile is lost for the other processes (Redis pub/sub keeps nothing).
+  TW_CLUSTER_INTERRUPTED = 2,
+  // Both links are up again after an interruption. `reason` is "".
+  TW_CLUSTER_RESUMED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tw_cluster_status tw_cluster_status;
+#else
+typedef uint32_t tw_cluster_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // What a `tw_event` reports. In C the type is `uint32_t`.
 enum tw_event_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -238,6 +263,23 @@ typedef uint32_t tw_slow_action;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A worker's link to the other workers (and the cluster), lent to the handler with each
+// event: valid during the handler call only, on that worker's thread. Never freed by the
+// application.
+typedef struct tw_bus tw_bus;
+
+// The bridge of a program that drives its own contexts: delivers the other processes'
+// publishes to the senders it was given, and carries this program's publishes to them
+// (`tw_cluster_publish`). Create with `tw_cluster_new`, free with `tw_cluster_free`.
+typedef struct tw_cluster tw_cluster;
+
+// Settings of a cluster bridge: the Redis URL (required), the channel, reconnects, the
+// queue to Redis and the status callback. Create with `tw_cluster_options_new`, adjust,
+// hand to `tw_server_options_set_cluster` or `tw_cluster_new` (both copy it), free with
+// `tw_cluster_options_free`. The runtime checks the settings when the bridge starts
+// (`tw_server_new`, `tw_cluster_new`): a bad URL gives `TW_STATUS_INVALID_URL` there.
+typedef struct tw_cluster_options tw_cluster_options;
+
 // Settings for a context. Create with `tw_config_new`, change with the `tw_config_set_*`
 // functions, pass to `tw_context_new` (which copies it), free with `tw_config_free`.
 typedef struct tw_config tw_config;
@@ -271,6 +313,40 @@ typedef struct tw_request tw_request;
 // `tw_sender_free`. Any number of threads may use one sender at the same time.
 typedef struct tw_sender tw_sender;
 
+// A multi-core server: N worker threads, each with its own context, listening on one port
+// (the kernel spreads connections over them), with publishes that reach every worker and,
+// with a cluster, every process. Create with `tw_server_new`, stop with
+// `tw_server_shutdown`, free with `tw_server_free`.
+typedef struct tw_server tw_server;
+
+// How a `tw_server` is set up: threads, each worker's context config, the listener's
+// options, and the cluster. Create with `tw_server_options_new`, adjust, pass to
+// `tw_server_new` (which copies it), free with `tw_server_options_free`.
+typedef struct tw_server_options tw_server_options;
+
+// Told when cross-process delivery starts, stops and resumes. `reason` is NUL-terminated
+// UTF-8, never NULL ("" unless `status` is `TW_CLUSTER_INTERRUPTED`), valid during the
+// call. `user` is the pointer given with the callback.
+//
+// Thread: runs on a bridge thread (not a context's or worker's thread), one call at a
+// time per bridge. It may call `tw_sender_*`, `tw_server_publish` and `tw_cluster_*`
+// functions (except `tw_cluster_free` and `tw_server_free`/`_shutdown`, which wait for
+// this thread), and must return quickly.
+typedef void (*tw_cluster_status_callback)(tw_cluster_status status, const char *reason, void *user);
+
+// Counters of a cluster bridge.
+typedef struct tw_cluster_stats {
+  // Messages this process published to Redis.
+  uint64_t sent;
+  // Messages from other processes handed to this process's contexts.
+  uint64_t received;
+  // Messages of this process lost for the others: a link was down, or the queue to
+  // Redis was full (`tw_cluster_options_set_queue_limit`).
+  uint64_t dropped;
+  // Messages on the channel that were not tidewire's (ignored).
+  uint64_t malformed;
+} tw_cluster_stats;
+
 // A connection: a 64-bit id carrying a generation, valid from `tw_context_connect` (or its
 // first event) until its terminal event (`TW_EVENT_CLOSE`, or `TW_EVENT_ERROR` about it)
 // has been delivered. After that every call with it returns `TW_STATUS_STALE_ID`. 0 is
@@ -299,12 +375,13 @@ typedef struct tw_bytes {
   size_t len;
 } tw_bytes;
 
-// One event, written by `tw_poll`. Fields that do not apply to the event's `kind` are 0,
-// NULL or `{NULL, 0}`.
+// One event, written by `tw_poll` (or given to a `tw_server` handler). Fields that do not
+// apply to the event's `kind` are 0, NULL or `{NULL, 0}`.
 //
 // Lifetime: every pointer in it (`data`, `subprotocol`, `extensions`, `path`, `request`)
 // is owned by the context and valid until the next `tw_poll` on the same context (or
-// `tw_context_free`); copy what must live longer. `userdata` is the caller's own pointer.
+// `tw_context_free`); in a `tw_server` handler, until the handler returns. Copy what must
+// live longer. `userdata` is the caller's own pointer.
 typedef struct tw_event {
   // What happened (`TW_EVENT_*`).
   tw_event_kind kind;
@@ -365,9 +442,228 @@ typedef struct tw_publish_report {
   size_t compressions;
 } tw_publish_report;
 
+// The handler of a `tw_server`: called on worker thread `i` (see `tw_bus_worker`) for each
+// event of worker `i`'s context, one call at a time per worker, workers in parallel.
+//
+// `ctx` is worker `i`'s context, the same pointer for every call on that worker: use it
+// with any `tw_conn_*`, `tw_listener_*` or `tw_context_*` function during the call (not
+// `tw_poll` or `tw_context_free`). `bus` publishes across workers (`tw_bus_publish`).
+// `event` and everything it points to are valid until the handler returns. `user` is the
+// pointer given to `tw_server_new`, shared by all workers: what it points to must be safe
+// to use from several threads at once.
+//
+// The handler must not block for long (it holds up every connection of its worker), and
+// must not call `tw_server_shutdown` or `tw_server_free` (they wait for the workers). The
+// last events a handler sees are those of the shutdown: the closes with 1001.
+typedef void (*tw_server_handler)(struct tw_context *ctx, const struct tw_bus *bus, const struct tw_event *event, void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Creates cluster settings with the defaults: no URL yet (set one with
+// `tw_cluster_options_set_url`), channel "tidewire", reconnect backoff from 100 ms up
+// to 5 s, connect timeout 2 s, queue limit 10,000 messages, no status callback.
+//
+// Ownership: on success `*out_options` is a new handle owned by the caller (free with
+// `tw_cluster_options_free`); on failure it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `out_options` is NULL or valid for writing a pointer.
+//
+// Thread safety: any thread.
+tw_status tw_cluster_options_new(struct tw_cluster_options **out_options);
+
+// Frees cluster settings. NULL is a no-op.
+//
+// Ownership: takes ownership of `options`; freeing twice is undefined behaviour.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, with no other call on these options running.
+void tw_cluster_options_free(struct tw_cluster_options *options);
+
+// The Redis server: `redis://[user:password@]host[:port][/db]` (this build has no
+// `rediss://`). Required; checked by the runtime when the bridge starts.
+//
+// Ownership: `url` (NUL-terminated UTF-8) is copied.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `url` is NULL or NUL-terminated.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_url(struct tw_cluster_options *options, const char *url);
+
+// The Redis channel every process of this cluster uses (default "tidewire");
+// applications sharing one Redis need different channels. Must not be empty (checked
+// when the bridge starts).
+//
+// Ownership: `channel` (NUL-terminated UTF-8) is copied.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `channel` is NULL or NUL-terminated.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_channel(struct tw_cluster_options *options, const char *channel);
+
+// Reconnect delays after a Redis failure: a random delay up to `initial_ms`, the bound
+// doubling per failure up to `max_ms` (defaults 100 and 5000). `initial_ms` must be
+// above 0 (checked when the bridge starts).
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_backoff_ms(struct tw_cluster_options *options, uint64_t initial_ms, uint64_t max_ms);
+
+// Time allowed for each connection attempt to Redis (default 2000 ms).
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_connect_timeout_ms(struct tw_cluster_options *options, uint64_t ms);
+
+// Messages that may wait for the thread that publishes to Redis (default 10,000);
+// beyond, a publish is dropped for the other processes (counted in
+// `tw_cluster_stats.dropped`). Must be above 0 (checked when the bridge starts).
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_queue_limit(struct tw_cluster_options *options, size_t messages);
+
+// The callback told when cross-process delivery starts (`TW_CLUSTER_CONNECTED`),
+// stops (`TW_CLUSTER_INTERRUPTED`, with the reason) and resumes
+// (`TW_CLUSTER_RESUMED`); NULL for none (the default). It runs on a bridge thread:
+// see `tw_cluster_status_callback`.
+//
+// Ownership: `user` is passed back to each call; the library never reads or frees it.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options`), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `callback` is NULL or a function that may be
+// called from another thread with `user` for as long as a bridge made from these
+// options runs.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_cluster_options_set_status_callback(struct tw_cluster_options *options, tw_cluster_status_callback callback, void *user);
+
+// Starts a bridge for a program that drives its own contexts (with `tw_poll`): the
+// other processes' publishes are handed to each of the `count` senders in `senders`
+// (one per context, made with `tw_context_sender`), whose contexts publish them to
+// their subscribers at their next `tw_poll`. Publishing is the program's own: it
+// publishes locally (`tw_context_publish`) and calls `tw_cluster_publish` for the
+// other processes. Starts two threads; an unreachable Redis is not an error (the
+// bridge keeps trying and reports `TW_CLUSTER_INTERRUPTED`).
+//
+// Ownership: `options` and the senders are copied (the caller may free its senders
+// at once). On success `*out_cluster` is a new handle owned by the caller (free with
+// `tw_cluster_free`); on failure it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_URL` (not a
+// Redis URL; `tw_last_error` has the runtime's message), `TW_STATUS_INVALID_ARGUMENT`
+// (empty channel, zero queue limit or initial backoff), `TW_STATUS_IO` (a thread could
+// not start), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `senders` is NULL (only when `count` is 0) or
+// readable for `count` live sender handles; `out_cluster` is NULL or valid for
+// writing a pointer.
+//
+// Thread safety: any thread.
+tw_status tw_cluster_new(const struct tw_cluster_options *options, const struct tw_sender *const *senders, size_t count, struct tw_cluster **out_cluster);
+
+// Stops the bridge: its threads end (within about 100 ms) and queued publishes not yet
+// sent to Redis are dropped. NULL is a no-op.
+//
+// Ownership: takes ownership of `cluster`; freeing twice is undefined behaviour.
+//
+// # Safety
+// `cluster` is NULL or a live handle from `tw_cluster_new`.
+//
+// Thread safety: any thread except the bridge's own (not from its status callback),
+// once no other thread uses the handle.
+void tw_cluster_free(struct tw_cluster *cluster);
+
+// Sends a publish to the other processes of the cluster (this program publishes on its
+// own contexts itself). Queued for the bridge's thread; never blocks.
+//
+// Ownership: `topic` and `data` are copied during the call.
+//
+// Returns `TW_STATUS_OK` (queued; lost for the others if Redis is down meanwhile,
+// counted in `tw_cluster_stats.dropped`), `TW_STATUS_BUFFER_FULL` (the queue holds
+// its limit: dropped and counted), `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INVALID_ARGUMENT` (unknown kind), `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `cluster` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len`
+// bytes and a non-NULL `data` for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other `tw_cluster_*` calls except
+// `tw_cluster_free`.
+tw_status tw_cluster_publish(const struct tw_cluster *cluster, const uint8_t *topic, size_t topic_len, uint32_t kind, const uint8_t *data, size_t len);
+
+// The bridge's counters.
+//
+// Ownership: on failure `*out_stats` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `cluster` is NULL or a live handle; `out_stats` is NULL or valid for writing a
+// `tw_cluster_stats`.
+//
+// Thread safety: any thread, concurrently with other `tw_cluster_*` calls except
+// `tw_cluster_free`.
+tw_status tw_cluster_get_stats(const struct tw_cluster *cluster, struct tw_cluster_stats *out_stats);
+
+// Whether both links to Redis are up now.
+//
+// Ownership: on failure `*out_connected` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `cluster` is NULL or a live handle; `out_connected` is NULL or valid for writing a
+// bool.
+//
+// Thread safety: any thread, concurrently with other `tw_cluster_*` calls except
+// `tw_cluster_free`.
+tw_status tw_cluster_is_connected(const struct tw_cluster *cluster, bool *out_connected);
+
+// This process's node id in the cluster: random per bridge, carried in every message
+// it publishes (a process drops its own messages when Redis echoes them).
+//
+// Ownership: on failure `*out_node_id` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `cluster` is NULL or a live handle; `out_node_id` is NULL or valid for writing a
+// uint64_t.
+//
+// Thread safety: any thread, concurrently with other `tw_cluster_*` calls except
+// `tw_cluster_free`.
+tw_status tw_cluster_node_id(const struct tw_cluster *cluster, uint64_t *out_node_id);
 
 // Creates a config holding the defaults (each setter's doc gives its default).
 //
@@ -1105,7 +1401,9 @@ tw_status tw_context_new(const struct tw_config *config, struct tw_context **out
 // stay valid handles and answer `TW_STATUS_CONTEXT_GONE`. User data pointers are not
 // touched (the library never owned them).
 //
-// Ownership: takes ownership of `ctx`; freeing twice is undefined behaviour.
+// Ownership: takes ownership of `ctx`; freeing twice is undefined behaviour. A
+// worker's context (the `ctx` of a `tw_server` handler) belongs to its server and is
+// never freed here: the call only sets `tw_last_error`.
 //
 // # Safety
 // `ctx` is NULL or a live handle from `tw_context_new`.
@@ -1376,8 +1674,9 @@ tw_status tw_deflate_config_set_client_no_context_takeover(struct tw_deflate_con
 // kept for the next call.
 //
 // Returns `TW_STATUS_OK` (possibly with `*out_count` 0 after the timeout),
-// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (`max` is 0), `TW_STATUS_IO`
-// (the poller failed), `TW_STATUS_INTERNAL`.
+// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (`max` is 0, or `ctx` is a
+// `tw_server` worker's context, which its own thread polls), `TW_STATUS_IO` (the poller
+// failed), `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `ctx` is NULL or a live handle; `events` is NULL or valid for writing `max` events;
@@ -2019,6 +2318,276 @@ tw_status tw_sender_publish(const struct tw_sender *sender, const uint8_t *topic
 // context's own thread. Not async-signal-safe: from a signal, wake a thread that calls
 // it (see examples/c/echo_server.c).
 tw_status tw_sender_wake(const struct tw_sender *sender);
+
+// Creates server options with the defaults: one worker per CPU this process may use,
+// `tw_config_new`'s config, `tw_listen_options_new`'s listener, no cluster.
+//
+// Ownership: on success `*out_options` is a new handle owned by the caller (free with
+// `tw_server_options_free`); on failure it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `out_options` is NULL or valid for writing a pointer.
+//
+// Thread safety: any thread.
+tw_status tw_server_options_new(struct tw_server_options **out_options);
+
+// Frees server options. NULL is a no-op.
+//
+// Ownership: takes ownership of `options`; freeing twice is undefined behaviour.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, with no other call on these options running.
+void tw_server_options_free(struct tw_server_options *options);
+
+// The number of worker threads; 0 (the default) takes the number of CPUs this process
+// may use. Each worker has its own context, listening socket and buffers.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options.
+tw_status tw_server_options_set_threads(struct tw_server_options *options, size_t threads);
+
+// Every worker's context settings (each worker gets its own copy: limits such as
+// `tw_config_set_max_connections` apply per worker). NULL restores the defaults.
+//
+// Ownership: `config` is copied; the caller keeps owning it.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options`), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `config` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options or
+// changes of `config`.
+tw_status tw_server_options_set_config(struct tw_server_options *options, const struct tw_config *config);
+
+// The options of every worker's listener (TLS, limits, deflate, slow subscribers,
+// ...); `SO_REUSEPORT` is set whatever they say. NULL restores the defaults.
+//
+// Ownership: `listen` is copied; the caller keeps owning it.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options`), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `listen` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options or
+// changes of `listen`.
+tw_status tw_server_options_set_listen_options(struct tw_server_options *options, const struct tw_listen_options *listen);
+
+// Joins a cluster of server processes over Redis: publishes through `tw_bus_publish`
+// and `tw_server_publish` then reach the other processes too, and theirs reach this
+// one's workers. NULL leaves the cluster (the default: this process only). The status
+// callback of `cluster` runs on a bridge thread.
+//
+// Ownership: `cluster` is copied; the caller keeps owning it.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options`), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `options` is NULL or a live handle; `cluster` is NULL or a live handle.
+//
+// Thread safety: any thread, not concurrently with other calls on these options or
+// changes of `cluster`.
+tw_status tw_server_options_set_cluster(struct tw_server_options *options, const struct tw_cluster_options *cluster);
+
+// Starts a server: creates every worker's context and listener on `host:port` on the
+// calling thread (so a bad option or a busy port is reported here), starts the cluster
+// bridge when the options have one, then starts one thread per worker, which polls its
+// context and calls `handler` for each event (see `tw_server_handler`). Port 0 picks a
+// free port shared by all workers (`tw_server_local_port`).
+//
+// Ownership: `host` is borrowed for the call; `options` (NULL for the defaults) is
+// copied. `user` is passed to every handler call on every worker; the library never
+// reads or frees it. On success `*out_server` is a new handle owned by the caller
+// (stop it with `tw_server_shutdown`, free it with `tw_server_free`); on failure it is
+// untouched and nothing runs.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`host`, `handler`, `out_server`),
+// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (a config the runtime refuses,
+// cluster settings out of range), `TW_STATUS_INVALID_URL` (the cluster URL is not a
+// Redis URL; `tw_last_error` has the runtime's message), `TW_STATUS_RESOLVE`,
+// `TW_STATUS_IO` (address in use, a thread that could not start), `TW_STATUS_TLS`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `host` is NULL or NUL-terminated; `options` is NULL or a live handle; `handler` is
+// NULL or a function that may be called from the worker threads with `user` until
+// `tw_server_shutdown` or `tw_server_free` returns; `out_server` is NULL or valid for
+// writing a pointer.
+//
+// Thread safety: any thread (it becomes no worker); `options` must not change meanwhile.
+tw_status tw_server_new(const char *host, uint16_t port, const struct tw_server_options *options, tw_server_handler handler, void *user, struct tw_server **out_server);
+
+// Frees a server. When it was not shut down yet, it is first, with a grace of 1 s (as
+// `tw_server_shutdown(server, 1000)`, the status lost). NULL is a no-op.
+//
+// Ownership: takes ownership of `server`; freeing twice is undefined behaviour.
+// Senders from `tw_server_sender` stay valid (they answer `TW_STATUS_CONTEXT_GONE`).
+//
+// # Safety
+// `server` is NULL or a live handle from `tw_server_new`.
+//
+// Thread safety: any thread but the server's workers (a handler calling it only sets
+// `tw_last_error`: the server is not freed), once no other thread uses the handle.
+void tw_server_free(struct tw_server *server);
+
+// Stops the server and waits for it: every worker stops listening, closes its
+// connections with 1001 (the handlers see their `TW_EVENT_CLOSE`), gives the closing
+// handshakes `grace_ms`, and its thread ends; the cluster bridge stops. Afterwards the
+// other `tw_server_*` calls answer `TW_STATUS_SHUTTING_DOWN`; free the handle with
+// `tw_server_free`.
+//
+// Returns `TW_STATUS_OK`, the status of the first error a worker ended with (a poll
+// failure, `TW_STATUS_IO`; a panic inside the library, `TW_STATUS_INTERNAL`),
+// `TW_STATUS_SHUTTING_DOWN` (already shut down), `TW_STATUS_INVALID_ARGUMENT` (called
+// from one of its own workers, which would wait for itself), `TW_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `server` is NULL or a live handle.
+//
+// Thread safety: any thread but the server's workers, concurrently with
+// `tw_server_publish` and the other getters.
+tw_status tw_server_shutdown(const struct tw_server *server, uint64_t grace_ms);
+
+// How many workers run (the number of threads asked for, or of CPUs).
+//
+// Ownership: on failure `*out_threads` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; `out_threads` is NULL or valid for writing a
+// size_t.
+//
+// Thread safety: any thread, handlers included.
+tw_status tw_server_threads(const struct tw_server *server, size_t *out_threads);
+
+// The port every worker listens on (the real one when 0 was asked).
+//
+// Ownership: on failure `*out_port` is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; `out_port` is NULL or valid for writing a
+// uint16_t.
+//
+// Thread safety: any thread, handlers included.
+tw_status tw_server_local_port(const struct tw_server *server, uint16_t *out_port);
+
+// The address every worker listens on as NUL-terminated text, `127.0.0.1:9001` or
+// `[::1]:9001`. 64 bytes are always enough.
+//
+// Ownership: the text is written into the caller's `buf` of `cap` bytes, and its
+// length without the NUL into `*out_len`. On failure neither is touched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_BUFFER_TOO_SMALL`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; `buf` is NULL or valid for writing `cap` bytes;
+// `out_len` is NULL or valid for writing a size_t.
+//
+// Thread safety: any thread, handlers included.
+tw_status tw_server_local_addr(const struct tw_server *server, char *buf, size_t cap, size_t *out_len);
+
+// Publishes to `topic` on every worker (each publishes one shared copy at its next
+// poll) and, with a cluster, on the other processes. Messages published by one thread
+// arrive in order. Never blocks.
+//
+// Ownership: `topic` and `data` are copied once during the call.
+//
+// Returns `TW_STATUS_OK` (queued; a full cluster queue or a Redis outage loses it for
+// the other processes only, counted in `tw_cluster_stats.dropped`),
+// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (unknown kind),
+// `TW_STATUS_BUFFER_FULL` (a worker's sender queue is at
+// `tw_config_set_sender_queue_limit`), `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; a non-NULL `topic` is readable for `topic_len`
+// bytes and a non-NULL `data` for `len` bytes.
+//
+// Thread safety: any thread, handlers included (in a handler, `tw_bus_publish` is
+// quicker for its own worker), concurrently with every call but `tw_server_free`.
+tw_status tw_server_publish(const struct tw_server *server, const uint8_t *topic, size_t topic_len, uint32_t kind, const uint8_t *data, size_t len);
+
+// A sender on worker `worker`'s context (its connections only), for threads that are
+// not workers: see `tw_sender_send_text`. Connection ids name a connection of one
+// worker only (the worker whose handler saw it).
+//
+// Ownership: on success `*out_sender` is a new handle owned by the caller (free with
+// `tw_sender_free`; it may outlive the server); on failure it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NOT_FOUND` (`worker` is not below
+// `tw_server_threads`), `TW_STATUS_SHUTTING_DOWN`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; `out_sender` is NULL or valid for writing a
+// pointer.
+//
+// Thread safety: any thread, handlers included.
+tw_status tw_server_sender(const struct tw_server *server, size_t worker, struct tw_sender **out_sender);
+
+// The counters of the server's cluster bridge, and whether both its links to Redis are
+// up now (`out_connected` may be NULL).
+//
+// Ownership: on failure the outputs are untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NOT_FOUND` (the server has no cluster),
+// `TW_STATUS_SHUTTING_DOWN`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `server` is NULL or a live handle; `out_stats` is NULL or valid for writing a
+// `tw_cluster_stats`; `out_connected` is NULL or valid for writing a bool.
+//
+// Thread safety: any thread, handlers included.
+tw_status tw_server_cluster_stats(const struct tw_server *server, struct tw_cluster_stats *out_stats, bool *out_connected);
+
+// The number of the worker whose handler was given `bus`, 0 to `workers - 1`, and how
+// many workers run (either output may be NULL).
+//
+// Ownership: on failure the outputs are untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`bus`), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `bus` is NULL or the bus of the running handler call; each output is NULL or valid
+// for writing a size_t.
+//
+// Thread safety: inside the handler call that was given `bus`, on its worker's thread.
+tw_status tw_bus_worker(const struct tw_bus *bus, size_t *out_worker, size_t *out_workers);
+
+// Publishes to `topic` on every worker: on this one now (`ctx` must be the context the
+// handler was given with `bus`; the report is this worker's, as `tw_context_publish`
+// gives it), on the others at their next poll (one shared copy), and with a cluster on
+// the other processes (a full cluster queue or a Redis outage loses it for them only).
+//
+// Ownership: `topic` and `data` are borrowed for the call (`data` may point into the
+// event's payload). `*out_report` (when not NULL) receives this worker's report; on
+// failure it is untouched and nothing was sent.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_INVALID_UTF8` (nothing was sent anywhere),
+// `TW_STATUS_INVALID_ARGUMENT` (unknown kind, or `ctx` is not this worker's context),
+// `TW_STATUS_BUFFER_FULL` (another worker's sender queue is full: that worker and the
+// ones after it missed the message), `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `bus` and `ctx` are NULL or the bus and context of the running handler call; a
+// non-NULL `topic` is readable for `topic_len` bytes and a non-NULL `data` for `len`
+// bytes; `out_report` is NULL or valid for writing a `tw_publish_report`.
+//
+// Thread safety: inside the handler call that was given `bus` and `ctx`.
+tw_status tw_bus_publish(const struct tw_bus *bus, struct tw_context *ctx, const uint8_t *topic, size_t topic_len, uint32_t kind, const uint8_t *data, size_t len, struct tw_publish_report *out_report);
 
 // Static text naming a status: `"ok"`, `"stale id"`, ... Unknown values give
 // `"unknown status"`; never NULL.

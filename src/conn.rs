@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use tidewire_net::{ConnId, MessageKind, SendStatus};
 
 use crate::bytes::tw_header;
-use crate::context::{tw_context, with_ctx, with_ctx_ref};
+use crate::context::{live_id, tw_context, with_ctx, with_ctx_ref};
 use crate::ffi::{
     non_null, try_array, try_bytes, try_cstr, try_opt_cstr, try_out, try_text, write_text, Checked,
     Failure, OK,
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn tw_conn_send(
             let kind = message_kind(kind)?;
             // SAFETY: caller contract.
             let data = try_bytes(data, len, "data")?;
-            sent(c.net.send(c.id(conn)?, kind, data)?)
+            sent(c.net.send(live_id(&c.answered, conn)?, kind, data)?)
         })
     }
 }
@@ -115,7 +115,10 @@ pub unsafe extern "C" fn tw_conn_send_uncompressed(
             let kind = message_kind(kind)?;
             // SAFETY: caller contract.
             let data = try_bytes(data, len, "data")?;
-            sent(c.net.send_with(c.id(conn)?, kind, data, false)?)
+            sent(
+                c.net
+                    .send_with(live_id(&c.answered, conn)?, kind, data, false)?,
+            )
         })
     }
 }
@@ -143,7 +146,10 @@ pub unsafe extern "C" fn tw_conn_send_text(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract. The engine checks UTF-8 (once) and refuses bad text.
             let data = try_bytes(text.cast(), len, "text")?;
-            sent(c.net.send(c.id(conn)?, MessageKind::Text, data)?)
+            sent(
+                c.net
+                    .send(live_id(&c.answered, conn)?, MessageKind::Text, data)?,
+            )
         })
     }
 }
@@ -170,7 +176,10 @@ pub unsafe extern "C" fn tw_conn_send_binary(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let data = try_bytes(data, len, "data")?;
-            sent(c.net.send(c.id(conn)?, MessageKind::Binary, data)?)
+            sent(
+                c.net
+                    .send(live_id(&c.answered, conn)?, MessageKind::Binary, data)?,
+            )
         })
     }
 }
@@ -199,7 +208,7 @@ pub unsafe extern "C" fn tw_conn_ping(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let data = try_bytes(data, len, "data")?;
-            sent(c.net.ping(c.id(conn)?, data)?)
+            sent(c.net.ping(live_id(&c.answered, conn)?, data)?)
         })
     }
 }
@@ -234,7 +243,7 @@ pub unsafe extern "C" fn tw_conn_close(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let reason = try_text(reason, len, "reason")?;
-            c.net.close(c.id(conn)?, code, reason)?;
+            c.net.close(live_id(&c.answered, conn)?, code, reason)?;
             OK
         })
     }
@@ -262,7 +271,7 @@ pub unsafe extern "C" fn tw_conn_begin_message(
     unsafe {
         with_ctx(ctx, |c| {
             let kind = message_kind(kind)?;
-            c.net.begin_message(c.id(conn)?, kind)?;
+            c.net.begin_message(live_id(&c.answered, conn)?, kind)?;
             OK
         })
     }
@@ -295,7 +304,10 @@ pub unsafe extern "C" fn tw_conn_send_fragment(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let data = try_bytes(data, len, "data")?;
-            sent(c.net.send_fragment(c.id(conn)?, data, fin)?)
+            sent(
+                c.net
+                    .send_fragment(live_id(&c.answered, conn)?, data, fin)?,
+            )
         })
     }
 }
@@ -331,7 +343,7 @@ pub unsafe extern "C" fn tw_conn_flush(
     // SAFETY: caller contract.
     unsafe {
         with_ctx(ctx, |c| {
-            let done = c.net.flush(c.id(conn)?)?;
+            let done = c.net.flush(live_id(&c.answered, conn)?)?;
             if !out_done.is_null() {
                 // SAFETY: caller contract (non-NULL: valid for writing).
                 out_done.write(done);
@@ -363,7 +375,7 @@ pub unsafe extern "C" fn tw_conn_buffered_amount(
         with_ctx_ref(ctx, |c| {
             // SAFETY: caller contract.
             let out = try_out(out_bytes, "out_bytes")?;
-            out.write(c.net.buffered_amount(c.id(conn)?)?);
+            out.write(c.net.buffered_amount(live_id(&c.answered, conn)?)?);
             OK
         })
     }
@@ -429,7 +441,7 @@ pub unsafe extern "C" fn tw_conn_peer_addr(
             // SAFETY: caller contract.
             let out = try_out(out_len, "out_len")?;
             non_null(buf, "buf")?;
-            let addr = c.net.peer_addr(c.id(conn)?)?;
+            let addr = c.net.peer_addr(live_id(&c.answered, conn)?)?;
             // SAFETY: `buf` is non-NULL and writable for `cap` bytes (caller contract).
             let n = write_text(&addr.to_string(), buf, cap)?;
             out.write(n);
@@ -467,7 +479,7 @@ pub unsafe extern "C" fn tw_conn_local_addr(
             // SAFETY: caller contract.
             let out = try_out(out_len, "out_len")?;
             non_null(buf, "buf")?;
-            let addr = c.net.conn_local_addr(c.id(conn)?)?;
+            let addr = c.net.conn_local_addr(live_id(&c.answered, conn)?)?;
             // SAFETY: `buf` is non-NULL and writable for `cap` bytes (caller contract).
             let n = write_text(&addr.to_string(), buf, cap)?;
             out.write(n);
@@ -493,7 +505,7 @@ pub unsafe extern "C" fn tw_conn_pause_reading(ctx: *mut tw_context, conn: tw_co
     // SAFETY: caller contract.
     unsafe {
         with_ctx(ctx, |c| {
-            c.net.pause_reading(c.id(conn)?)?;
+            c.net.pause_reading(live_id(&c.answered, conn)?)?;
             OK
         })
     }
@@ -515,7 +527,7 @@ pub unsafe extern "C" fn tw_conn_resume_reading(ctx: *mut tw_context, conn: tw_c
     // SAFETY: caller contract.
     unsafe {
         with_ctx(ctx, |c| {
-            c.net.resume_reading(c.id(conn)?)?;
+            c.net.resume_reading(live_id(&c.answered, conn)?)?;
             OK
         })
     }
@@ -543,7 +555,7 @@ pub unsafe extern "C" fn tw_conn_is_reading_paused(
         with_ctx_ref(ctx, |c| {
             // SAFETY: caller contract.
             let out = try_out(out_paused, "out_paused")?;
-            out.write(c.net.is_reading_paused(c.id(conn)?)?);
+            out.write(c.net.is_reading_paused(live_id(&c.answered, conn)?)?);
             OK
         })
     }
@@ -652,7 +664,8 @@ pub unsafe extern "C" fn tw_conn_accept(
             let subprotocol = try_opt_cstr(subprotocol, "subprotocol")?;
             // SAFETY: caller contract.
             let list = self::headers(headers, count)?;
-            c.net.accept(c.id(conn)?, subprotocol, &list)?;
+            c.net
+                .accept(live_id(&c.answered, conn)?, subprotocol, &list)?;
             OK
         })
     }
@@ -744,7 +757,8 @@ unsafe fn answer(
                     "HTTP status {status} is not in 100..=999"
                 )));
             }
-            c.net.reject(c.id(conn)?, status, &list, body)?;
+            c.net
+                .reject(live_id(&c.answered, conn)?, status, &list, body)?;
             // No event will name this connection again: for the application it is over.
             c.userdata.remove(&conn);
             c.answered.insert(conn);

@@ -46,8 +46,83 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The runtime context behind a `tw_context`: its own (from `tw_context_new`), or a
+/// worker's of a `tw_server`, lent to the C face for the duration of one handler call.
+// `Ctx` is boxed already; boxing the owned context too would add a pointer hop to every call.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Net {
+    Owned(Context),
+    /// Worker `worker`'s context while its handler runs; NULL between handler calls.
+    Lent {
+        context: *mut Context,
+        worker: usize,
+    },
+}
+
+impl Net {
+    /// The worker number when this is a worker's context.
+    pub(crate) fn worker(&self) -> Option<usize> {
+        match self {
+            Net::Owned(_) => None,
+            Net::Lent { worker, .. } => Some(*worker),
+        }
+    }
+
+    /// False for a worker's context outside its handler calls.
+    fn usable(&self) -> bool {
+        match self {
+            Net::Owned(_) => true,
+            Net::Lent { context, .. } => !context.is_null(),
+        }
+    }
+}
+
+impl std::ops::Deref for Net {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        match self {
+            Net::Owned(c) => c,
+            // SAFETY: a non-NULL lent pointer is the worker's `&mut Context` of the handler
+            // call running now on this thread (`with_ctx` refuses a NULL one first).
+            Net::Lent { context, .. } => unsafe { context.as_ref() }
+                .expect("a worker's context is only usable inside its handler"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Context {
+        match self {
+            Net::Owned(c) => c,
+            // SAFETY: as in `deref`; the handler call lent it exclusively.
+            Net::Lent { context, .. } => unsafe { context.as_mut() }
+                .expect("a worker's context is only usable inside its handler"),
+        }
+    }
+}
+
+/// Connections answered with `tw_conn_reject` / `tw_conn_respond` (see `Ctx::answered`).
+///
+/// cbindgen:ignore
+pub(crate) type Answered = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// The runtime id of a connection the application may still use: `TW_STATUS_STALE_ID`
+/// for ids it answered (reject / respond), whose end it will never hear of. Borrows only
+/// the answered set, so that `c.net` may be borrowed mutably beside it.
+pub(crate) fn live_id(answered: &Answered, conn: tw_conn) -> Checked<ConnId> {
+    if answered.contains(&conn) {
+        return Err(Error::StaleId.into());
+    }
+    Ok(ConnId(conn))
+}
+
+/// The user data of connections, by id.
+///
+/// cbindgen:ignore
+pub(crate) type UserData = HashMap<u64, *mut c_void, BuildHasherDefault<IdHasher>>;
+
 pub(crate) struct Ctx {
-    pub(crate) net: Context,
+    pub(crate) net: Net,
     /// The events of the current cycle; `events[cursor..]` are not delivered yet.
     pub(crate) events: Events,
     pub(crate) cursor: usize,
@@ -55,26 +130,17 @@ pub(crate) struct Ctx {
     pub(crate) texts: Vec<CString>,
     /// User data of connections, removed when their terminal event is delivered (or when
     /// they are rejected / answered, after which no event comes).
-    pub(crate) userdata: HashMap<u64, *mut c_void, BuildHasherDefault<IdHasher>>,
+    pub(crate) userdata: UserData,
     /// Connections answered with `tw_conn_reject` / `tw_conn_respond`: the runtime still
     /// flushes their answer, but for the application they are over, so their ids are
     /// stale at once. Pruned when the runtime drops them.
-    pub(crate) answered: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    pub(crate) answered: Answered,
     /// A panic happened inside: the runtime's state may be half-updated, so every later
     /// call is refused with `TW_STATUS_INTERNAL`.
     pub(crate) poisoned: bool,
 }
 
 impl Ctx {
-    /// The runtime id of a connection the application may still use: `TW_STATUS_STALE_ID`
-    /// for ids it answered (reject / respond), whose end it will never hear of.
-    pub(crate) fn id(&self, conn: tw_conn) -> Checked<ConnId> {
-        if self.answered.contains(&conn) {
-            return Err(Error::StaleId.into());
-        }
-        Ok(ConnId(conn))
-    }
-
     /// Whether `conn` names a connection the application may still use (its terminal event
     /// may be ready but not yet delivered).
     pub(crate) fn alive(&self, conn: tw_conn) -> bool {
@@ -103,6 +169,18 @@ fn poisoned() -> Failure {
     )
 }
 
+fn unusable(c: &Ctx) -> Option<Failure> {
+    if c.poisoned {
+        return Some(poisoned());
+    }
+    if !c.net.usable() {
+        return Some(Failure::invalid(
+            "a worker's tw_context is only usable inside its handler call, on its thread",
+        ));
+    }
+    None
+}
+
 /// Runs a body that uses a context exclusively. A panic inside poisons the context.
 ///
 /// # Safety
@@ -114,8 +192,8 @@ pub(crate) unsafe fn with_ctx(
     guard(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { try_mut(ctx, "ctx") }?;
-        if c.poisoned {
-            return Err(poisoned());
+        if let Some(f) = unusable(c) {
+            return Err(f);
         }
         match catch_unwind(AssertUnwindSafe(|| body(&mut *c))) {
             Ok(r) => r,
@@ -138,8 +216,8 @@ pub(crate) unsafe fn with_ctx_ref(
     guard(|| {
         // SAFETY: forwarded contract.
         let c = unsafe { try_ref(ctx, "ctx") }?;
-        if c.poisoned {
-            return Err(poisoned());
+        if let Some(f) = unusable(c) {
+            return Err(f);
         }
         body(c)
     })
@@ -178,7 +256,7 @@ impl tw_context {
             let net = Context::new(config)?;
             let events = net.new_events();
             let ctx = Ctx {
-                net,
+                net: Net::Owned(net),
                 events,
                 cursor: 0,
                 texts: Vec::new(),
@@ -198,7 +276,9 @@ impl tw_context {
     /// stay valid handles and answer `TW_STATUS_CONTEXT_GONE`. User data pointers are not
     /// touched (the library never owned them).
     ///
-    /// Ownership: takes ownership of `ctx`; freeing twice is undefined behaviour.
+    /// Ownership: takes ownership of `ctx`; freeing twice is undefined behaviour. A
+    /// worker's context (the `ctx` of a `tw_server` handler) belongs to its server and is
+    /// never freed here: the call only sets `tw_last_error`.
     ///
     /// # Safety
     /// `ctx` is NULL or a live handle from `tw_context_new`.
@@ -206,8 +286,19 @@ impl tw_context {
     /// Thread safety: the thread that owns the context, with no other call on it running.
     #[no_mangle]
     pub unsafe extern "C" fn tw_context_free(ctx: *mut tw_context) {
-        // SAFETY: caller contract.
-        guard_void(|| unsafe { free_handle(ctx) })
+        guard_void(|| {
+            // SAFETY: caller contract.
+            if let Ok(c) = unsafe { try_ref(ctx.cast_const(), "ctx") } {
+                if c.net.worker().is_some() {
+                    crate::status::set_last_error(
+                        "tw_context_free: a worker's context belongs to its tw_server",
+                    );
+                    return;
+                }
+            }
+            // SAFETY: caller contract.
+            unsafe { free_handle(ctx) }
+        })
     }
 
     /// The poller's file descriptor, for host loops (epoll, libuv, asyncio, a game engine):

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tidewire_net::{Event, MessageKind, Source};
 
 use crate::bytes::tw_bytes;
-use crate::context::{tw_context, with_ctx, Ctx};
+use crate::context::{tw_context, with_ctx, Ctx, UserData};
 use crate::ffi::{try_out, Failure, OK};
 use crate::ids::{tw_conn, tw_listener};
 use crate::request::tw_request;
@@ -72,12 +72,13 @@ pub enum tw_message_kind {
     TW_MESSAGE_BINARY = 2,
 }
 
-/// One event, written by `tw_poll`. Fields that do not apply to the event's `kind` are 0,
-/// NULL or `{NULL, 0}`.
+/// One event, written by `tw_poll` (or given to a `tw_server` handler). Fields that do not
+/// apply to the event's `kind` are 0, NULL or `{NULL, 0}`.
 ///
 /// Lifetime: every pointer in it (`data`, `subprotocol`, `extensions`, `path`, `request`)
 /// is owned by the context and valid until the next `tw_poll` on the same context (or
-/// `tw_context_free`); copy what must live longer. `userdata` is the caller's own pointer.
+/// `tw_context_free`); in a `tw_server` handler, until the handler returns. Copy what must
+/// live longer. `userdata` is the caller's own pointer.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -259,6 +260,25 @@ fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
     }
 }
 
+/// The C event of a runtime event, with the connection's user data (forgotten here when the
+/// event is terminal). Error texts are kept in `texts` until it is cleared.
+pub(crate) fn to_c(
+    event: &Event<'_>,
+    texts: &mut Vec<CString>,
+    userdata: &mut UserData,
+) -> tw_event {
+    let mut e = convert(event, texts);
+    if e.conn != 0 && !userdata.is_empty() {
+        e.userdata = if event.is_terminal() {
+            userdata.remove(&e.conn)
+        } else {
+            userdata.get(&e.conn).copied()
+        }
+        .unwrap_or(ptr::null_mut());
+    }
+    e
+}
+
 /// Runs one cycle of the runtime when everything of the previous one was delivered.
 fn refill(c: &mut Ctx, timeout_ms: i32) -> Result<(), Failure> {
     if c.cursor < c.events.len() {
@@ -293,8 +313,9 @@ fn refill(c: &mut Ctx, timeout_ms: i32) -> Result<(), Failure> {
 /// kept for the next call.
 ///
 /// Returns `TW_STATUS_OK` (possibly with `*out_count` 0 after the timeout),
-/// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (`max` is 0), `TW_STATUS_IO`
-/// (the poller failed), `TW_STATUS_INTERNAL`.
+/// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (`max` is 0, or `ctx` is a
+/// `tw_server` worker's context, which its own thread polls), `TW_STATUS_IO` (the poller
+/// failed), `TW_STATUS_INTERNAL`.
 ///
 /// # Safety
 /// `ctx` is NULL or a live handle; `events` is NULL or valid for writing `max` events;
@@ -321,6 +342,11 @@ pub unsafe extern "C" fn tw_poll(
             if max == 0 {
                 return Err(Failure::invalid("max must be at least 1"));
             }
+            if let Some(worker) = c.net.worker() {
+                return Err(Failure::invalid(format!(
+                    "this is worker {worker}'s context of a tw_server: its thread polls it"
+                )));
+            }
             refill(c, timeout_ms)?;
             let Ctx {
                 events: ready,
@@ -335,15 +361,7 @@ pub unsafe extern "C" fn tw_poll(
                     break;
                 };
                 *cursor += 1;
-                let mut e = convert(&event, texts);
-                if e.conn != 0 && !userdata.is_empty() {
-                    e.userdata = if event.is_terminal() {
-                        userdata.remove(&e.conn)
-                    } else {
-                        userdata.get(&e.conn).copied()
-                    }
-                    .unwrap_or(ptr::null_mut());
-                }
+                let e = to_c(&event, texts, userdata);
                 // SAFETY: `events` is valid for `max` writes and `n < max`; the entry may be
                 // uninitialised, so it is written without reading or dropping the old one.
                 events.add(n).write(e);

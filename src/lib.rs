@@ -5,7 +5,8 @@
 //! free function where the C type is an id): `config.rs`, `deflate.rs`,
 //! `listen_options.rs`, `connect_options.rs`, `context.rs`, `event.rs` (`tw_poll`),
 //! `request.rs`, `conn.rs`, `listener.rs`, `publish.rs` (topics, publish, broadcast,
-//! `tw_publish_report`), `sender.rs`, `status.rs`; `ids.rs` holds the connection and
+//! `tw_publish_report`), `sender.rs`, `server.rs` (`tw_server`: worker threads, `tw_bus`),
+//! `cluster.rs` (the Redis bridge: `tw_cluster_options`, `tw_cluster`), `status.rs`; `ids.rs` holds the connection and
 //! listener ids; `ffi.rs` holds the argument checkers and the panic boundary every function
 //! goes through.
 //!
@@ -18,6 +19,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod bytes;
+mod cluster;
 mod config;
 mod conn;
 mod connect_options;
@@ -31,6 +33,7 @@ mod listener;
 mod publish;
 mod request;
 mod sender;
+mod server;
 mod status;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use tidewire_net::{ConnId, PublishReport, SlowAction};
 
 use crate::conn::message_kind;
-use crate::context::{tw_context, with_ctx, with_ctx_ref};
+use crate::context::{live_id, tw_context, with_ctx, with_ctx_ref};
 use crate::ffi::{try_array, try_bytes, try_out, Checked, Failure, OK};
 use crate::ids::tw_conn;
 use crate::status::tw_status;
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn tw_conn_subscribe(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let topic = try_bytes(topic, topic_len, "topic")?;
-            let added = c.net.subscribe(c.id(conn)?, topic)?;
+            let added = c.net.subscribe(live_id(&c.answered, conn)?, topic)?;
             // SAFETY: caller contract.
             write_opt(out_added, added);
             OK
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn tw_conn_unsubscribe(
         with_ctx(ctx, |c| {
             // SAFETY: caller contract.
             let topic = try_bytes(topic, topic_len, "topic")?;
-            let removed = c.net.unsubscribe(c.id(conn)?, topic)?;
+            let removed = c.net.unsubscribe(live_id(&c.answered, conn)?, topic)?;
             // SAFETY: caller contract.
             write_opt(out_removed, removed);
             OK

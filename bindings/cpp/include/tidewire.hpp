@@ -55,10 +55,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -1345,6 +1347,380 @@ private:
     // Declared first, destroyed last: the waker sender in State is freed before the context.
     detail::owner<tw_context, tw_context_free> handle_;
     std::unique_ptr<State> state_;
+};
+
+
+// ---------------------------------------------------------------------------------------
+// Every core and several processes: Server, Bus, ClusterOptions, Cluster
+// ---------------------------------------------------------------------------------------
+
+// What a cluster status callback hears (see ClusterOptions::on_status).
+enum class ClusterStatus : uint32_t {
+    connected = TW_CLUSTER_CONNECTED,      // both links to Redis are up, the first time
+    interrupted = TW_CLUSTER_INTERRUPTED,  // cross-process delivery stopped (reason says why)
+    resumed = TW_CLUSTER_RESUMED,          // both links are up again
+};
+
+// Counters of a cluster bridge.
+struct ClusterStats {
+    uint64_t sent = 0;       // messages this process published to Redis
+    uint64_t received = 0;   // messages from other processes handed to this process
+    uint64_t dropped = 0;    // messages of this process lost for the others (link down, queue full)
+    uint64_t malformed = 0;  // messages on the channel that were not tidewire's
+};
+
+// Where Redis is and how to reach it, for Server (ServerOptions::cluster) or Cluster. The
+// runtime checks the settings when the bridge starts: a bad URL throws Error with
+// TW_STATUS_INVALID_URL from the Server or Cluster constructor.
+class ClusterOptions {
+public:
+    // Runs on a bridge thread (never a worker's), one call at a time; an exception it
+    // throws is swallowed. `reason` is empty unless the status is interrupted.
+    using StatusCallback = std::function<void(ClusterStatus status, std::string_view reason)>;
+
+    // `url`: redis://[user:password@]host[:port][/db].
+    explicit ClusterOptions(const std::string &url) {
+        tw_cluster_options *raw = nullptr;
+        detail::check(tw_cluster_options_new(&raw), "cluster options");
+        handle_.reset(raw);
+        detail::check(tw_cluster_options_set_url(raw, url.c_str()), "cluster url");
+    }
+
+    tw_cluster_options *handle() const noexcept { return handle_.get(); }
+
+    // The Redis channel of this cluster (default "tidewire").
+    ClusterOptions &channel(const std::string &name) {
+        detail::check(tw_cluster_options_set_channel(handle_.get(), name.c_str()), "cluster channel");
+        return *this;
+    }
+    // Reconnect delays: random up to `initial`, doubling per failure up to `max`.
+    ClusterOptions &backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max) {
+        detail::check(tw_cluster_options_set_backoff_ms(handle_.get(), detail::setting_ms(initial, "cluster backoff"),
+                                                        detail::setting_ms(max, "cluster backoff")),
+                      "cluster backoff");
+        return *this;
+    }
+    ClusterOptions &connect_timeout(std::chrono::milliseconds d) {
+        detail::check(tw_cluster_options_set_connect_timeout_ms(
+                          handle_.get(), detail::setting_ms(d, "cluster connect_timeout")),
+                      "cluster connect_timeout");
+        return *this;
+    }
+    ClusterOptions &queue_limit(size_t messages) {
+        detail::check(tw_cluster_options_set_queue_limit(handle_.get(), messages), "cluster queue_limit");
+        return *this;
+    }
+    // Told when cross-process delivery starts, stops and resumes; an empty function: nothing.
+    ClusterOptions &on_status(StatusCallback fn) {
+        if (fn) {
+            status_ = std::make_shared<StatusCallback>(std::move(fn));
+            detail::check(tw_cluster_options_set_status_callback(handle_.get(), &trampoline, status_.get()),
+                          "cluster on_status");
+        } else {
+            detail::check(tw_cluster_options_set_status_callback(handle_.get(), nullptr, nullptr), "cluster on_status");
+            status_.reset();
+        }
+        return *this;
+    }
+
+    // The callback object the C options point to; whoever starts a bridge keeps it alive.
+    const std::shared_ptr<StatusCallback> &status_callback() const noexcept { return status_; }
+
+private:
+    static void trampoline(tw_cluster_status status, const char *reason, void *user) noexcept {
+        try {
+            (*static_cast<StatusCallback *>(user))(static_cast<ClusterStatus>(status),
+                                                   reason != nullptr ? reason : "");
+        } catch (...) {
+        }
+    }
+
+    detail::owner<tw_cluster_options, tw_cluster_options_free> handle_;
+    std::shared_ptr<StatusCallback> status_;
+};
+
+// The bridge of a program that drives its own contexts: other processes' publishes go to the
+// given senders (one per context), whose contexts publish them at their next poll(); this
+// program publishes locally itself and calls publish() for the others. Move-only;
+// destroying it stops its threads.
+class Cluster {
+public:
+    Cluster(const ClusterOptions &options, const std::vector<Sender> &targets) : status_(options.status_callback()) {
+        std::vector<const tw_sender *> raw;
+        raw.reserve(targets.size());
+        for (const Sender &s : targets) raw.push_back(s.handle());
+        tw_cluster *c = nullptr;
+        detail::check(tw_cluster_new(options.handle(), raw.data(), raw.size(), &c), "cluster");
+        handle_.reset(c);
+    }
+
+    Cluster(Cluster &&) noexcept = default;
+    // The bridge assigned to stops first (its threads still use its callback).
+    Cluster &operator=(Cluster &&other) noexcept {
+        if (this != &other) {
+            handle_.reset();
+            status_ = std::move(other.status_);
+            handle_ = std::move(other.handle_);
+        }
+        return *this;
+    }
+    Cluster(const Cluster &) = delete;
+    Cluster &operator=(const Cluster &) = delete;
+    ~Cluster() = default;
+
+    tw_cluster *handle() const noexcept { return handle_.get(); }
+
+    // Queues a publish for the other processes. Returns false when the queue is full (the
+    // message is dropped and counted). Throws Error: TW_STATUS_INVALID_UTF8.
+    bool publish(Bytes topic, MessageKind kind, Bytes data) const {
+        const Status s = tw_cluster_publish(handle_.get(), topic.data(), topic.size(), static_cast<uint32_t>(kind),
+                                            data.data(), data.size());
+        if (s == TW_STATUS_BUFFER_FULL) return false;
+        detail::check(s, "cluster publish");
+        return true;
+    }
+    ClusterStats stats() const {
+        tw_cluster_stats r{};
+        detail::check(tw_cluster_get_stats(handle_.get(), &r), "cluster stats");
+        return ClusterStats{r.sent, r.received, r.dropped, r.malformed};
+    }
+    bool connected() const {
+        bool up = false;
+        detail::check(tw_cluster_is_connected(handle_.get(), &up), "cluster connected");
+        return up;
+    }
+    uint64_t node_id() const {
+        uint64_t id = 0;
+        detail::check(tw_cluster_node_id(handle_.get(), &id), "cluster node_id");
+        return id;
+    }
+
+private:
+    // Declared first, destroyed last: the bridge (and its threads) go before the callback.
+    std::shared_ptr<ClusterOptions::StatusCallback> status_;
+    detail::owner<tw_cluster, tw_cluster_free> handle_;
+};
+
+// How a Server is set up: worker threads (0, the default: one per CPU), each worker's
+// Config and listener options, and a cluster.
+class ServerOptions {
+public:
+    ServerOptions() {
+        tw_server_options *raw = nullptr;
+        detail::check(tw_server_options_new(&raw), "server options");
+        handle_.reset(raw);
+    }
+
+    tw_server_options *handle() const noexcept { return handle_.get(); }
+
+    ServerOptions &threads(size_t n) {
+        detail::check(tw_server_options_set_threads(handle_.get(), n), "server threads");
+        return *this;
+    }
+    // Each worker gets its own copy (limits apply per worker).
+    ServerOptions &config(const Config &config) {
+        detail::check(tw_server_options_set_config(handle_.get(), config.handle()), "server config");
+        return *this;
+    }
+    ServerOptions &listen(const ListenOptions &options) {
+        detail::check(tw_server_options_set_listen_options(handle_.get(), options.handle()), "server listen");
+        return *this;
+    }
+    // Joins a cluster of processes over Redis: publishes then reach them too.
+    ServerOptions &cluster(const ClusterOptions &options) {
+        detail::check(tw_server_options_set_cluster(handle_.get(), options.handle()), "server cluster");
+        status_ = options.status_callback();
+        return *this;
+    }
+
+    const std::shared_ptr<ClusterOptions::StatusCallback> &status_callback() const noexcept { return status_; }
+
+private:
+    detail::owner<tw_server_options, tw_server_options_free> handle_;
+    std::shared_ptr<ClusterOptions::StatusCallback> status_;
+};
+
+// A worker's view, given to the Server handler with each event: this worker's number, its
+// context (Connection values in events use it: conn.send_text(...) works as usual) and the
+// publish that reaches every worker. Valid during the handler call only, on its thread.
+class Bus {
+public:
+    Bus(tw_context *ctx, const tw_bus *bus) noexcept : ctx_(ctx), bus_(bus) {}
+
+    tw_context *context_handle() const noexcept { return ctx_; }
+    const tw_bus *handle() const noexcept { return bus_; }
+
+    // This worker's number, 0 to workers() - 1.
+    size_t worker() const {
+        size_t i = 0;
+        detail::check(tw_bus_worker(bus_, &i, nullptr), "bus worker");
+        return i;
+    }
+    size_t workers() const {
+        size_t n = 0;
+        detail::check(tw_bus_worker(bus_, nullptr, &n), "bus workers");
+        return n;
+    }
+    // Publishes to every worker (this one now: the report is its own; the others at their
+    // next poll) and, with a cluster, to the other processes. Throws Error:
+    // TW_STATUS_INVALID_UTF8 (nothing was sent), TW_STATUS_BUFFER_FULL.
+    PublishReport publish(Bytes topic, MessageKind kind, Bytes data) const {
+        tw_publish_report r{};
+        detail::check(tw_bus_publish(bus_, ctx_, topic.data(), topic.size(), static_cast<uint32_t>(kind), data.data(),
+                                     data.size(), &r),
+                      "bus publish");
+        return PublishReport{r.delivered, r.skipped_slow, r.closed_slow, r.not_open, r.compressions};
+    }
+    // This worker's topics (as Context::subscribe / unsubscribe).
+    bool subscribe(Connection conn, Bytes topic) const {
+        bool added = false;
+        detail::check(tw_conn_subscribe(ctx_, conn.id(), topic.data(), topic.size(), &added), "subscribe");
+        return added;
+    }
+    bool unsubscribe(Connection conn, Bytes topic) const {
+        bool removed = false;
+        detail::check(tw_conn_unsubscribe(ctx_, conn.id(), topic.data(), topic.size(), &removed), "unsubscribe");
+        return removed;
+    }
+    // Connections of this worker.
+    size_t connection_count() const {
+        size_t n = 0;
+        detail::check(tw_context_connection_count(ctx_, &n), "connection_count");
+        return n;
+    }
+
+private:
+    tw_context *ctx_;
+    const tw_bus *bus_;
+};
+
+// N event loops on N threads sharing one port (the kernel spreads the connections), with
+// publishes that reach every worker and, with a cluster, every process. The handler runs
+// on worker thread i for each event of worker i, one at a time per worker and workers in
+// parallel: what it shares with other threads must be synchronised. Events and their views
+// are valid during the call. An exception that leaves the handler ends that event only;
+// the first one is rethrown by shutdown(). Move-only; destroying a running server shuts it
+// down with a grace of 1 s (and drops any handler exception).
+class Server {
+public:
+    using Handler = std::function<void(Bus &bus, const Event &event)>;
+
+    Server(const std::string &host, uint16_t port, Handler handler) : Server(host, port, ServerOptions(), std::move(handler)) {}
+    Server(const std::string &host, uint16_t port, const ServerOptions &options, Handler handler)
+        : state_(std::make_unique<State>()) {
+        if (!handler) throw Error(TW_STATUS_NULL_ARGUMENT, "server", "empty handler");
+        state_->handler = std::move(handler);
+        state_->status = options.status_callback();
+        tw_server *raw = nullptr;
+        detail::check(tw_server_new(host.c_str(), port, options.handle(), &trampoline, state_.get(), &raw), "server");
+        handle_.reset(raw);
+    }
+
+    Server(Server &&) noexcept = default;
+    // The server assigned to stops first (its workers still use its state).
+    Server &operator=(Server &&other) noexcept {
+        if (this != &other) {
+            handle_.reset();
+            state_ = std::move(other.state_);
+            handle_ = std::move(other.handle_);
+        }
+        return *this;
+    }
+    Server(const Server &) = delete;
+    Server &operator=(const Server &) = delete;
+    ~Server() = default;
+
+    tw_server *handle() const noexcept { return handle_.get(); }
+
+    uint16_t port() const {
+        uint16_t p = 0;
+        detail::check(tw_server_local_port(handle_.get(), &p), "server port");
+        return p;
+    }
+    // "127.0.0.1:9001" or "[::1]:9001".
+    std::string local_addr() const {
+        char buf[64];
+        size_t n = 0;
+        detail::check(tw_server_local_addr(handle_.get(), buf, sizeof buf, &n), "server local_addr");
+        return std::string(buf, n);
+    }
+    size_t threads() const {
+        size_t n = 0;
+        detail::check(tw_server_threads(handle_.get(), &n), "server threads");
+        return n;
+    }
+    // From any thread (handlers included): every worker publishes it at its next poll, and
+    // the cluster carries it to the other processes. Throws Error: TW_STATUS_INVALID_UTF8,
+    // TW_STATUS_BUFFER_FULL, TW_STATUS_SHUTTING_DOWN.
+    void publish(Bytes topic, MessageKind kind, Bytes data) const {
+        detail::check(tw_server_publish(handle_.get(), topic.data(), topic.size(), static_cast<uint32_t>(kind),
+                                        data.data(), data.size()),
+                      "server publish");
+    }
+    // A Sender on worker `worker`'s context, for threads that are not workers.
+    Sender sender(size_t worker) const {
+        tw_sender *raw = nullptr;
+        detail::check(tw_server_sender(handle_.get(), worker, &raw), "server sender");
+        return Sender(raw);
+    }
+    // The cluster's counters; nullopt without a cluster.
+    std::optional<ClusterStats> cluster_stats() const {
+        tw_cluster_stats r{};
+        const Status s = tw_server_cluster_stats(handle_.get(), &r, nullptr);
+        if (s == TW_STATUS_NOT_FOUND) return std::nullopt;
+        detail::check(s, "server cluster_stats");
+        return ClusterStats{r.sent, r.received, r.dropped, r.malformed};
+    }
+    // Whether both links to Redis are up now (false without a cluster).
+    bool cluster_connected() const {
+        tw_cluster_stats r{};
+        bool up = false;
+        const Status s = tw_server_cluster_stats(handle_.get(), &r, &up);
+        if (s == TW_STATUS_NOT_FOUND) return false;
+        detail::check(s, "server cluster_connected");
+        return up;
+    }
+
+    // Stops every worker (close 1001 to every connection, `grace` for the closing
+    // handshakes; the handlers see the CloseEvents) and waits for them. Throws Error for a
+    // worker that failed, then the first exception a handler let out. Not from a handler.
+    void shutdown(std::chrono::milliseconds grace = std::chrono::seconds(1)) {
+        detail::check(tw_server_shutdown(handle_.get(), detail::setting_ms(grace, "server shutdown")),
+                      "server shutdown");
+        std::exception_ptr first;
+        {
+            std::lock_guard<std::mutex> lock(state_->mutex);
+            first = std::exchange(state_->first_error, nullptr);
+        }
+        if (first) std::rethrow_exception(first);
+    }
+
+private:
+    struct State {
+        Handler handler;
+        std::shared_ptr<ClusterOptions::StatusCallback> status;
+        std::mutex mutex;
+        std::exception_ptr first_error;
+    };
+
+    static void trampoline(tw_context *ctx, const tw_bus *bus, const tw_event *event, void *user) noexcept {
+        auto *st = static_cast<State *>(user);
+        try {
+            thread_local std::vector<Event> one;
+            one.clear();
+            detail::append_event(ctx, *event, one);
+            if (one.empty()) return;  // a kind this header does not know
+            Bus b(ctx, bus);
+            st->handler(b, one.front());
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(st->mutex);
+            if (!st->first_error) st->first_error = std::current_exception();
+        }
+    }
+
+    // Declared first, destroyed last: freeing the server stops the workers that use it.
+    std::unique_ptr<State> state_;
+    detail::owner<tw_server, tw_server_free> handle_;
 };
 
 }  // namespace tidewire
