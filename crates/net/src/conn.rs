@@ -18,6 +18,7 @@ use tidewire_proto::Connection;
 
 use crate::config::{ConnectOptions, ListenOptions};
 use crate::limits::AddrKey;
+use crate::rtt::Rtt;
 use crate::slab::ListenerId;
 
 /// Client connection set-up, until open.
@@ -134,6 +135,8 @@ pub(crate) struct Conn {
     pub(crate) topics: Vec<u32>,
     /// `SlowSubscriber::limit` of its listener (the default for client connections).
     pub(crate) slow_limit: usize,
+    /// Pings waiting for their pong and the last round-trip time (`rtt.rs`).
+    pub(crate) rtt: Rtt,
 }
 
 /// What one attempt to read plaintext gave.
@@ -164,6 +167,7 @@ impl Conn {
             acked: 0,
             topics: Vec::new(),
             slow_limit: crate::config::SlowSubscriber::default().limit,
+            rtt: Rtt::default(),
         }
     }
 

@@ -503,7 +503,10 @@ impl Context {
         Ok(self.after_send(conn.0, high))
     }
 
-    /// Queues a ping (payload at most 125 bytes).
+    /// Queues a ping (payload at most 125 bytes). The time it is queued is remembered for
+    /// the latest few pings of each connection, so that the pong answering one of them
+    /// measures the round-trip time ([`Context::latency`]); a ping with the payload of one
+    /// still unanswered replaces it.
     pub fn ping(&mut self, conn: ConnId, data: &[u8]) -> Result<SendStatus> {
         let high = self.config.high_water_mark;
         let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
@@ -512,7 +515,21 @@ impl Context {
                 .filter(|_| c.stage.is_open())
                 .ok_or(Error::NotOpen)?;
         ws.send_ping(data)?;
+        c.rtt.app_ping(data, Instant::now());
         Ok(self.after_send(conn.0, high))
+    }
+
+    /// The last round-trip time measured on this connection, `None` before the first.
+    ///
+    /// It is measured from pongs that answer a ping whose send time is known: the keepalive
+    /// pings ([`Config::ping_interval`]; their payload carries a counter, so an unsolicited
+    /// or late pong measures nothing) and the latest few application pings sent with
+    /// [`Context::ping`] (matched by payload). It runs from when the ping was queued to the
+    /// poll that read its pong, so data queued before the ping, and an application that
+    /// polls late, count in it.
+    pub fn latency(&self, conn: ConnId) -> Result<Option<Duration>> {
+        let c = self.conns.get(conn.0).ok_or(Error::StaleId)?;
+        Ok(c.rtt.last())
     }
 
     /// Starts the closing handshake with `code` and `reason` (at most 123 bytes of UTF-8).

@@ -455,6 +455,7 @@ impl Context {
         let mut failed = false;
         let mut deferred = false;
         let budget = self.config.max_message_size;
+        let now = self.now;
         while pos < to {
             let r = ws.receive(&mut ev.arena[pos..to]);
             pos += r.consumed;
@@ -479,6 +480,7 @@ impl Context {
                     reply = true;
                 }
                 Some(WsEvent::Pong(data)) => {
+                    c.rtt.pong(data, now);
                     let data = locate(base, cap, data, &mut ev.side);
                     ev.list.push(Raw::Pong { conn, data });
                 }

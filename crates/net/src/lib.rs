@@ -39,6 +39,7 @@ mod limits;
 mod listener;
 mod publish;
 mod resolve;
+mod rtt;
 mod sender;
 mod slab;
 mod timer;

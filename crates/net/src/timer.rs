@@ -148,7 +148,9 @@ impl Context {
         if let Some(p) = ping {
             if silent >= p && !c.has(flag::PINGED) {
                 if let Some(ws) = c.ws.as_mut() {
-                    let _ = ws.send_ping(b"");
+                    // The payload names this ping, so that only its own pong measures the
+                    // round-trip time (`rtt.rs`).
+                    let _ = ws.send_ping(&c.rtt.keepalive_ping(now));
                 }
                 c.set(flag::PINGED);
                 if !c.has(flag::DIRTY) {
