@@ -1030,6 +1030,26 @@ tw_status tw_conn_flush(struct tw_context *ctx, tw_conn conn, bool *out_done);
 // Thread safety: the thread that owns the context.
 tw_status tw_conn_buffered_amount(const struct tw_context *ctx, tw_conn conn, size_t *out_bytes);
 
+// The last round-trip time measured on the connection, in microseconds.
+//
+// It is measured from pongs that answer a ping whose send time is known: the keepalive
+// pings (`tw_config_set_ping_interval_ms`; their payload names them, so an unsolicited or
+// late pong measures nothing) and the latest few pings sent with `tw_conn_ping` (matched by
+// payload). It runs from when the ping was queued to the `tw_poll` that read its pong.
+// Before the first measurement `*out_known` is false and `*out_us` is 0.
+//
+// Ownership: on failure `*out_us` and `*out_known` are untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle; `out_us` is NULL or valid for writing a uint64_t;
+// `out_known` is NULL or valid for writing a bool.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_conn_latency(const struct tw_context *ctx, tw_conn conn, uint64_t *out_us, bool *out_known);
+
 // Whether the connection is open: handshake done, no close frame sent or received.
 //
 // Ownership: on failure `*out_open` is untouched.

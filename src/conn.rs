@@ -381,6 +381,46 @@ pub unsafe extern "C" fn tw_conn_buffered_amount(
     }
 }
 
+/// The last round-trip time measured on the connection, in microseconds.
+///
+/// It is measured from pongs that answer a ping whose send time is known: the keepalive
+/// pings (`tw_config_set_ping_interval_ms`; their payload names them, so an unsolicited or
+/// late pong measures nothing) and the latest few pings sent with `tw_conn_ping` (matched by
+/// payload). It runs from when the ping was queued to the `tw_poll` that read its pong.
+/// Before the first measurement `*out_known` is false and `*out_us` is 0.
+///
+/// Ownership: on failure `*out_us` and `*out_known` are untouched.
+///
+/// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+/// `TW_STATUS_INTERNAL`.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; `out_us` is NULL or valid for writing a uint64_t;
+/// `out_known` is NULL or valid for writing a bool.
+///
+/// Thread safety: the thread that owns the context.
+#[no_mangle]
+pub unsafe extern "C" fn tw_conn_latency(
+    ctx: *const tw_context,
+    conn: tw_conn,
+    out_us: *mut u64,
+    out_known: *mut bool,
+) -> tw_status {
+    // SAFETY: caller contract.
+    unsafe {
+        with_ctx_ref(ctx, |c| {
+            // SAFETY: caller contract.
+            let us = try_out(out_us, "out_us")?;
+            // SAFETY: caller contract.
+            let known = try_out(out_known, "out_known")?;
+            let rtt = c.net.latency(live_id(&c.answered, conn)?)?;
+            us.write(rtt.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)));
+            known.write(rtt.is_some());
+            OK
+        })
+    }
+}
+
 /// Whether the connection is open: handshake done, no close frame sent or received.
 ///
 /// Ownership: on failure `*out_open` is untouched.

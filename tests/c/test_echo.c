@@ -205,6 +205,8 @@ static void deflate_turned_off_on_either_side_is_not_negotiated(void) {
 struct hostloop {
     tw_conn client;
     int pongs, pings_seen, fragments_done, closes;
+    uint64_t latency_us;
+    bool latency_known;
     bool bad;
 };
 
@@ -212,6 +214,10 @@ static void hostloop_event(tw_context *ctx, const tw_event *ev, struct hostloop 
     switch (ev->kind) {
     case TW_EVENT_OPEN:
         if (ev->conn == st->client) {
+            uint64_t us = 1;
+            bool known = true;
+            if (tw_conn_latency(ctx, ev->conn, &us, &known) != TW_STATUS_OK || known || us != 0)
+                st->bad = true; /* nothing measured yet */
             if (tw_conn_ping(ctx, ev->conn, (const uint8_t *)"p1", 2) != TW_STATUS_OK) st->bad = true;
             uint8_t long_ping[126] = {0};
             if (tw_conn_ping(ctx, ev->conn, long_ping, sizeof long_ping) != TW_STATUS_PAYLOAD_TOO_LONG)
@@ -231,7 +237,15 @@ static void hostloop_event(tw_context *ctx, const tw_event *ev, struct hostloop 
         if (ev->conn != st->client && tc_eq(ev->data, "p1")) st->pings_seen++;
         break;
     case TW_EVENT_PONG:
-        if (ev->conn == st->client && tc_eq(ev->data, "p1")) st->pongs++;
+        if (ev->conn == st->client && tc_eq(ev->data, "p1")) {
+            st->pongs++;
+            /* The pong of "p1" measured the round trip: known, and plausible on loopback. */
+            uint64_t us = 0;
+            bool known = false;
+            if (tw_conn_latency(ctx, ev->conn, &us, &known) != TW_STATUS_OK) st->bad = true;
+            st->latency_us = us;
+            st->latency_known = known;
+        }
         break;
     case TW_EVENT_MESSAGE:
         if (ev->conn != st->client) {
@@ -283,6 +297,8 @@ static void host_loop_waits_on_the_fd_and_polls_with_zero(void) {
     tw_context_free(ctx);
     CHECK(!st.bad);
     CHECK(st.pongs == 1 && st.pings_seen == 1);
+    CHECK(st.latency_known);
+    CHECK(st.latency_us > 0 && st.latency_us < 1000000);
     CHECK(st.fragments_done == 1);
     CHECK(st.closes == 2);
     CHECK(worst_poll < 500); /* tw_poll(..., 0) does not wait */

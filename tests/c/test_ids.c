@@ -71,6 +71,7 @@ static bool wait_event(struct pair *p, int k, tw_conn conn, tw_event_kind kind, 
 static bool all_say_stale(tw_context *ctx, tw_conn id) {
     bool open = false;
     size_t n = 0;
+    uint64_t us = 0;
     void *ud = NULL;
     char buf[64];
     static const tw_header h = {"X-A", "b"};
@@ -86,6 +87,7 @@ static bool all_say_stale(tw_context *ctx, tw_conn id) {
         {"begin_message", tw_conn_begin_message(ctx, id, TW_MESSAGE_BINARY)},
         {"send_fragment", tw_conn_send_fragment(ctx, id, NULL, 0, true)},
         {"buffered_amount", tw_conn_buffered_amount(ctx, id, &n)},
+        {"latency", tw_conn_latency(ctx, id, &us, &open)},
         {"flush", tw_conn_flush(ctx, id, &open)},
         {"is_open", tw_conn_is_open(ctx, id, &open)},
         {"peer_addr", tw_conn_peer_addr(ctx, id, buf, sizeof buf, &n)},

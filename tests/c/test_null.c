@@ -177,6 +177,10 @@ static void connection_functions_refuse_null_before_looking_at_the_id(void) {
     CHECK_NULL(tw_conn_send_fragment(ctx, c, NULL, 1, true), "data");
     CHECK_NULL(tw_conn_buffered_amount(NULL, c, &n), "ctx");
     CHECK_NULL(tw_conn_buffered_amount(ctx, c, NULL), "out_bytes");
+    uint64_t us = 0;
+    CHECK_NULL(tw_conn_latency(NULL, c, &us, &open), "ctx");
+    CHECK_NULL(tw_conn_latency(ctx, c, NULL, &open), "out_us");
+    CHECK_NULL(tw_conn_latency(ctx, c, &us, NULL), "out_known");
     CHECK_NULL(tw_conn_is_open(NULL, c, &open), "ctx");
     CHECK_NULL(tw_conn_is_open(ctx, c, NULL), "out_open");
     CHECK_NULL(tw_conn_peer_addr(NULL, c, buf, sizeof buf, &n), "ctx");
