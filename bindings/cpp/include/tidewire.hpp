@@ -330,11 +330,13 @@ public:
     Config &close_timeout(std::chrono::milliseconds d) {
         return set(tw_config_set_close_timeout_ms(h(), detail::setting_ms(d, "close_timeout")), "close_timeout");
     }
-    // 0 turns it off (the default).
+    // A keepalive ping after this long without receiving anything; its pong also measures
+    // Connection::latency. Default 20 s; 0 turns it off.
     Config &ping_interval(std::chrono::milliseconds d) {
         return set(tw_config_set_ping_interval_ms(h(), detail::setting_ms(d, "ping_interval")), "ping_interval");
     }
-    // 0 turns it off (the default).
+    // Drops a connection (CloseEvent with 1006) after this long without receiving anything.
+    // Default 60 s; 0 turns it off.
     Config &idle_timeout(std::chrono::milliseconds d) {
         return set(tw_config_set_idle_timeout_ms(h(), detail::setting_ms(d, "idle_timeout")), "idle_timeout");
     }
@@ -628,6 +630,16 @@ public:
         size_t n = 0;
         detail::check(tw_conn_buffered_amount(ctx_, id_, &n), "buffered_amount");
         return n;
+    }
+    // The last round-trip time measured, from the pong of a keepalive ping or of one of
+    // the latest few ping() calls (from when the ping was queued to the poll that read its
+    // pong); std::nullopt before the first measurement.
+    std::optional<std::chrono::microseconds> latency() const {
+        uint64_t us = 0;
+        bool known = false;
+        detail::check(tw_conn_latency(ctx_, id_, &us, &known), "latency");
+        if (!known) return std::nullopt;
+        return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(us));
     }
     // Handshake done and no close frame sent or received.
     bool is_open() const {

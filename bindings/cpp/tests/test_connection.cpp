@@ -151,6 +151,7 @@ TEST_CASE("ping: the peer sees the ping and we get the pong") {
     tw_test::Pair p;
     Connection s, c;
     REQUIRE(tw_test::open_pair(p, s, c));
+    CHECK_FALSE(c.latency().has_value());
     c.ping("are you there");
     std::string ping, pong;
     REQUIRE(tw_test::drive(
@@ -163,6 +164,23 @@ TEST_CASE("ping: the peer sees the ping and we get the pong") {
     CHECK(ping == "are you there");
     CHECK(pong == "are you there");
     CHECK_THROWS_AS(c.ping(std::string(126, 'x')), tidewire::Error);
+    // The pong measured the round trip.
+    const auto rtt = c.latency();
+    REQUIRE(rtt.has_value());
+    CHECK(rtt->count() > 0);
+    CHECK(*rtt < std::chrono::seconds(1));
+}
+
+TEST_CASE("latency: keepalive pings measure it without any ping() call") {
+    tidewire::Config fast;
+    fast.ping_interval(std::chrono::milliseconds(50));
+    tw_test::Pair p(tidewire::Config(), fast);
+    Connection s, c;
+    REQUIRE(tw_test::open_pair(p, s, c));
+    REQUIRE(tw_test::drive(
+        {&p.server, &p.client}, [&] { return c.latency().has_value(); }));
+    CHECK(c.latency()->count() > 0);
+    CHECK(*c.latency() < std::chrono::seconds(1));
 }
 
 TEST_CASE("back-pressure is a false return value, then a WritableEvent") {
