@@ -628,6 +628,15 @@ impl Context {
         self.with(py, |i| i.ctx.buffered_amount(ConnId(conn)))
     }
 
+    /// The last round-trip time measured on the connection, in seconds; 0.0 before the
+    /// first measurement (as `websockets`' `latency`). Measured from the pong of a keepalive
+    /// ping or of one of the latest few `ping` calls, from when the ping was queued to the
+    /// poll that read its pong.
+    fn latency(&self, py: Python<'_>, conn: u64) -> PyResult<f64> {
+        let rtt = self.with(py, |i| i.ctx.latency(ConnId(conn)))?;
+        Ok(rtt.map_or(0.0, |d| d.as_secs_f64()))
+    }
+
     /// `(host, port)` of the peer.
     fn peer_addr<'py>(&self, py: Python<'py>, conn: u64) -> PyResult<Bound<'py, PyTuple>> {
         let addr = self.with(py, |i| i.ctx.peer_addr(ConnId(conn)))?;

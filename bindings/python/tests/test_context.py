@@ -105,6 +105,14 @@ def test_ping_is_answered_with_pong(pair):
     assert of(PongEvent, events)[0].data == b"hi"
 
 
+def test_latency_is_zero_until_a_pong_measures_it(pair):
+    server, client, _, conn = pair
+    assert client.latency(conn) == 0.0
+    client.ping(conn, b"rtt")
+    pump([client, server], lambda ev: of(PongEvent, ev))
+    assert 0 < client.latency(conn) < 1
+
+
 def test_close_ends_both_sides_with_closed_events(pair):
     server, client, server_conn, conn = pair
     client.close(conn, 4000, "bye")

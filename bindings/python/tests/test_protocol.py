@@ -25,7 +25,12 @@ class FakeContext:
             self.calls.append((name, *args))
             if self.over:
                 raise tidewire.InvalidState(f"{name}: the connection is over")
-            return {"peer_addr": ("127.0.0.1", 4321), "release_close_reply": True}.get(name, False)
+            answers = {
+                "peer_addr": ("127.0.0.1", 4321),
+                "release_close_reply": True,
+                "latency": 0.042,
+            }
+            return answers.get(name, False)
 
         return call
 
@@ -44,8 +49,9 @@ class Recorder:
     def _writable(self):
         self.woken.append("writable")
 
-    def _pong_arrived(self, waiter):
+    def _pong_arrived(self, waiter, latency):
         waiter.done = True
+        waiter.latency = latency
 
     def _wake_open(self):
         self.woken.append("open")
@@ -124,6 +130,21 @@ def test_a_pong_acknowledges_its_ping_and_every_earlier_one():
     model._on_pong(b"unknown")
     assert not third.done
     assert list(model._pings) == [b"3"]
+
+
+def test_a_pong_refreshes_latency_and_gives_each_waiter_the_time_since_its_ping():
+    model, ctx, _ = make()
+    assert model.latency == 0.0
+    first = model._queue_ping(b"1", Waiter)
+    second = model._queue_ping(b"2", Waiter)
+    model._on_pong(b"unknown")  # any pong: the context may have measured a keepalive ping
+    assert ("latency", 7) in ctx.calls and model.latency == 0.042
+    model._on_pong(b"2")
+    assert 0 <= second.latency <= first.latency < 5
+    assert model._ping_times == {}
+    ctx.over = True
+    model._on_pong(b"late")  # the connection is over: the last figure stays
+    assert model.latency == 0.042
 
 
 def test_a_second_ping_with_the_same_payload_is_refused():

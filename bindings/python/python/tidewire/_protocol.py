@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Generic, Optional, Protocol, TypeVar, Union
@@ -123,8 +124,13 @@ class ConnectionModel(Generic[W]):
         self._close_owed = False
         # A client's 101 response headers, from the open event.
         self._open_headers: list[tuple[str, str]] = []
-        #: Pings waiting for their pong, oldest first.
+        #: Pings waiting for their pong, oldest first, and when each was queued.
         self._pings: dict[bytes, W] = {}
+        self._ping_times: dict[bytes, float] = {}
+        #: The last round-trip time measured, in seconds (0.0 before the first): from the
+        #: pong of a keepalive ping or of a ``ping`` call, as the context measures it
+        #: (``Context.latency``), refreshed at every pong.
+        self.latency: float = 0.0
         self._close_timeout = close_timeout
         #: The negotiated subprotocol, or None.
         self.subprotocol: Optional[str] = None
@@ -201,12 +207,19 @@ class ConnectionModel(Generic[W]):
         """The handshake completed: each role completes its ``response`` here."""
 
     def _on_pong(self, data: bytes) -> None:
-        # A pong acknowledges its ping and every ping sent before it.
+        now = time.monotonic()
+        try:
+            self.latency = self._ctx.latency(self.id)
+        except InvalidState:
+            pass  # the connection is already over
+        # A pong acknowledges its ping and every ping sent before it; each waiter gets the
+        # time since its own ping.
         pings = self._pings
         if data not in pings:
             return
         for key in list(pings):
-            self._pong_arrived(pings.pop(key))
+            sent = self._ping_times.pop(key, now)
+            self._pong_arrived(pings.pop(key), now - sent)
             if key == data:
                 break
 
@@ -267,6 +280,7 @@ class ConnectionModel(Generic[W]):
         if payload in self._pings:
             raise ConcurrencyError("already waiting for a pong with the same data")
         self._ctx.ping(self.id, payload)
+        self._ping_times[payload] = time.monotonic()
         waiter = self._pings[payload] = new_waiter()
         self._wake_engine()
         return waiter
@@ -318,8 +332,9 @@ class ConnectionModel(Generic[W]):
         """The output buffer went back under its low water mark: senders may go on."""
         raise NotImplementedError
 
-    def _pong_arrived(self, waiter: W) -> None:
-        """Completes a waiter made by ``_queue_ping``."""
+    def _pong_arrived(self, waiter: W, latency: float) -> None:
+        """Completes a waiter made by ``_queue_ping``; ``latency`` is the time since its
+        ping was queued, in seconds."""
         raise NotImplementedError
 
     def _wake_open(self) -> None:

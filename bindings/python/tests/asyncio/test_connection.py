@@ -70,6 +70,44 @@ async def test_ping_future_completes_with_the_pong():
             await asyncio.wait_for(pong, 5)
 
 
+async def test_ping_future_gives_the_round_trip_time_and_latency_follows():
+    async with tw.serve(echo, "127.0.0.1", 0) as server:
+        async with tw.connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None) as ws:
+            assert ws.latency == 0.0
+            rtt = await asyncio.wait_for(await ws.ping(), 5)
+            assert 0 < rtt < 1
+            assert 0 < ws.latency < 1
+
+
+@pytest.mark.parametrize("pinging", ["client", "server"])
+async def test_keepalive_pings_measure_latency(pinging):
+    # Only one side pings: a keepalive ping goes out after `ping_interval` without receiving
+    # anything, so the side that hears the other's pings stays quiet.
+    seen = []
+
+    async def handler(ws):
+        if pinging == "server":
+            while ws.latency == 0.0:
+                await asyncio.sleep(0.02)
+            seen.append(ws.latency)
+        await ws.send("measured")
+        await ws.wait_closed()
+
+    fast, off = 0.05, None
+    server_ping = fast if pinging == "server" else off
+    async with tw.serve(handler, "127.0.0.1", 0, ping_interval=server_ping) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        async with tw.connect(url, ping_interval=fast if pinging == "client" else off) as ws:
+            assert await asyncio.wait_for(ws.recv(), 10) == "measured"
+            if pinging == "client":
+                for _ in range(500):
+                    if ws.latency > 0:
+                        break
+                    await asyncio.sleep(0.02)
+                seen.append(ws.latency)
+    assert len(seen) == 1 and 0 < seen[0] < 1
+
+
 async def test_concurrent_recv_raises_concurrency_error():
     async with tw.serve(echo, "127.0.0.1", 0) as server:
         async with tw.connect(f"ws://127.0.0.1:{server.port}/") as ws:

@@ -96,6 +96,42 @@ def test_ping_event_is_set_by_the_pong(echo_server):
         assert ws.ping(b"data").wait(5)
 
 
+def test_latency_is_known_after_a_pong(echo_server):
+    with connect(url(echo_server), ping_interval=None) as ws:
+        assert ws.latency == 0.0
+        assert ws.ping().wait(5)
+        assert 0 < ws.latency < 1
+
+
+@pytest.mark.parametrize("pinging", ["client", "server"])
+def test_keepalive_pings_measure_latency(pinging):
+    # Only one side pings: a keepalive ping goes out after `ping_interval` without receiving
+    # anything, so the side that hears the other's pings stays quiet.
+    seen = []
+
+    def wait_measured(ws):
+        deadline = time.monotonic() + 10
+        while ws.latency == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen.append(ws.latency)
+
+    def handler(ws):
+        if pinging == "server":
+            wait_measured(ws)
+        ws.send("measured")
+        for _ in ws:
+            pass
+
+    fast, off = 0.05, None
+    server_ping = fast if pinging == "server" else off
+    with serve(handler, "127.0.0.1", 0, ping_interval=server_ping) as server:
+        with connect(url(server), ping_interval=fast if pinging == "client" else off) as ws:
+            assert ws.recv(timeout=10) == "measured"
+            if pinging == "client":
+                wait_measured(ws)
+    assert len(seen) == 1 and 0 < seen[0] < 1
+
+
 def test_recv_timeout_raises_timeout_error(echo_server):
     with connect(url(echo_server)) as ws:
         start = time.monotonic()

@@ -16,7 +16,7 @@ from .connection import Connection
 __all__ = ["connect", "ClientConnection"]
 
 
-class ClientConnection(ClientModel["asyncio.Future[None]"], Connection):
+class ClientConnection(ClientModel["asyncio.Future[float]"], Connection):
     """A client connection; it owns its context, which the driver frees once the connection
     is gone."""
 

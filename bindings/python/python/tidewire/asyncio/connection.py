@@ -20,7 +20,7 @@ __all__ = ["Connection", "Data"]
 _CLOSED: Any = object()
 
 
-class Connection(ConnectionModel["asyncio.Future[None]"]):
+class Connection(ConnectionModel["asyncio.Future[float]"]):
     """A WebSocket connection on an asyncio loop: ``await send``, ``await recv``,
     ``async for``, ``ping``, ``close``."""
 
@@ -65,9 +65,9 @@ class Connection(ConnectionModel["asyncio.Future[None]"]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _pong_arrived(self, waiter: asyncio.Future[None]) -> None:
+    def _pong_arrived(self, waiter: asyncio.Future[float], latency: float) -> None:
         if not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(latency)
 
     def _wake_open(self) -> None:
         if not self._state_waiter.done():
@@ -83,6 +83,7 @@ class Connection(ConnectionModel["asyncio.Future[None]"]):
             if not pong.done():
                 pong.cancel()
         self._pings.clear()
+        self._ping_times.clear()
         for fut in (self._state_waiter, self._closed_waiter):
             if not fut.done():
                 fut.set_result(None)
@@ -186,9 +187,9 @@ class Connection(ConnectionModel["asyncio.Future[None]"]):
             if over:
                 await self._drain()
 
-    async def ping(self, data: Optional[Union[str, bytes]] = None) -> asyncio.Future[None]:
-        """Sends a ping; returns a future that completes when the matching pong arrives
-        (``await (await ws.ping())`` waits for it)."""
+    async def ping(self, data: Optional[Union[str, bytes]] = None) -> asyncio.Future[float]:
+        """Sends a ping; returns a future that completes when the matching pong arrives,
+        with the round-trip time in seconds (``latency = await (await ws.ping())``)."""
         try:
             return self._queue_ping(data, self._loop.create_future)
         except InvalidState:

@@ -37,7 +37,7 @@ __all__ = ["serve", "Server", "ServerConnection"]
 logger = logging.getLogger("tidewire.server")
 
 
-class ServerConnection(ServerModel["asyncio.Future[None]"], Connection):
+class ServerConnection(ServerModel["asyncio.Future[float]"], Connection):
     """A connection accepted by a ``Server``, handed to the handler coroutine."""
 
 

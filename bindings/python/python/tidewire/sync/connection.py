@@ -56,7 +56,7 @@ class Connection(ConnectionModel[threading.Event]):
     def _writable(self) -> None:
         self._over_high = False
 
-    def _pong_arrived(self, waiter: threading.Event) -> None:
+    def _pong_arrived(self, waiter: threading.Event, latency: float) -> None:
         waiter.set()
 
     # -- waiting (engine lock held) ------------------------------------------------------
