@@ -768,7 +768,7 @@ tw_status tw_config_set_connect_timeout_ms(struct tw_config *config, uint64_t ms
 tw_status tw_config_set_close_timeout_ms(struct tw_config *config, uint64_t ms);
 
 // Send a ping when nothing was received for this long. 0 turns it off. Default 20000
-// (20 s).
+// (20 s). Its pong measures the round-trip time (`tw_conn_latency`).
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
 //

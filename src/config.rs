@@ -233,7 +233,7 @@ impl tw_config {
     }
 
     /// Send a ping when nothing was received for this long. 0 turns it off. Default 20000
-    /// (20 s).
+    /// (20 s). Its pong measures the round-trip time (`tw_conn_latency`).
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
     ///

@@ -62,7 +62,8 @@ pub struct Config {
     /// strict verdicts in cases 3.2, 4.x, 5.15).
     pub hold_close_replies: bool,
     /// Send a ping when nothing was received for this long. Default 20 s (as browsers'
-    /// and python-websockets' keepalive); `None` turns it off.
+    /// and python-websockets' keepalive); `None` turns it off. The pong of this ping
+    /// measures the round-trip time ([`crate::Context::latency`]).
     pub ping_interval: Option<Duration>,
     /// Drop a connection (reported with 1006) when nothing at all was received for this
     /// long: dead-peer detection, and the end of a peer that completes the handshake and
