@@ -307,6 +307,10 @@ impl Context {
         }
         self.arm_phase(id, at);
         self.mark_dirty(id);
+        if from < to {
+            // No readiness edge will announce these bytes: read them at the next poll.
+            self.queue_read(id);
+        }
         true
     }
 }
