@@ -19,7 +19,7 @@ TEST_TARGETS :=
 SLOW_TEST_TARGETS :=
 EXAMPLE_TARGETS :=
 
-.PHONY: all build test lint doc fmt test-rust redis-tools examples bench-mask bench-engine clean help
+.PHONY: all build test lint doc fmt test-rust redis-tools proxy-tools examples bench-mask bench-engine clean help
 
 all: build ## the default goal: same as `make build`
 
@@ -43,14 +43,20 @@ doc: ## API documentation of the Rust crates (rustdoc warnings denied)
 fmt: ## format the Rust workspace in place
 	$(CARGO) fmt --all
 
-test-rust: redis-tools ## cargo test --workspace: proto, net (fault proxy, Redis cluster too), fuzz corpora, C face's Rust tests
-	TIDEWIRE_REQUIRE_REDIS=1 $(CARGO) test --workspace
+test-rust: redis-tools proxy-tools ## cargo test --workspace: proto, net (fault proxy, Redis cluster, real proxies too), fuzz corpora, C face's Rust tests
+	TIDEWIRE_REQUIRE_REDIS=1 TIDEWIRE_REQUIRE_PROXIES=1 $(CARGO) test --workspace
 
 # The cluster bridge's tests start their own redis-server (on a free port, stopped by PID).
 redis-tools: ## install redis-server from Debian when missing
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "== installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# crates/net/tests/proxy.rs starts its own tinyproxy and danted (free ports, stopped by PID).
+proxy-tools: ## install tinyproxy and dante-server (danted) from Debian when missing
+	@{ command -v tinyproxy >/dev/null 2>&1 && { command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ]; }; } || { \
+	  echo "== installing tinyproxy dante-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy dante-server >/dev/null; }
 
 bench-engine: ## criterion: per-message parse and echo cost of the engine
 	$(CARGO) bench -p tidewire-proto --bench engine -- --warm-up-time 1 --measurement-time 3

@@ -109,6 +109,12 @@ enum tw_status
   TW_STATUS_CONNECT_TIMEOUT = 303,
   // The peer did not answer a close in time, or sent nothing for the idle timeout.
   TW_STATUS_TIMEOUT = 304,
+  // The proxy failed: unreachable, refused (HTTP status; for 407 the
+  // `Proxy-Authenticate` scheme), bad SOCKS reply, closed (`tw_last_error()` says which).
+  TW_STATUS_PROXY = 305,
+  // The proxy's resolution, connection or handshake did not complete within the connect
+  // timeout.
+  TW_STATUS_PROXY_TIMEOUT = 306,
   // The opening handshake failed (malformed HTTP, bad accept key, ...).
   TW_STATUS_HANDSHAKE = 400,
   // The server answered the upgrade with another HTTP status (in the event's `http_status`).
@@ -1289,6 +1295,27 @@ tw_status tw_connect_options_set_origin(struct tw_connect_options *options, cons
 //
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_connect_options_set_local_address(struct tw_connect_options *options, const char *address);
+
+// The proxy this connection goes through. NULL (the default): from the environment
+// at connect, as curl reads it (`no_proxy`/`NO_PROXY` first; for `wss://`
+// `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`; for `ws://` `ws_proxy`,
+// `WS_PROXY`, `http_proxy`, `HTTP_PROXY`; then `all_proxy`, `ALL_PROXY`). `""`: no
+// proxy, whatever the environment says (as curl's empty proxy). Otherwise a proxy URL:
+// `http://[user:password@]host:port` (HTTP CONNECT, Basic auth), `socks5://...` (the
+// target's name resolved here), `socks5h://...` (resolved by the proxy). `https://`
+// proxies are not supported yet. A failing proxy ends the connection with
+// `TW_STATUS_PROXY` or `TW_STATUS_PROXY_TIMEOUT`.
+//
+// Ownership: `proxy` (NUL-terminated) is read during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options` NULL),
+// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (not a usable proxy URL).
+//
+// # Safety
+// `options` is NULL or a live handle; `proxy` is NULL or NUL-terminated.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_connect_options_set_proxy(struct tw_connect_options *options, const char *proxy);
 
 // Adds a subprotocol to offer, in order of preference. The one the server selected
 // comes in `TW_EVENT_OPEN`'s `subprotocol`.

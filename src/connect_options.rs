@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::sync::Mutex;
 
-use tidewire_net::{ConnectOptions, Error, TlsClientOptions, TlsConnector};
+use tidewire_net::{ConnectOptions, Error, Proxy, TlsClientOptions, TlsConnector};
 
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
@@ -231,6 +231,47 @@ impl tw_connect_options {
                             Failure::invalid(format!("{text:?} is not an IP address"))
                         })?)
                     };
+                Ok(())
+            })
+        }
+    }
+
+    /// The proxy this connection goes through. NULL (the default): from the environment
+    /// at connect, as curl reads it (`no_proxy`/`NO_PROXY` first; for `wss://`
+    /// `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`; for `ws://` `ws_proxy`,
+    /// `WS_PROXY`, `http_proxy`, `HTTP_PROXY`; then `all_proxy`, `ALL_PROXY`). `""`: no
+    /// proxy, whatever the environment says (as curl's empty proxy). Otherwise a proxy URL:
+    /// `http://[user:password@]host:port` (HTTP CONNECT, Basic auth), `socks5://...` (the
+    /// target's name resolved here), `socks5h://...` (resolved by the proxy). `https://`
+    /// proxies are not supported yet. A failing proxy ends the connection with
+    /// `TW_STATUS_PROXY` or `TW_STATUS_PROXY_TIMEOUT`.
+    ///
+    /// Ownership: `proxy` (NUL-terminated) is read during the call.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`options` NULL),
+    /// `TW_STATUS_INVALID_UTF8`, `TW_STATUS_INVALID_ARGUMENT` (not a usable proxy URL).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle; `proxy` is NULL or NUL-terminated.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_connect_options_set_proxy(
+        options: *mut tw_connect_options,
+        proxy: *const c_char,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.net.proxy = if proxy.is_null() {
+                    Proxy::FromEnv
+                } else {
+                    // SAFETY: caller contract.
+                    match try_cstr(proxy, "proxy")? {
+                        "" => Proxy::Direct,
+                        url => Proxy::parse(url).map_err(|e| Failure::invalid(e.to_string()))?,
+                    }
+                };
                 Ok(())
             })
         }

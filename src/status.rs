@@ -64,6 +64,12 @@ pub enum tw_status {
     TW_STATUS_CONNECT_TIMEOUT = 303,
     /// The peer did not answer a close in time, or sent nothing for the idle timeout.
     TW_STATUS_TIMEOUT = 304,
+    /// The proxy failed: unreachable, refused (HTTP status; for 407 the
+    /// `Proxy-Authenticate` scheme), bad SOCKS reply, closed (`tw_last_error()` says which).
+    TW_STATUS_PROXY = 305,
+    /// The proxy's resolution, connection or handshake did not complete within the connect
+    /// timeout.
+    TW_STATUS_PROXY_TIMEOUT = 306,
 
     // 4xx: the opening handshake.
     /// The opening handshake failed (malformed HTTP, bad accept key, ...).
@@ -109,7 +115,7 @@ use tw_status::*;
 
 impl tw_status {
     /// Every status, for `tw_status_str` and the tests.
-    pub(crate) const ALL: [tw_status; 33] = [
+    pub(crate) const ALL: [tw_status; 35] = [
         TW_STATUS_OK,
         TW_STATUS_AGAIN,
         TW_STATUS_NULL_ARGUMENT,
@@ -129,6 +135,8 @@ impl tw_status {
         TW_STATUS_CONNECT,
         TW_STATUS_CONNECT_TIMEOUT,
         TW_STATUS_TIMEOUT,
+        TW_STATUS_PROXY,
+        TW_STATUS_PROXY_TIMEOUT,
         TW_STATUS_HANDSHAKE,
         TW_STATUS_HANDSHAKE_REJECTED,
         TW_STATUS_HANDSHAKE_EOF,
@@ -167,6 +175,8 @@ impl tw_status {
             TW_STATUS_CONNECT => "connect failed\0",
             TW_STATUS_CONNECT_TIMEOUT => "connect timeout\0",
             TW_STATUS_TIMEOUT => "timeout\0",
+            TW_STATUS_PROXY => "proxy failed\0",
+            TW_STATUS_PROXY_TIMEOUT => "proxy timeout\0",
             TW_STATUS_HANDSHAKE => "handshake failed\0",
             TW_STATUS_HANDSHAKE_REJECTED => "handshake rejected\0",
             TW_STATUS_HANDSHAKE_EOF => "connection closed during handshake\0",
@@ -199,6 +209,8 @@ pub(crate) fn status_of(error: &Error) -> tw_status {
         Error::Connect(_) => TW_STATUS_CONNECT,
         Error::Timeout(TimeoutKind::Connect) => TW_STATUS_CONNECT_TIMEOUT,
         Error::Timeout(TimeoutKind::Handshake) => TW_STATUS_HANDSHAKE_TIMEOUT,
+        Error::Timeout(TimeoutKind::Proxy) => TW_STATUS_PROXY_TIMEOUT,
+        Error::Proxy { .. } => TW_STATUS_PROXY,
         Error::Timeout(_) => TW_STATUS_TIMEOUT,
         Error::Tls(_) => TW_STATUS_TLS,
         Error::HandshakeRejected { .. } => TW_STATUS_HANDSHAKE_REJECTED,

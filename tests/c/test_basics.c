@@ -36,7 +36,8 @@ static void every_status_has_a_name_and_unknown_ones_too(void) {
         TW_STATUS_NOT_FOUND, TW_STATUS_NOT_OPEN, TW_STATUS_BUFFER_FULL,
         TW_STATUS_TOO_MANY_CONNECTIONS, TW_STATUS_SHUTTING_DOWN, TW_STATUS_CONTEXT_GONE,
         TW_STATUS_ABORTED, TW_STATUS_INVALID_URL, TW_STATUS_RESOLVE, TW_STATUS_CONNECT,
-        TW_STATUS_CONNECT_TIMEOUT, TW_STATUS_TIMEOUT, TW_STATUS_HANDSHAKE,
+        TW_STATUS_CONNECT_TIMEOUT, TW_STATUS_TIMEOUT, TW_STATUS_PROXY, TW_STATUS_PROXY_TIMEOUT,
+        TW_STATUS_HANDSHAKE,
         TW_STATUS_HANDSHAKE_REJECTED, TW_STATUS_HANDSHAKE_EOF, TW_STATUS_HANDSHAKE_TIMEOUT,
         TW_STATUS_HANDSHAKE_EXTENSION, TW_STATUS_TLS, TW_STATUS_PROTOCOL,
         TW_STATUS_PAYLOAD_TOO_LONG, TW_STATUS_INVALID_CLOSE_CODE, TW_STATUS_MESSAGE_IN_PROGRESS,
@@ -182,6 +183,14 @@ static void listen_and_connect_options_check_their_input(void) {
     CHECK_OK(tw_connect_options_set_local_address(co, "127.0.0.9"));
     CHECK_OK(tw_connect_options_set_local_address(co, "::1"));
     CHECK_OK(tw_connect_options_set_local_address(co, NULL)); /* the system chooses */
+    CHECK_OK(tw_connect_options_set_proxy(co, "socks5h://user:pw@127.0.0.1:1080"));
+    CHECK_OK(tw_connect_options_set_proxy(co, "http://proxy.example:3128"));
+    CHECK_STATUS(tw_connect_options_set_proxy(co, "ftp://proxy.example"),
+                 TW_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(tw_connect_options_set_proxy(co, "https://proxy.example"),
+                 TW_STATUS_INVALID_ARGUMENT); /* not supported yet */
+    CHECK_OK(tw_connect_options_set_proxy(co, "")); /* no proxy */
+    CHECK_OK(tw_connect_options_set_proxy(co, NULL)); /* the environment */
     CHECK_STATUS(tw_connect_options_set_local_address(co, "localhost"), TW_STATUS_INVALID_ARGUMENT);
     CHECK_OK(tw_connect_options_add_subprotocol(co, "chat"));
     CHECK_OK(tw_connect_options_set_connect_timeout_ms(co, 2000));

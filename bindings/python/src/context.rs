@@ -386,6 +386,9 @@ impl Context {
             connect_timeout: opt_duration(connect_timeout, "connect_timeout")?,
             local_address,
             deflate: deflate(compression)?,
+            // The runtime's default (the environment, as python-websockets reads it); a
+            // `proxy=` argument is a later change.
+            ..ConnectOptions::default()
         };
         let url = url.to_owned();
         // Parsed here first: a bad URL is reported as such before any TLS setting is looked

@@ -211,6 +211,8 @@ pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
             &text,
         ),
         Error::Connect(io) => os_error("connect failed", io),
+        // A proxy that failed is the connection failing: OSError with the proxy's text.
+        Error::Proxy { .. } => PyOSError::new_err(text),
         Error::Timeout(kind) => PyTimeoutError::new_err(format!("{kind} timed out")),
         Error::Tls(what) => stdlib_exc(py, "ssl", "SSLError", (format!("tls: {what}"),), &text),
         Error::HandshakeRejected {

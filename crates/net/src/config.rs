@@ -9,6 +9,7 @@ use tidewire_proto::deflate::client_offer;
 use tidewire_proto::deflate::DeflateConfig;
 use tidewire_proto::handshake::{ClientOptions, Limits, Policy};
 
+use crate::proxy::Proxy;
 use crate::resolve::{Resolve, SystemResolver};
 use crate::tls::{TlsAcceptor, TlsConnector};
 
@@ -474,6 +475,21 @@ pub struct ConnectOptions {
     /// Offer permessage-deflate (RFC 7692) with these settings; `None` offers nothing.
     /// Default: on, with RFC 7692's defaults (as browsers offer it).
     pub deflate: Option<DeflateConfig>,
+    /// The proxy to go through. Default [`Proxy::FromEnv`]: the environment at `connect`,
+    /// with this precedence (curl's and python-websockets'; lower case before upper case,
+    /// an empty value is unset):
+    ///
+    /// 1. `no_proxy` / `NO_PROXY` matching the host: direct (comma list of names with
+    ///    their subdomains, `.domain`, IP literals, CIDR ranges, `*`);
+    /// 2. `wss://`: `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`;
+    ///    `ws://`: `ws_proxy`, `WS_PROXY`, `http_proxy`, `HTTP_PROXY`;
+    /// 3. `all_proxy`, `ALL_PROXY`.
+    ///
+    /// [`Proxy::Direct`] ignores the environment; [`Proxy::Url`] (from [`Proxy::parse`]:
+    /// `http://[user:pass@]host:port`, `socks5://` resolving the target here, `socks5h://`
+    /// letting the proxy resolve it) always uses that proxy. `https://` proxies are not
+    /// supported yet. See `crate::proxy` for the path and its timeouts.
+    pub proxy: Proxy,
 }
 
 impl ConnectOptions {
@@ -485,6 +501,7 @@ impl ConnectOptions {
     pub fn validate(&self) -> Result<(), crate::Error> {
         check_time("connect_timeout", self.connect_timeout)?;
         check_deflate(&self.deflate)?;
+        self.proxy.validate()?;
         Ok(self.client_options(Limits::default()).validate()?)
     }
 
@@ -514,6 +531,7 @@ impl Default for ConnectOptions {
             connect_timeout: None,
             local_address: None,
             deflate: Some(DeflateConfig::default()),
+            proxy: Proxy::FromEnv,
         }
     }
 }

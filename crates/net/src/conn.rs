@@ -18,6 +18,7 @@ use tidewire_proto::Connection;
 
 use crate::config::{ConnectOptions, ListenOptions};
 use crate::limits::AddrKey;
+use crate::proxy::ProxyDial;
 use crate::rtt::Rtt;
 use crate::slab::ListenerId;
 
@@ -31,6 +32,15 @@ pub(crate) struct Dial {
     pub(crate) last_error: Option<io::Error>,
     pub(crate) handshake: Option<ClientHandshake>,
     pub(crate) peer: Option<SocketAddr>,
+    /// The proxy and its handshake, until the tunnel is open.
+    pub(crate) proxy: Option<Box<ProxyDial>>,
+}
+
+impl Dial {
+    /// The proxy's URL without credentials, while the connection is on its way through one.
+    pub(crate) fn proxy_name(&self) -> Option<String> {
+        self.proxy.as_ref().map(|p| p.url.to_string())
+    }
 }
 
 /// Server connection set-up, until open.
@@ -51,6 +61,8 @@ pub(crate) enum Stage {
     Resolving(Box<Dial>),
     /// TCP connect in progress (client).
     Connecting(Box<Dial>),
+    /// Talking to the proxy: the `CONNECT` request or the SOCKS5 exchange (client).
+    Proxying(Box<Dial>),
     /// TLS and upgrade request sent (or being sent), reading the response (client).
     ClientHandshake(Box<Dial>),
     /// Reading the request (server).
@@ -66,6 +78,14 @@ pub(crate) enum Stage {
 impl Stage {
     pub(crate) fn is_open(&self) -> bool {
         matches!(self, Stage::Open)
+    }
+
+    /// The proxy's name, while a client connection is on its way through one.
+    pub(crate) fn proxy_name(&self) -> Option<String> {
+        match self {
+            Stage::Resolving(d) | Stage::Connecting(d) | Stage::Proxying(d) => d.proxy_name(),
+            _ => None,
+        }
     }
 }
 

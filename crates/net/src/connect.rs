@@ -1,8 +1,10 @@
 //! Opening a client connection up to its handshake: the resolver's answer, the
-//! non-blocking TCP connect (from a chosen local address when asked), its completion.
+//! non-blocking TCP connect (from a chosen local address when asked), its completion. With
+//! a proxy, the names to resolve and the address to connect to are the proxy's (and, for
+//! `socks5://`, the target's name first); see `crate::proxy`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::{Interest, Token};
 
@@ -10,10 +12,32 @@ use crate::conn::Stage;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::proxy::ProxyFailure;
 use crate::sender::Resolved;
 use crate::slab::split;
 
 impl Context {
+    /// Looks up the next name of a connection in the `Resolving` stage (the target's for
+    /// `socks5://`, the proxy's, or the origin's), or connects at once to an IP literal.
+    pub(crate) fn resolve_next(&mut self, id: u64) -> Result<()> {
+        let c = self.conns.get_mut(id).ok_or(Error::StaleId)?;
+        let Stage::Resolving(dial) = &mut c.stage else {
+            return Err(Error::InvalidArgument("not resolving".into()));
+        };
+        let (host, port) = match dial.proxy.as_deref() {
+            Some(p) if !p.resolving_target => (p.url.host.clone(), p.url.port),
+            _ => (dial.url.host.clone(), dial.url.port),
+        };
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                dial.addrs = vec![SocketAddr::new(ip, port)];
+                dial.next = 0;
+                self.start_connect(id)
+            }
+            Err(_) => self.resolver.submit(id, &host, port).map_err(Error::Io),
+        }
+    }
+
     pub(crate) fn on_resolved(&mut self, r: Resolved, ev: &mut Events) {
         let Some(c) = self.conns.get_mut(r.conn) else {
             return; // timed out or closed meanwhile
@@ -21,6 +45,24 @@ impl Context {
         let Stage::Resolving(dial) = &mut c.stage else {
             return;
         };
+        let proxy_name = dial.proxy_name();
+        if let Some(p) = dial.proxy.as_deref_mut().filter(|p| p.resolving_target) {
+            // `socks5://`: the target's address, which the proxy is then asked to reach.
+            match r.result {
+                Ok(addrs) => {
+                    p.resolving_target = false;
+                    p.target = addrs.first().map(|&a| a.into());
+                    if let Err(e) = self.resolve_next(r.conn) {
+                        self.finish(r.conn, ev, Some(e));
+                    }
+                }
+                Err(error) => {
+                    let host = dial.url.host.clone();
+                    self.finish(r.conn, ev, Some(Error::Resolve { host, error }));
+                }
+            }
+            return;
+        }
         match r.result {
             Ok(addrs) => {
                 dial.addrs = addrs;
@@ -30,8 +72,17 @@ impl Context {
                 }
             }
             Err(error) => {
-                let host = dial.url.host.clone();
-                self.finish(r.conn, ev, Some(Error::Resolve { host, error }));
+                let e = match proxy_name {
+                    Some(proxy) => Error::Proxy {
+                        proxy,
+                        failure: ProxyFailure::Resolve(error),
+                    },
+                    None => Error::Resolve {
+                        host: dial.url.host.clone(),
+                        error,
+                    },
+                };
+                self.finish(r.conn, ev, Some(e));
             }
         }
     }
@@ -53,8 +104,15 @@ impl Context {
                 let e = dial.last_error.take().unwrap_or_else(|| {
                     io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
                 });
+                let e = match dial.proxy_name() {
+                    Some(proxy) => Error::Proxy {
+                        proxy,
+                        failure: ProxyFailure::Connect(e),
+                    },
+                    None => Error::Connect(e),
+                };
                 c.stage = Stage::Connecting(dial);
-                return Err(Error::Connect(e));
+                return Err(e);
             };
             dial.next += 1;
             let from = dial.options.local_address;
@@ -117,10 +175,27 @@ impl Context {
         }
         let _ = sock.set_nodelay(true);
         let stage = std::mem::replace(&mut c.stage, Stage::Answering);
-        let Stage::Connecting(dial) = stage else {
+        let Stage::Connecting(mut dial) = stage else {
             c.stage = stage;
             return;
         };
+        if let Some(p) = dial.proxy.as_deref_mut() {
+            // Through a proxy: its handshake first, within the connect deadline still armed.
+            let first = p.start();
+            let proxy = p.url.to_string();
+            c.stage = Stage::Proxying(dial);
+            match first {
+                Ok(bytes) => {
+                    c.pre.set(bytes);
+                    self.mark_dirty(id);
+                }
+                Err(e) => {
+                    let failure = ProxyFailure::Handshake(e);
+                    self.finish(id, ev, Some(Error::Proxy { proxy, failure }));
+                }
+            }
+            return;
+        }
         if let Some(hs) = &dial.handshake {
             c.pre.set(hs.request().to_vec());
         }

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::events::{Events, OpenInfo, Raw};
 use crate::limits::AddrTable;
 use crate::listener::{self, Listener};
+use crate::proxy::ProxyDial;
 use crate::resolve::ResolverPool;
 use crate::sender::{Inbox, Sender, Shared};
 use crate::slab::{split, ConnId, ListenerId, Slab};
@@ -304,8 +305,12 @@ impl Context {
         } else {
             None
         };
+        let mut proxy = match options.proxy.for_url(&url)? {
+            Some(p) => Some(Box::new(ProxyDial::new(p, &url)?)),
+            None => None,
+        };
         let literal = url.host.parse::<IpAddr>().ok();
-        let (host, port) = (url.host.clone(), url.port);
+        let port = url.port;
         let timeout = options
             .connect_timeout
             .unwrap_or(self.config.connect_timeout);
@@ -319,18 +324,26 @@ impl Context {
             last_error: None,
             handshake: Some(handshake),
             peer: None,
+            proxy: None,
         });
         let now = Instant::now();
+        let mut dial = dial;
+        let tls = match proxy.as_mut() {
+            // TLS to the origin starts once the tunnel is open.
+            Some(p) => {
+                p.tls = tls;
+                dial.addrs.clear();
+                dial.proxy = proxy;
+                None
+            }
+            None => tls,
+        };
         let mut conn = Conn::new(None, Stage::Resolving(dial), now);
         conn.tls = tls;
         conn.set(flag::VISIBLE);
         let id = self.conns.insert(conn).ok_or(Error::TooManyConnections)?;
         self.arm_phase(id, now + timeout);
-        let started = if literal.is_some() {
-            self.start_connect(id)
-        } else {
-            self.resolver.submit(id, &host, port).map_err(Error::Io)
-        };
+        let started = self.resolve_next(id);
         if let Err(e) = started {
             self.conns.remove(id);
             return Err(e);

@@ -16,6 +16,7 @@ use crate::context::{push_open, Context, Pending, LISTENER_BIT, WAKER};
 use crate::error::{Error, Result};
 use crate::events::{Data, Events, Raw, Source, MIN_READ};
 use crate::limits::addr_key;
+use crate::proxy::{ProxyFailure, Step as ProxyStep};
 use crate::sender::Command;
 use crate::slab::{split, ConnId, ListenerId};
 use crate::timer::TimerKind;
@@ -344,6 +345,13 @@ impl Context {
                 let stash = std::mem::take(&mut c.stash);
                 let start = ev.used;
                 ev.arena[start..start + stash.len()].copy_from_slice(&stash);
+                if matches!(c.stage, Stage::ClientHandshake(_)) {
+                    // Bytes that came with a proxy's answer: the upgrade response's start.
+                    if !self.on_data(id, start, stash.len(), ev) {
+                        return;
+                    }
+                    continue;
+                }
                 ev.used += stash.len();
                 if !self.feed_ws(id, start, start + stash.len(), ev) {
                     return;
@@ -416,6 +424,28 @@ impl Context {
                     }
                     Err(e) => {
                         self.finish(id, ev, Some(Error::from(e)));
+                        false
+                    }
+                }
+            }
+            Stage::Proxying(dial) => {
+                let Some(machine) = dial.proxy.as_deref_mut().and_then(|p| p.machine.as_mut())
+                else {
+                    return false;
+                };
+                let step = machine.receive(&ev.arena[start..end]);
+                match step {
+                    Ok(ProxyStep::NeedMore) => true,
+                    Ok(ProxyStep::Send(bytes)) => {
+                        c.pre.set(bytes);
+                        self.mark_dirty(id);
+                        true
+                    }
+                    Ok(ProxyStep::Open(body)) => self.tunnel_open(id, start + body.min(n), end, ev),
+                    Err(e) => {
+                        let proxy = dial.proxy_name().unwrap_or_default();
+                        let failure = ProxyFailure::Handshake(e);
+                        self.finish(id, ev, Some(Error::Proxy { proxy, failure }));
                         false
                     }
                 }
@@ -529,10 +559,18 @@ impl Context {
             return;
         };
         c.set(flag::EOF);
-        let cause = match error {
-            Some(e) => Error::Io(e),
-            None if c.stage.is_open() => Error::Io(io::ErrorKind::UnexpectedEof.into()),
-            None => Error::HandshakeEof,
+        let cause = match (error, c.stage.proxy_name()) {
+            (Some(e), None) => Error::Io(e),
+            (Some(e), Some(proxy)) => Error::Proxy {
+                proxy,
+                failure: ProxyFailure::Io(e),
+            },
+            (None, _) if c.stage.is_open() => Error::Io(io::ErrorKind::UnexpectedEof.into()),
+            (None, None) => Error::HandshakeEof,
+            (None, Some(proxy)) => Error::Proxy {
+                proxy,
+                failure: ProxyFailure::Closed,
+            },
         };
         self.finish(id, ev, Some(cause));
     }
@@ -591,7 +629,14 @@ impl Context {
             let done = match c.flush() {
                 Ok(done) => done && !c.tls_wants_write(),
                 Err(e) => {
-                    self.finish(id, ev, Some(Error::Io(e)));
+                    let cause = match c.stage.proxy_name() {
+                        Some(proxy) => Error::Proxy {
+                            proxy,
+                            failure: ProxyFailure::Io(e),
+                        },
+                        None => Error::Io(e),
+                    };
+                    self.finish(id, ev, Some(cause));
                     continue;
                 }
             };

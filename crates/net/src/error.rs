@@ -10,6 +10,8 @@ use std::io;
 use tidewire_proto::handshake::{HandshakeError, Header};
 use tidewire_proto::SendError;
 
+use crate::proxy::ProxyFailure;
+
 /// What the runtime was waiting for when a timer ran out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeoutKind {
@@ -21,6 +23,9 @@ pub enum TimeoutKind {
     Close,
     /// Nothing was received for the configured idle timeout.
     Idle,
+    /// A client connection through a proxy did not reach the origin in time: resolving or
+    /// connecting to the proxy, or the proxy's handshake (the connect timeout covers them).
+    Proxy,
 }
 
 impl fmt::Display for TimeoutKind {
@@ -30,6 +35,7 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::Handshake => "handshake",
             TimeoutKind::Close => "close",
             TimeoutKind::Idle => "idle",
+            TimeoutKind::Proxy => "proxy",
         })
     }
 }
@@ -57,6 +63,13 @@ pub enum Error {
     Resolve { host: String, error: io::Error },
     /// The TCP connection could not be established (refused, unreachable, ...).
     Connect(io::Error),
+    /// A client connection through a proxy failed before the tunnel was open: `proxy` is
+    /// the proxy's URL without credentials (`http://127.0.0.1:3128`), `failure` says what
+    /// failed (proxy unreachable, refused with its status, bad SOCKS reply, ...).
+    Proxy {
+        proxy: String,
+        failure: ProxyFailure,
+    },
     /// A timer ran out.
     Timeout(TimeoutKind),
     /// TLS failed: bad certificate, name mismatch, protocol error, or a bad TLS configuration.
@@ -101,6 +114,7 @@ impl Error {
             Error::InvalidUrl(_) => "invalid url",
             Error::Resolve { .. } => "resolve",
             Error::Connect(_) => "connect",
+            Error::Proxy { .. } => "proxy",
             Error::Timeout(_) => "timeout",
             Error::Tls(_) => "tls",
             Error::HandshakeRejected { .. } => "handshake rejected",
@@ -130,6 +144,7 @@ impl fmt::Display for Error {
             Error::InvalidUrl(what) => write!(f, "invalid url: {what}"),
             Error::Resolve { host, error } => write!(f, "cannot resolve {host:?}: {error}"),
             Error::Connect(e) => write!(f, "connect failed: {e}"),
+            Error::Proxy { proxy, failure } => write!(f, "proxy {proxy}: {failure}"),
             Error::Timeout(kind) => write!(f, "{kind} timeout"),
             Error::Tls(e) => write!(f, "tls: {e}"),
             Error::HandshakeRejected { status, reason, .. } => {
@@ -154,6 +169,13 @@ impl std::error::Error for Error {
             Error::Connect(e) | Error::Io(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Send(e) => Some(e),
+            Error::Proxy { failure, .. } => match failure {
+                ProxyFailure::Resolve(e) | ProxyFailure::Connect(e) | ProxyFailure::Io(e) => {
+                    Some(e)
+                }
+                ProxyFailure::Handshake(e) => Some(e),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -37,6 +37,7 @@ mod events;
 mod handshake;
 mod limits;
 mod listener;
+mod proxy;
 mod publish;
 mod resolve;
 mod rtt;
@@ -56,6 +57,7 @@ pub use config::{
 pub use context::{Context, SendStatus};
 pub use error::{Error, Result, TimeoutKind};
 pub use events::{Event, Events, Source, DEFAULT_RECEIVE_BUFFER};
+pub use proxy::{proxy_from_env, Proxy, ProxyFailure};
 pub use publish::{PublishReport, SLOW_CLOSE_CODE};
 pub use resolve::{Resolve, SystemResolver};
 pub use sender::Sender;
@@ -67,4 +69,7 @@ pub use workers::{Bus, WorkerOptions, Workers};
 /// applications and the faces (C ABI, Python) depend on this crate alone.
 pub use tidewire_proto::deflate::DeflateConfig;
 pub use tidewire_proto::handshake::{HandshakeError, Header, Limits, Request, Url, UrlError};
+pub use tidewire_proto::proxy::{
+    no_proxy_matches, Credentials, ProxyError, ProxyScheme, ProxyUrl, ReplyCode,
+};
 pub use tidewire_proto::{CloseCode, MessageKind, SendError};

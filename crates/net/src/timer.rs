@@ -80,6 +80,7 @@ impl Context {
                         continue;
                     }
                     let kind = match c.stage {
+                        _ if c.stage.proxy_name().is_some() => TimeoutKind::Proxy,
                         Stage::Resolving(_) | Stage::Connecting(_) => TimeoutKind::Connect,
                         Stage::Open => TimeoutKind::Close,
                         _ => TimeoutKind::Handshake,

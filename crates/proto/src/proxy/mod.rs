@@ -13,14 +13,19 @@
 //! begins in the input that completed the answer (`body_start`): a proxy may send the first
 //! bytes of the origin's stream (a TLS server hello, say) in the same segment as its answer.
 //!
+//! Which proxy to use is a [`ProxyUrl`] ([`url`]), and [`no_proxy_matches`] says which hosts
+//! bypass it.
+//!
 //! Where the tunnel goes is a [`Target`]: a host name that the proxy resolves (`socks5h://`,
 //! and every HTTP proxy), or an address the client resolved itself (`socks5://`).
 
 pub mod http;
 pub mod socks5;
+pub mod url;
 
 pub use http::{Established, HttpConnect, HttpConnectOptions};
 pub use socks5::{Bound, Progress, ReplyCode, Socks5};
+pub use url::{no_proxy_matches, ProxyScheme, ProxyUrl};
 
 use crate::handshake::{HandshakeError, Url};
 use std::fmt;
@@ -175,6 +180,10 @@ impl fmt::Debug for Credentials {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyError {
+    // Reading a proxy URL.
+    /// A proxy URL that cannot be used; the text shows it (credentials hidden) and why.
+    InvalidProxyUrl(String),
+
     // Building a request.
     /// A host name that is empty, longer than [`MAX_DOMAIN_LEN`] bytes, or has a byte that a
     /// URL's host cannot have.
@@ -261,6 +270,7 @@ impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ProxyError as E;
         match self {
+            E::InvalidProxyUrl(why) => write!(f, "invalid proxy URL {why}"),
             E::InvalidDomain(name) => write!(f, "invalid proxy target host name {name:?}"),
             E::InvalidCredentials(why) => write!(f, "invalid proxy credentials: {why}"),
             E::InvalidHeaderName(name) => write!(f, "invalid header name {name:?}"),
