@@ -25,6 +25,10 @@
 //!
 //! Data of [`Event::Message`] is a slice of the receive buffer owned by [`Events`]: valid
 //! until the next `poll` with the same `Events`, copied nowhere on the way.
+//!
+//! A program whose thread must never wait on the network (a game engine, a GUI) can instead
+//! run the context on its own I/O thread with [`Background`]: it sends from any thread and
+//! drains [`OwnedEvent`]s once per frame without blocking.
 
 mod background;
 mod cluster;
