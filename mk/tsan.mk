@@ -12,6 +12,12 @@
 # hand-over through them look like a data race. Needs the nightly toolchain with rust-src
 # (installed here when missing). Its own target directory, so it never invalidates the
 # normal build.
+#
+# Why the C test links rustc's TSan runtime instead of gcc's: the Rust code is instrumented
+# by LLVM, which calls __tsan_memcpy and __tsan_memset; Debian 12's gcc 12 libtsan has
+# neither. The test is compiled by gcc with -fsanitize=thread (same __tsan_* entry points) and
+# linked, without gcc's runtime, against the compiler-rt TSan runtime that ships with the
+# nightly toolchain (librustc-nightly_rt.tsan.a), so both sides report to one runtime.
 
 .PHONY: sanitize-tsan sanitize-tsan-rust sanitize-tsan-c tsan-tools
 
@@ -23,6 +29,7 @@ TSAN_CARGO := env RUSTFLAGS="$(TSAN_RUSTFLAGS)" RUSTDOCFLAGS="$(TSAN_RUSTFLAGS)"
 TSAN_C_BUILD := $(abspath $(BUILD)/tsan)
 # halt_on_error: the first report fails the run; second_deadlock_stack for readable reports.
 TSAN_RUN_OPTIONS := halt_on_error=1:second_deadlock_stack=1
+TSAN_RT = $(shell rustc +nightly --print sysroot 2>/dev/null)/lib/rustlib/$(TSAN_HOST)/lib/librustc-nightly_rt.tsan.a
 
 tsan-tools: ## check for nightly; add its rust-src component when missing
 	@rustup toolchain list | grep -q '^nightly' || { \
@@ -39,8 +46,10 @@ sanitize-tsan-c: tsan-tools c-tools ## tests/c/test_io.c (tw_io) under ThreadSan
 	  --crate-type staticlib
 	@mkdir -p $(TSAN_C_BUILD)
 	$(CC) $(C_WARN) -g -O1 -fno-omit-frame-pointer -fsanitize=thread -Iinclude -Itests/c \
-	  tests/c/test_io.c -o $(TSAN_C_BUILD)/test_io \
-	  $(TSAN_TARGET_DIR)/$(TSAN_HOST)/release/libtidewire.a $(C_LIBS_PRIVATE) -pthread
+	  -c tests/c/test_io.c -o $(TSAN_C_BUILD)/test_io.o
+	$(CC) $(TSAN_C_BUILD)/test_io.o -o $(TSAN_C_BUILD)/test_io \
+	  $(TSAN_TARGET_DIR)/$(TSAN_HOST)/release/libtidewire.a \
+	  -Wl,--whole-archive $(TSAN_RT) -Wl,--no-whole-archive $(C_LIBS_PRIVATE) -lstdc++ -pthread
 	@nm $(TSAN_C_BUILD)/test_io | grep -q __tsan_init || { echo "test_io: ThreadSanitizer is not linked"; exit 1; }
 	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) $(TSAN_C_BUILD)/test_io
 
