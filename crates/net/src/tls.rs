@@ -42,9 +42,9 @@ fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
 
 /// The system's root certificates, read once per process on a loader thread.
 ///
-/// Reading and parsing them takes tens of milliseconds (measured by
-/// `crates/net/tests/roots.rs`: about 60 ms on the CI machine, i.e. several frames of a game
-/// loop), so [`crate::Context::new`] starts the loader ([`prefetch_system_roots`]) and the
+/// Reading and parsing them takes milliseconds (measured by `crates/net/tests/roots.rs` on the
+/// 2-core CI machine: 2.4 to 4.5 ms in a release build, about 60 ms in a debug build; a
+/// dropped frame either way), so [`crate::Context::new`] starts the loader ([`prefetch_system_roots`]) and the
 /// first `wss://` connect without TLS settings finds them ready. A connect that comes before
 /// the loader is done waits for the rest of it (never longer than loading inline would
 /// take).
