@@ -327,3 +327,76 @@ fn a_slow_application_pauses_reading_instead_of_growing_the_queue() {
         }
     }
 }
+
+#[test]
+fn wss_handshakes_and_compression_run_on_the_io_thread() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tidewire_net::{DeflateConfig, TlsAcceptor, TlsClientOptions, TlsConnector};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("cert");
+    let acceptor =
+        TlsAcceptor::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("tls");
+    let connector = TlsConnector::new(&TlsClientOptions {
+        use_system_roots: false,
+        extra_ca_pem: Some(ca.pem().into_bytes()),
+        ..TlsClientOptions::default()
+    })
+    .expect("connector");
+
+    let bg = Background::new(Config::default()).expect("background");
+    let (_, addr) = bg
+        .listen(
+            "127.0.0.1",
+            0,
+            ListenOptions {
+                tls: Some(acceptor),
+                deflate: Some(DeflateConfig::default()),
+                ..ListenOptions::default()
+            },
+        )
+        .expect("listen");
+    let client = bg
+        .connect(
+            &format!("wss://{addr}/"),
+            ConnectOptions {
+                tls: Some(connector),
+                deflate: Some(DeflateConfig::default()),
+                ..ConnectOptions::default()
+            },
+        )
+        .expect("connect");
+    let big = "compressible ".repeat(10_000);
+    let mut server = None;
+    loop {
+        match next(&bg) {
+            OwnedEvent::Open {
+                conn, extensions, ..
+            } => {
+                assert!(
+                    extensions
+                        .as_deref()
+                        .is_some_and(|e| e.contains("permessage-deflate")),
+                    "{extensions:?}"
+                );
+                if conn == client {
+                    bg.send_text(client, big.clone()).expect("send");
+                } else {
+                    server = Some(conn);
+                }
+            }
+            OwnedEvent::Message { conn, data, .. } => {
+                assert_eq!(Some(conn), server);
+                assert_eq!(data, big.as_bytes());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
