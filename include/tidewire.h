@@ -1989,6 +1989,8 @@ void tw_io_events_release(struct tw_io_event *events, size_t count);
 
 // The number of events waiting to be taken by `tw_io_poll`.
 //
+// Ownership: `*out_count` is written on success; nothing is handed over.
+//
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
 //
 // # Safety

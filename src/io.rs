@@ -690,6 +690,8 @@ impl tw_io {
 
     /// The number of events waiting to be taken by `tw_io_poll`.
     ///
+    /// Ownership: `*out_count` is written on success; nothing is handed over.
+    ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
