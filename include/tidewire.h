@@ -215,6 +215,10 @@ enum tw_event_kind
   TW_EVENT_SEND_FAILED = 10,
   // `tw_sender_wake` was called.
   TW_EVENT_WAKE = 11,
+  // `tw_io_poll` only, always the last event of a `tw_io`: its I/O thread ended, after
+  // `tw_io_shutdown` (`status` `TW_STATUS_OK`) or because the poller failed (`status` and
+  // `data` say how).
+  TW_EVENT_STOPPED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -305,6 +309,12 @@ typedef struct tw_context tw_context;
 // (enabled, level 1), adjust, hand to `tw_listen_options_set_deflate` or
 // `tw_connect_options_set_deflate` (both copy it), free with `tw_deflate_config_free`.
 typedef struct tw_deflate_config tw_deflate_config;
+
+// A context running on its own I/O thread, made by `tw_io_new`, freed by `tw_io_free`.
+// Connection ids of a `tw_io` are its own (allocated by `tw_io_connect` without waiting,
+// or with a connection's `TW_EVENT_OPEN` for accepted ones); they mean nothing to a
+// `tw_context`.
+typedef struct tw_io tw_io;
 
 // Options of one listener. Create with `tw_listen_options_new`, adjust, pass to
 // `tw_context_listen` (which copies them), free with `tw_listen_options_free`.
@@ -426,6 +436,25 @@ typedef struct tw_event {
   // protocol, or closed first and got no answer) or 1006.
   bool remote;
 } tw_event;
+
+// One event of a `tw_io`, owned by the caller until `tw_io_event_release`.
+//
+// `event` has the fields of a `tw_poll` event (`userdata` is always NULL; there is no
+// `TW_EVENT_REQUEST`, `TW_EVENT_HTTP_REQUEST` or `TW_EVENT_WAKE`; `TW_EVENT_STOPPED` is
+// the last event of all). Every pointer in it stays valid until the event is released,
+// across any number of `tw_io_poll` calls and even after `tw_io_free`. The other fields
+// are private: do not modify them, and release each event exactly once (releasing a
+// released or zeroed event is a no-op).
+typedef struct tw_io_event {
+  // The event.
+  struct tw_event event;
+  // Private: what `tw_io_event_release` frees.
+  void *_owner;
+  // Private.
+  size_t _capacity;
+  // Private.
+  uint32_t _owner_kind;
+} tw_io_event;
 
 // What one `tw_context_publish` or `tw_context_broadcast` did. Every connection it was
 // addressed to is counted in exactly one of `delivered`, `skipped_slow`, `closed_slow` and
@@ -1732,6 +1761,243 @@ tw_status tw_deflate_config_set_client_no_context_takeover(struct tw_deflate_con
 // Thread safety: the thread that owns the context; not concurrently with any other call
 // on it.
 tw_status tw_poll(struct tw_context *ctx, struct tw_event *events, size_t max, int32_t timeout_ms, size_t *out_count);
+
+// Creates a context (with `config`, NULL for the defaults) and starts its I/O thread.
+// Name resolution hand-off, TCP, TLS handshakes, compression, timers and keepalive all
+// run on that thread; the caller's threads drain events with `tw_io_poll` and send with
+// `tw_io_send_*` without ever waiting on the network.
+//
+// `event_queue_limit` bounds the bytes of event payload queued toward the application
+// (0: the default, 16 MiB; otherwise at least 64 KiB): above it the I/O thread pauses
+// reading every connection (TCP then slows the peers down) until `tw_io_poll` has
+// drained the queue to half of it. Nothing is dropped; the queue may exceed the limit by
+// one poll's worth (a receive buffer plus at most the maximum message size of
+// reassembled or inflated data). The command queue toward the I/O thread is bounded by
+// `tw_config_set_sender_queue_limit`.
+//
+// Ownership: `config` is copied; on success `*out_io` is a new handle owned by the
+// caller (free with `tw_io_free`); on failure it is untouched.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT` (`out_io`),
+// `TW_STATUS_INVALID_ARGUMENT` (a config or limit out of range), `TW_STATUS_IO` (the
+// poller or the thread could not be created), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `config` is NULL or a live handle; `out_io` is NULL or valid for writing a pointer.
+//
+// Thread safety: any thread.
+tw_status tw_io_new(const struct tw_config *config, size_t event_queue_limit, struct tw_io **out_io);
+
+// Shuts down (as `tw_io_shutdown` with a grace of 1 s) and frees the handle. Events
+// not yet taken by `tw_io_poll` are freed; events already taken stay valid until
+// released. NULL is a no-op.
+//
+// Ownership: takes ownership of `io`; freeing twice is undefined behaviour.
+//
+// # Safety
+// `io` is NULL or a live handle from `tw_io_new`.
+//
+// Thread safety: any thread, once no other thread uses this handle.
+void tw_io_free(struct tw_io *io);
+
+// Closes every connection with 1001, gives the close handshakes `grace_ms`, stops the
+// I/O thread and joins it. The events of the closes and the final `TW_EVENT_STOPPED`
+// stay readable with `tw_io_poll`; later commands return `TW_STATUS_SHUTTING_DOWN`.
+// Calling it again does nothing.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_IO` (the I/O thread
+// failed), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle.
+//
+// Thread safety: any thread, with no other call on this handle running.
+tw_status tw_io_shutdown(struct tw_io *io, uint64_t grace_ms);
+
+// Listens on `host:port` (see `tw_context_listen`; a host name is resolved blocking).
+// This is the one call of a `tw_io` that waits for its I/O thread: a short round trip
+// to bind the socket, so that it can return the listener and its port. Call it at
+// start-up, not per frame. Listeners of a `tw_io` accept by their options' rules;
+// `tw_listen_options_set_handle_requests` and `_handle_http` are refused.
+//
+// Ownership: `host` is borrowed for the call; `options` (NULL for the defaults) is
+// copied. On success `*out_listener` and, when `out_port` is not NULL, `*out_port` (the
+// bound port) are written.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INVALID_ARGUMENT`, `TW_STATUS_RESOLVE`, `TW_STATUS_IO`,
+// `TW_STATUS_SHUTTING_DOWN`, `TW_STATUS_CONTEXT_GONE` (the I/O thread ended),
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; `host` is NULL or NUL-terminated; `options` is NULL or
+// a live handle; `out_listener` is NULL or valid for writing a `tw_listener`; `out_port`
+// is NULL or valid for writing a `uint16_t`.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_listen(const struct tw_io *io, const char *host, uint16_t port, const struct tw_listen_options *options, tw_listener *out_listener, uint16_t *out_port);
+
+// Stops listening; a stale id is reported by a `TW_EVENT_ERROR` about the listener.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_unlisten(const struct tw_io *io, tw_listener listener);
+
+// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once,
+// without waiting for the I/O thread (the id is allocated here). The URL and options
+// are checked here; everything else is reported by the connection's `TW_EVENT_OPEN` or
+// terminal `TW_EVENT_ERROR` (as for `tw_context_connect`). Sending waits for the open
+// (a send before it comes back as `TW_EVENT_SEND_FAILED`).
+//
+// Ownership: `url` is borrowed for the call; `options` (NULL for the defaults) is
+// copied. On success `*out_conn` is written.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INVALID_URL`, `TW_STATUS_INVALID_ARGUMENT`, `TW_STATUS_TLS` (TLS settings),
+// `TW_STATUS_BUFFER_FULL` (command queue), `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; `url` is NULL or NUL-terminated; `options` is NULL or
+// a live handle; `out_conn` is NULL or valid for writing a `tw_conn`.
+//
+// Thread safety: any thread, concurrently with other calls on this handle; `options`
+// must not be mutated meanwhile.
+tw_status tw_io_connect(const struct tw_io *io, const char *url, const struct tw_connect_options *options, tw_conn *out_conn);
+
+// Queues a text message (`len` bytes of UTF-8, checked here) for `conn`. Never waits
+// for the network: the I/O thread sends it. A refusal there (stale id, not open,
+// output buffer full) comes back as `TW_EVENT_SEND_FAILED`.
+//
+// Ownership: `text` is copied during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_INVALID_UTF8`, `TW_STATUS_BUFFER_FULL` (the command
+// queue is at `tw_config_set_sender_queue_limit`), `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; a non-NULL `text` is readable for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_send_text(const struct tw_io *io, tw_conn conn, const char *text, size_t len);
+
+// Queues a binary message for `conn`; as `tw_io_send_text` without the UTF-8 check.
+//
+// Ownership: `data` is copied during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_BUFFER_FULL`, `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; a non-NULL `data` is readable for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_send_binary(const struct tw_io *io, tw_conn conn, const uint8_t *data, size_t len);
+
+// Queues a message of `kind` (`TW_MESSAGE_TEXT` or `TW_MESSAGE_BINARY`); as
+// `tw_io_send_text` or `tw_io_send_binary`.
+//
+// Ownership: `data` is copied during the call.
+//
+// Returns as `tw_io_send_text`, and `TW_STATUS_INVALID_ARGUMENT` for an unknown kind.
+//
+// # Safety
+// `io` is NULL or a live handle; a non-NULL `data` is readable for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_send(const struct tw_io *io, tw_conn conn, uint32_t kind, const uint8_t *data, size_t len);
+
+// Queues a ping (at most 125 bytes; a longer one comes back as
+// `TW_EVENT_SEND_FAILED`).
+//
+// Ownership: `data` is copied during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_BUFFER_FULL`, `TW_STATUS_SHUTTING_DOWN`,
+// `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; a non-NULL `data` is readable for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_ping(const struct tw_io *io, tw_conn conn, const uint8_t *data, size_t len);
+
+// Queues the start of the closing handshake for `conn` (as `tw_conn_close`; a
+// connection not open yet is dropped and ends with `TW_EVENT_ERROR`).
+//
+// Ownership: `reason` (`len` bytes of UTF-8) is copied during the call.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_INVALID_UTF8`, `TW_STATUS_BUFFER_FULL`,
+// `TW_STATUS_SHUTTING_DOWN`, `TW_STATUS_CONTEXT_GONE`, `TW_STATUS_IO`,
+// `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; a non-NULL `reason` is readable for `len` bytes.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_close(const struct tw_io *io, tw_conn conn, uint16_t code, const char *reason, size_t len);
+
+// Moves up to `max` queued events into `events`. With `timeout_ms` 0 it never waits
+// (once per frame); otherwise it waits at most `timeout_ms` (negative: without limit)
+// for the first event when none is queued, and returns as soon as there is one.
+// Per connection, events come in order; each event is delivered once.
+//
+// Ownership: `events` is the caller's array of `max` (at least 1) entries; entries
+// `[0, *out_count)` are written (the others untouched) and each then owns its data until
+// `tw_io_event_release` (or `tw_io_events_release`). Forgetting to release leaks it.
+//
+// Returns `TW_STATUS_OK` (possibly with `*out_count` 0), `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INVALID_ARGUMENT` (`max` is 0), `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; `events` is NULL or valid for writing `max` entries;
+// `out_count` is NULL or valid for writing a size_t.
+//
+// Thread safety: any thread, concurrently with the other calls on this handle (sends
+// included). Two threads polling at once split the events between them, so one thread
+// should drain.
+tw_status tw_io_poll(const struct tw_io *io, struct tw_io_event *events, size_t max, int32_t timeout_ms, size_t *out_count);
+
+// Frees what one event owns and zeroes its pointers. Releasing a released or zeroed
+// event does nothing; NULL is a no-op.
+//
+// Ownership: ends the event's ownership of its data.
+//
+// # Safety
+// `event` is NULL or an entry written by `tw_io_poll` and not modified since (or
+// released, or zeroed).
+//
+// Thread safety: any thread, even after `tw_io_free`; one call per event.
+void tw_io_event_release(struct tw_io_event *event);
+
+// `tw_io_event_release` for `count` events in a row.
+//
+// Ownership: ends the events' ownership of their data.
+//
+// # Safety
+// `events` is NULL or valid for `count` entries, each as for `tw_io_event_release`.
+//
+// Thread safety: any thread, even after `tw_io_free`; one call per event.
+void tw_io_events_release(struct tw_io_event *events, size_t count);
+
+// The number of events waiting to be taken by `tw_io_poll`.
+//
+// Ownership: `*out_count` is written on success; nothing is handed over.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `io` is NULL or a live handle; `out_count` is NULL or valid for writing a size_t.
+//
+// Thread safety: any thread, concurrently with other calls on this handle.
+tw_status tw_io_pending(const struct tw_io *io, size_t *out_count);
 
 // Creates listen options with the defaults: plain `ws://`, backlog 1024, no
 // SO_REUSEPORT, no subprotocols, any origin, upgrades accepted automatically, plain

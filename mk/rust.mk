@@ -2,7 +2,7 @@
 
 EXAMPLE_TARGETS += examples-rust
 
-RUST_EXAMPLES := echo_server autobahn_client chat_server ws_client
+RUST_EXAMPLES := echo_server autobahn_client chat_server ws_client relay_server
 
 .PHONY: examples-rust demo bench-echo bench-fanout bench-cluster test-bench-fanout-smoke
 

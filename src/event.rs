@@ -57,6 +57,10 @@ pub enum tw_event_kind {
     TW_EVENT_SEND_FAILED = 10,
     /// `tw_sender_wake` was called.
     TW_EVENT_WAKE = 11,
+    /// `tw_io_poll` only, always the last event of a `tw_io`: its I/O thread ended, after
+    /// `tw_io_shutdown` (`status` `TW_STATUS_OK`) or because the poller failed (`status` and
+    /// `data` say how).
+    TW_EVENT_STOPPED = 12,
 }
 
 /// The type of a message. In C the type is `uint32_t`.
@@ -122,7 +126,7 @@ pub struct tw_event {
 }
 
 impl tw_event {
-    fn new(kind: tw_event_kind) -> tw_event {
+    pub(crate) fn new(kind: tw_event_kind) -> tw_event {
         tw_event {
             kind,
             status: tw_status::TW_STATUS_OK,
@@ -144,7 +148,7 @@ impl tw_event {
 }
 
 /// Stores an error's text for the rest of the cycle and returns a view of it.
-fn error_text(texts: &mut Vec<CString>, error: &tidewire_net::Error) -> tw_bytes {
+pub(crate) fn error_text(texts: &mut Vec<CString>, error: &tidewire_net::Error) -> tw_bytes {
     let text = CString::new(error.to_string().replace('\0', "\u{fffd}")).unwrap_or_default();
     let view = tw_bytes {
         data: text.as_ptr().cast(),
@@ -155,7 +159,7 @@ fn error_text(texts: &mut Vec<CString>, error: &tidewire_net::Error) -> tw_bytes
     view
 }
 
-fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
+pub(crate) fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
     use tw_event_kind::*;
     match *event {
         Event::Request {

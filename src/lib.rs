@@ -5,7 +5,7 @@
 //! free function where the C type is an id): `config.rs`, `deflate.rs`,
 //! `listen_options.rs`, `connect_options.rs`, `context.rs`, `event.rs` (`tw_poll`),
 //! `request.rs`, `conn.rs`, `listener.rs`, `publish.rs` (topics, publish, broadcast,
-//! `tw_publish_report`), `sender.rs`, `server.rs` (`tw_server`: worker threads, `tw_bus`),
+//! `tw_publish_report`), `sender.rs`, `io.rs` (`tw_io`: a context on its own I/O thread), `server.rs` (`tw_server`: worker threads, `tw_bus`),
 //! `cluster.rs` (the Redis bridge: `tw_cluster_options`, `tw_cluster`), `status.rs`; `ids.rs` holds the connection and
 //! listener ids; `ffi.rs` holds the argument checkers and the panic boundary every function
 //! goes through.
@@ -28,6 +28,7 @@ mod deflate;
 mod event;
 mod ffi;
 mod ids;
+mod io;
 mod listen_options;
 mod listener;
 mod publish;

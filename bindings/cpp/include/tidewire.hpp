@@ -1735,6 +1735,183 @@ private:
     detail::owner<tw_server, tw_server_free> handle_;
 };
 
+// ---------------------------------------------------------------------------------------
+// IoThread: a context on its own I/O thread (tw_io)
+// ---------------------------------------------------------------------------------------
+
+// One event of an IoThread. Move-only; owns its data (every view it hands out stays valid
+// as long as the IoEvent lives, even after the IoThread is gone) and releases it when
+// destroyed. Connection ids are the IoThread's own.
+class IoEvent {
+public:
+    enum class Kind : uint32_t {
+        open = TW_EVENT_OPEN,
+        message = TW_EVENT_MESSAGE,
+        ping = TW_EVENT_PING,
+        pong = TW_EVENT_PONG,
+        writable = TW_EVENT_WRITABLE,
+        close = TW_EVENT_CLOSE,
+        error = TW_EVENT_ERROR,
+        send_failed = TW_EVENT_SEND_FAILED,
+        stopped = TW_EVENT_STOPPED,
+    };
+
+    explicit IoEvent(const tw_io_event &taken) noexcept : e_(taken) {}
+    IoEvent(IoEvent &&other) noexcept : e_(other.e_) { other.e_ = tw_io_event{}; }
+    IoEvent &operator=(IoEvent &&other) noexcept {
+        if (this != &other) {
+            tw_io_event_release(&e_);
+            e_ = other.e_;
+            other.e_ = tw_io_event{};
+        }
+        return *this;
+    }
+    IoEvent(const IoEvent &) = delete;
+    IoEvent &operator=(const IoEvent &) = delete;
+    ~IoEvent() { tw_io_event_release(&e_); }
+
+    Kind kind() const noexcept { return static_cast<Kind>(e_.event.kind); }
+    // The connection (0 for listener errors and stopped).
+    uint64_t conn() const noexcept { return e_.event.conn; }
+    // The listener: server-side opens, listener errors; 0 otherwise.
+    uint64_t listener() const noexcept { return e_.event.listener; }
+    // error, send_failed, stopped: what failed (TW_STATUS_OK otherwise).
+    Status status() const noexcept { return e_.event.status; }
+    // Message, ping or pong payload; close reason; error description.
+    Bytes data() const noexcept { return Bytes(e_.event.data.data, e_.event.data.len); }
+    std::string_view text() const noexcept { return detail::view(e_.event.data); }
+    MessageKind message_kind() const noexcept { return static_cast<MessageKind>(e_.event.message_kind); }
+    uint16_t close_code() const noexcept { return e_.event.close_code; }
+    bool clean() const noexcept { return e_.event.clean; }
+    bool remote() const noexcept { return e_.event.remote; }
+    uint16_t http_status() const noexcept { return e_.event.http_status; }
+    std::string_view path() const noexcept { return detail::view(e_.event.path); }
+    std::optional<std::string_view> subprotocol() const noexcept { return detail::optional_view(e_.event.subprotocol); }
+    // The last event of its connection (close, or an error about a connection).
+    bool is_terminal() const noexcept {
+        return kind() == Kind::close || (kind() == Kind::error && conn() != 0);
+    }
+    const tw_event &raw() const noexcept { return e_.event; }
+
+private:
+    tw_io_event e_{};
+};
+
+// A context on its own I/O thread (IXWebSocket's and Unreal's model): TCP, TLS,
+// compression and timers run there; the application's threads send (never waiting on the
+// network) and drain events, typically once per frame with poll(0ms). Move-only;
+// destroying it shuts down (1 s grace) and joins the thread.
+class IoThread {
+public:
+    IoThread() : IoThread(nullptr, 0) {}
+    // `event_queue_limit`: bytes of event payload queued before reading pauses (0: 16 MiB).
+    explicit IoThread(const Config &config, size_t event_queue_limit = 0)
+        : IoThread(config.handle(), event_queue_limit) {}
+
+    IoThread(IoThread &&) noexcept = default;
+    IoThread &operator=(IoThread &&) noexcept = default;
+    IoThread(const IoThread &) = delete;
+    IoThread &operator=(const IoThread &) = delete;
+    ~IoThread() = default;
+
+    tw_io *handle() const noexcept { return handle_.get(); }
+
+    // Listens; a short round trip to the I/O thread (call it at start-up). Returns the
+    // listener id and the bound port.
+    std::pair<uint64_t, uint16_t> listen(const std::string &host, uint16_t port) const {
+        return listen_with(host, port, nullptr);
+    }
+    std::pair<uint64_t, uint16_t> listen(const std::string &host, uint16_t port, const ListenOptions &options) const {
+        return listen_with(host, port, options.handle());
+    }
+    void unlisten(uint64_t listener) const { detail::check(tw_io_unlisten(h(), listener), "io unlisten"); }
+
+    // Opens a ws:// or wss:// connection; its id comes back at once, its open or failure
+    // as an event.
+    uint64_t connect(const std::string &url) const { return connect_with(url, nullptr); }
+    uint64_t connect(const std::string &url, const ConnectOptions &options) const {
+        return connect_with(url, options.handle());
+    }
+
+    // Queue a message (copied now). Return false when the command queue is full (nothing
+    // queued; try again later). Refusals on the I/O thread come back as send_failed events.
+    // Throw Error: TW_STATUS_SHUTTING_DOWN, TW_STATUS_INVALID_UTF8, ...
+    bool send_text(uint64_t conn, std::string_view text) const {
+        return queued(tw_io_send_text(h(), conn, text.data(), text.size()), "io send_text");
+    }
+    bool send_binary(uint64_t conn, Bytes data) const {
+        return queued(tw_io_send_binary(h(), conn, data.data(), data.size()), "io send_binary");
+    }
+    bool send(uint64_t conn, MessageKind kind, Bytes data) const {
+        return queued(tw_io_send(h(), conn, static_cast<uint32_t>(kind), data.data(), data.size()), "io send");
+    }
+    bool ping(uint64_t conn, Bytes data = {}) const {
+        return queued(tw_io_ping(h(), conn, data.data(), data.size()), "io ping");
+    }
+    bool close(uint64_t conn, uint16_t code = 1000, std::string_view reason = {}) const {
+        return queued(tw_io_close(h(), conn, code, reason.data(), reason.size()), "io close");
+    }
+
+    // Appends up to `max` events to `out`; waits at most `timeout` for the first one when
+    // none is queued (0: never waits). Returns how many were appended.
+    size_t poll(std::vector<IoEvent> &out, std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                size_t max = 256) const {
+        std::vector<tw_io_event> raw(max == 0 ? 1 : max);
+        size_t n = 0;
+        detail::check(tw_io_poll(h(), raw.data(), raw.size(), detail::poll_ms(timeout), &n), "io poll");
+        out.reserve(out.size() + n);
+        for (size_t i = 0; i < n; ++i) out.emplace_back(raw[i]);
+        return n;
+    }
+
+    size_t pending() const {
+        size_t n = 0;
+        detail::check(tw_io_pending(h(), &n), "io pending");
+        return n;
+    }
+
+    // Closes every connection with 1001, waits up to `grace` for the close handshakes,
+    // stops and joins the I/O thread. The close events and the final stopped event stay
+    // readable with poll().
+    void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(1000)) {
+        detail::check(tw_io_shutdown(h(), detail::setting_ms(grace, "io shutdown")), "io shutdown");
+    }
+
+private:
+    IoThread(const tw_config *config, size_t limit) {
+        tw_io *raw = nullptr;
+        detail::check(tw_io_new(config, limit, &raw), "io new");
+        handle_.reset(raw);
+    }
+
+    tw_io *h() const {
+        if (!handle_) throw Error(TW_STATUS_NULL_ARGUMENT, "io", "moved-from IoThread");
+        return handle_.get();
+    }
+
+    std::pair<uint64_t, uint16_t> listen_with(const std::string &host, uint16_t port,
+                                              const tw_listen_options *options) const {
+        uint64_t id = 0;
+        uint16_t bound = 0;
+        detail::check(tw_io_listen(h(), host.c_str(), port, options, &id, &bound), "io listen");
+        return {id, bound};
+    }
+
+    uint64_t connect_with(const std::string &url, const tw_connect_options *options) const {
+        uint64_t id = 0;
+        detail::check(tw_io_connect(h(), url.c_str(), options, &id), "io connect");
+        return id;
+    }
+
+    static bool queued(Status status, const char *operation) {
+        if (status == TW_STATUS_OK) return true;
+        if (status == TW_STATUS_BUFFER_FULL) return false;
+        detail::fail(status, operation);
+    }
+
+    detail::owner<tw_io, tw_io_free> handle_;
+};
+
 }  // namespace tidewire
 
 namespace std {

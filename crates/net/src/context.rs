@@ -99,8 +99,14 @@ pub struct Context {
 impl Context {
     /// Creates a context. Fails with [`Error::InvalidArgument`] when the config does not
     /// pass [`Config::validate`].
+    ///
+    /// The first context of a process also starts loading the system's root certificates on
+    /// a helper thread (once per process), so that the first `wss://` connect without TLS
+    /// settings does not read them on the polling thread.
     pub fn new(config: Config) -> Result<Context> {
         config.validate()?;
+        // The first wss:// connect must not read the system's roots inside a frame.
+        crate::tls::prefetch_system_roots();
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let shared = Arc::new(Shared::new(waker, config.sender_queue_limit));
@@ -202,8 +208,10 @@ impl Context {
     // ---------------------------------------------------------------------------------------
 
     /// Listens on `host:port`. `host` is an IP literal (`127.0.0.1`, `::1`, `0.0.0.0`, `::`)
-    /// or a name, resolved here with the system resolver (this blocks; call it at start-up)
-    /// and bound to its first address. Port 0 picks a free port: see
+    /// or a name. A name is resolved inside this call with the system resolver
+    /// (`getaddrinfo`): **this blocks the calling thread** for as long as the resolver takes,
+    /// so call it at start-up, or pass an IP literal (which never blocks). It binds the first
+    /// address. [`crate::Background::listen`] runs it on the I/O thread. Port 0 picks a free port: see
     /// [`Context::local_addr`].
     pub fn listen(&mut self, host: &str, port: u16, options: ListenOptions) -> Result<ListenerId> {
         let host = host.trim_start_matches('[').trim_end_matches(']');

