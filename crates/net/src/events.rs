@@ -10,6 +10,7 @@
 //! events and call `Context::send_*` at the same time.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tidewire_proto::handshake::{Header, Request};
 use tidewire_proto::MessageKind;
@@ -93,6 +94,14 @@ pub(crate) enum Raw {
         conn: ConnId,
         index: usize,
     },
+    Reconnecting {
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        /// Index into `errors`, or `None` after a `Closed` (then `close_code` says why).
+        error: Option<usize>,
+        close_code: u16,
+    },
     Wake,
 }
 
@@ -107,7 +116,8 @@ pub enum Source {
 ///
 /// How connections end:
 /// * a connection for which [`Event::Open`] was delivered ends with exactly one
-///   [`Event::Closed`];
+///   [`Event::Closed`] (with [`crate::ConnectOptions::reconnect`]: unless an
+///   [`Event::Reconnecting`] for it follows, in the same batch);
 /// * a client connection that fails before it opens ends with exactly one [`Event::Error`]
 ///   saying what failed (name resolution, connect refused, timeout, TLS, the server's HTTP
 ///   status, a malformed handshake);
@@ -199,6 +209,22 @@ pub enum Event<'a> {
         conn: ConnId,
         error: &'a Error,
     },
+    /// A client connection with [`crate::ConnectOptions::reconnect`] failed or ended, and
+    /// attempt number `attempt` (1, 2, ... since the last reset) starts after `delay`. Its id
+    /// stays valid: the attempt ends with [`Event::Open`] (same `conn`) or with another
+    /// `Reconnecting`, or with a terminal [`Event::Error`] once the failure is not retryable
+    /// or the attempts are used up. `error` is the failure of a connection that never
+    /// opened (it replaces the `Error` event); after an open connection ended it is `None`,
+    /// the `Closed` event came just before and `close_code` repeats its code (0 otherwise).
+    /// [`crate::Context::close`] stops it at any time, also during the delay (the
+    /// connection then ends with `Error(Aborted)`).
+    Reconnecting {
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        error: Option<&'a Error>,
+        close_code: u16,
+    },
     /// [`crate::Sender::wake`] was called.
     Wake,
 }
@@ -232,7 +258,8 @@ impl<'a> Event<'a> {
             | Event::Pong { conn, .. }
             | Event::Writable { conn }
             | Event::Closed { conn, .. }
-            | Event::SendFailed { conn, .. } => Some(conn),
+            | Event::SendFailed { conn, .. }
+            | Event::Reconnecting { conn, .. } => Some(conn),
             Event::Error {
                 source: Source::Conn(conn),
                 ..
@@ -386,6 +413,27 @@ impl Events {
         });
     }
 
+    pub(crate) fn push_reconnecting(
+        &mut self,
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        error: Option<Error>,
+        close_code: u16,
+    ) {
+        let error = error.map(|e| {
+            self.errors.push(e);
+            self.errors.len() - 1
+        });
+        self.list.push(Raw::Reconnecting {
+            conn,
+            attempt,
+            delay,
+            error,
+            close_code,
+        });
+    }
+
     pub(crate) fn push_send_failed(&mut self, conn: ConnId, error: Error) {
         self.errors.push(error);
         self.list.push(Raw::SendFailed {
@@ -485,6 +533,19 @@ impl Events {
             Raw::SendFailed { conn, index } => match self.errors.get(index) {
                 Some(error) => Event::SendFailed { conn, error },
                 None => Event::Wake,
+            },
+            Raw::Reconnecting {
+                conn,
+                attempt,
+                delay,
+                error,
+                close_code,
+            } => Event::Reconnecting {
+                conn,
+                attempt,
+                delay,
+                error: error.and_then(|i| self.errors.get(i)),
+                close_code,
             },
             Raw::Wake => Event::Wake,
         }

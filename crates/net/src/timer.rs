@@ -24,6 +24,8 @@ pub(crate) enum TimerKind {
     Phase,
     /// Ping interval and idle timeout of an open connection.
     Keepalive,
+    /// The next attempt of a reconnecting client (`reconnect.rs`).
+    Reconnect,
 }
 
 #[derive(Default)]
@@ -88,6 +90,7 @@ impl Context {
                     self.finish(id, ev, Some(Error::Timeout(kind)));
                 }
                 TimerKind::Keepalive => self.keepalive(id, ev),
+                TimerKind::Reconnect => self.redial(id, at, ev),
             }
         }
         if self.shutdown.is_some_and(|d| self.now >= d) {
