@@ -766,6 +766,14 @@ impl Context {
                 },
                 None => (1006, "", false, false),
             };
+            if redial
+                && self
+                    .redial_or_forget(id, ev, classify_close(code), None, code)
+                    .is_ok()
+            {
+                // Reported by `Reconnecting` instead: `Closed` stays terminal.
+                return;
+            }
             let reason = if reason.is_empty() {
                 Data::EMPTY
             } else {
@@ -778,9 +786,6 @@ impl Context {
                 clean,
                 remote,
             });
-            if redial {
-                let _ = self.redial_or_forget(id, ev, classify_close(code), None, code);
-            }
         } else if c.has(flag::VISIBLE) {
             let cause = cause.unwrap_or(Error::Aborted);
             let cause = if redial {

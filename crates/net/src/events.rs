@@ -116,8 +116,7 @@ pub enum Source {
 ///
 /// How connections end:
 /// * a connection for which [`Event::Open`] was delivered ends with exactly one
-///   [`Event::Closed`] (with [`crate::ConnectOptions::reconnect`]: unless an
-///   [`Event::Reconnecting`] for it follows, in the same batch);
+///   [`Event::Closed`];
 /// * a client connection that fails before it opens ends with exactly one [`Event::Error`]
 ///   saying what failed (name resolution, connect refused, timeout, TLS, the server's HTTP
 ///   status, a malformed handshake);
@@ -126,7 +125,10 @@ pub enum Source {
 /// * a server connection the application never saw (bad request, 426, Origin refused,
 ///   handshake timeout) and one it answered itself with `reject` / `respond` end silently.
 ///
-/// After its last event a connection's id is stale.
+/// After its last event a connection's id is stale. A client connection with
+/// [`crate::ConnectOptions::reconnect`] gets [`Event::Reconnecting`] instead of its `Closed`
+/// or `Error` when another attempt follows; its id stays valid, and the attempt ends the
+/// same way (`Open`, `Reconnecting`, or a terminal event).
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A valid upgrade request on a listener with `handle_requests`, that passed the
@@ -210,12 +212,13 @@ pub enum Event<'a> {
         error: &'a Error,
     },
     /// A client connection with [`crate::ConnectOptions::reconnect`] failed or ended, and
-    /// attempt number `attempt` (1, 2, ... since the last reset) starts after `delay`. Its id
-    /// stays valid: the attempt ends with [`Event::Open`] (same `conn`) or with another
-    /// `Reconnecting`, or with a terminal [`Event::Error`] once the failure is not retryable
-    /// or the attempts are used up. `error` is the failure of a connection that never
-    /// opened (it replaces the `Error` event); after an open connection ended it is `None`,
-    /// the `Closed` event came just before and `close_code` repeats its code (0 otherwise).
+    /// attempt number `attempt` (1, 2, ... since the last reset) starts after `delay`. Not
+    /// terminal: it takes the place of the `Closed` or `Error` event, and the id stays
+    /// valid. The attempt ends with [`Event::Open`] (same `conn`), another `Reconnecting`,
+    /// or a terminal [`Event::Error`] once the failure is not retryable or the attempts are
+    /// used up. The cause: `error` for a connection that failed before it opened (`None`
+    /// otherwise); `close_code` for an open connection that ended (the code its `Closed`
+    /// would have had, 1006 when the transport broke; 0 otherwise).
     /// [`crate::Context::close`] stops it at any time, also during the delay (the
     /// connection then ends with `Error(Aborted)`).
     Reconnecting {
