@@ -340,6 +340,9 @@ impl Context {
             return;
         };
         r.due = None;
+        if self.shutdown.is_some() {
+            return; // `drop_unopened` ends it
+        }
         let (url, options) = (r.url.clone(), r.options.clone());
         let waiting = self
             .conns
@@ -348,13 +351,19 @@ impl Context {
         if !waiting {
             return;
         }
-        let started = self.new_dial(&url, options).and_then(|(conn, timeout)| {
-            if let Some(slot) = self.conns.get_mut(id) {
-                *slot = conn;
-            }
-            self.arm_phase(id, self.now + timeout);
-            self.resolve_next(id)
-        });
+        let started = self
+            .new_dial(&url, options)
+            .and_then(|(mut conn, timeout)| {
+                if let Some(slot) = self.conns.get_mut(id) {
+                    // See `finish`: a pending keepalive entry is inherited, not duplicated.
+                    if slot.has(flag::KEEPALIVE) {
+                        conn.set(flag::KEEPALIVE);
+                    }
+                    *slot = conn;
+                }
+                self.arm_phase(id, self.now + timeout);
+                self.resolve_next(id)
+            });
         if let Err(e) = started {
             self.finish(id, ev, Some(e));
         }

@@ -720,6 +720,12 @@ impl Context {
             self.conns.get_mut(id).map(|slot| {
                 let mut waiting = Conn::new(None, Stage::Waiting, now);
                 waiting.set(flag::VISIBLE);
+                // A keepalive entry still in the heap names this id: the flag goes along,
+                // so that the next incarnation continues that chain instead of starting a
+                // second one (`arm_keepalive`).
+                if slot.has(flag::KEEPALIVE) {
+                    waiting.set(flag::KEEPALIVE);
+                }
                 std::mem::replace(slot, waiting)
             })
         } else {

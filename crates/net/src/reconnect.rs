@@ -376,6 +376,69 @@ mod tests {
         assert_eq!(classify_close(1008), Retry::Never);
     }
 
+    /// A reconnected connection keeps its id, so the keepalive entry of its previous
+    /// incarnation still names it: the new incarnation continues that chain instead of
+    /// adding one per reconnect.
+    #[test]
+    fn a_reconnected_connection_keeps_one_keepalive_chain() {
+        use crate::timer::TimerKind;
+        use crate::{Config, ConnectOptions, Context, Event, ListenOptions, Proxy};
+        let config = Config {
+            ping_interval: Some(Duration::from_millis(40)),
+            idle_timeout: None,
+            ..Config::default()
+        };
+        let mut ctx = Context::new(config).expect("context");
+        let l = ctx
+            .listen("127.0.0.1", 0, ListenOptions::default())
+            .expect("listen");
+        let port = ctx.local_addr(l).expect("addr").port();
+        let options = ConnectOptions {
+            reconnect: Some(policy(1, 1, None)),
+            proxy: Proxy::Direct,
+            ..ConnectOptions::default()
+        };
+        let client = ctx
+            .connect(&format!("ws://127.0.0.1:{port}/"), options)
+            .expect("connect");
+        let mut events = ctx.new_events();
+        let (mut opens, mut closing) = (0, true);
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut open_since = None;
+        while Instant::now() < end {
+            ctx.poll(&mut events, Some(Duration::from_millis(2)))
+                .expect("poll");
+            let mut servers = Vec::new();
+            for ev in events.iter() {
+                match ev {
+                    Event::Open {
+                        conn,
+                        listener: Some(_),
+                        ..
+                    } => servers.push(conn),
+                    Event::Open { conn, .. } => {
+                        assert_eq!(conn, client);
+                        opens += 1;
+                        open_since = Some(Instant::now());
+                    }
+                    _ => {}
+                }
+            }
+            if closing {
+                for s in servers {
+                    ctx.close(s, 1001, "again").expect("close");
+                }
+            }
+            closing = opens < 8;
+            if !closing && open_since.is_some_and(|t| t.elapsed() > Duration::from_millis(300)) {
+                break;
+            }
+        }
+        assert!(opens >= 8, "reconnected {opens} times");
+        assert!(ctx.is_open(client));
+        assert_eq!(ctx.timers.count(client.0, TimerKind::Keepalive), 1);
+    }
+
     #[test]
     fn validation() {
         assert!(ReconnectPolicy::default().validate().is_ok());

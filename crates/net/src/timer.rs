@@ -55,6 +55,15 @@ impl Timers {
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
+
+    /// Entries of one kind for one connection (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn count(&self, conn: u64, kind: TimerKind) -> usize {
+        self.heap
+            .iter()
+            .filter(|Reverse((_, c, k))| *c == conn && *k == kind)
+            .count()
+    }
 }
 
 /// The context's deadlines: the phase timeouts (connect, TLS, upgrade, close), keepalive
