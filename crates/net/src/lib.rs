@@ -25,6 +25,10 @@
 //!
 //! Data of [`Event::Message`] is a slice of the receive buffer owned by [`Events`]: valid
 //! until the next `poll` with the same `Events`, copied nowhere on the way.
+//!
+//! Client connections may reconnect by themselves, opt-in: [`ConnectOptions::reconnect`]
+//! with a [`ReconnectPolicy`]; each retry is an [`Event::Reconnecting`] and the connection
+//! keeps its [`ConnId`]. The schedule and which failures are retried: [`reconnect`].
 
 mod cluster;
 mod config;
