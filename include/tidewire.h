@@ -219,6 +219,17 @@ enum tw_event_kind
   // `tw_io_shutdown` (`status` `TW_STATUS_OK`) or because the poller failed (`status` and
   // `data` say how).
   TW_EVENT_STOPPED = 12,
+  // A client connection with `tw_connect_options_set_reconnect` failed or ended and will
+  // try again: `conn` (the same id, still valid: a reconnected connection keeps its id
+  // and its user data), `attempt` (1, 2, ... since the last reset), `delay_ms` (the wait
+  // before that attempt). Not terminal: it takes the place of the `TW_EVENT_CLOSE` or
+  // `TW_EVENT_ERROR` the connection would have ended with. The cause: an open
+  // connection that ended has `close_code` (1006 when the transport broke) and
+  // `status` `TW_STATUS_OK`; one that failed before opening has `status`, `data` (a
+  // NUL-terminated description) and `http_status` as a `TW_EVENT_ERROR` would. Next
+  // comes `TW_EVENT_OPEN` (same `conn`), another `TW_EVENT_RECONNECTING`, or a terminal
+  // `TW_EVENT_ERROR`. `tw_conn_close` or `tw_conn_stop_reconnecting` stop it.
+  TW_EVENT_RECONNECTING = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -435,6 +446,10 @@ typedef struct tw_event {
   // false when they are ours (we failed the connection because the peer broke the
   // protocol, or closed first and got no answer) or 1006.
   bool remote;
+  // `TW_EVENT_RECONNECTING`: the number of the attempt about to be made.
+  uint32_t attempt;
+  // `TW_EVENT_RECONNECTING`: milliseconds before that attempt.
+  uint64_t delay_ms;
 } tw_event;
 
 // One event of a `tw_io`, owned by the caller until `tw_io_event_release`.
@@ -984,7 +999,8 @@ tw_status tw_conn_ping(struct tw_context *ctx, tw_conn conn, const uint8_t *data
 // NUL-terminated). The connection ends with `TW_EVENT_CLOSE` when the peer answers or after
 // the close timeout; sending is refused (`TW_STATUS_NOT_OPEN`) from now on. A connection
 // that is not open yet is dropped instead, and ends with a `TW_EVENT_ERROR` carrying
-// `TW_STATUS_ABORTED`.
+// `TW_STATUS_ABORTED`. A reconnecting connection stops reconnecting (also while it waits
+// for its next attempt: it then ends with that `TW_EVENT_ERROR`).
 //
 // Ownership: `reason` is copied during the call.
 //
@@ -997,6 +1013,21 @@ tw_status tw_conn_ping(struct tw_context *ctx, tw_conn conn, const uint8_t *data
 //
 // Thread safety: the thread that owns the context (other threads: `tw_sender_close`).
 tw_status tw_conn_close(struct tw_context *ctx, tw_conn conn, uint16_t code, const char *reason, size_t len);
+
+// Stops reconnecting `conn` (opened with `tw_connect_options_set_reconnect`): an open
+// connection stays open and its end becomes final; one waiting for its next attempt ends
+// at the next `tw_poll` with a terminal `TW_EVENT_ERROR` carrying `TW_STATUS_ABORTED`; one
+// being set up goes on and its failure is final. `tw_conn_close` also stops reconnecting.
+// A connection without a reconnect policy is left as it is.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
+//
+// # Safety
+// `ctx` is NULL or a live handle.
+//
+// Thread safety: the thread that owns the context.
+tw_status tw_conn_stop_reconnecting(struct tw_context *ctx, tw_conn conn);
 
 // Starts a message that is sent as several frames with `tw_conn_send_fragment` (for
 // messages produced piece by piece). Pings and closes may go in between; whole messages
@@ -1372,6 +1403,28 @@ tw_status tw_connect_options_add_subprotocol(struct tw_connect_options *options,
 //
 // Thread safety: not while another thread uses the same handle.
 tw_status tw_connect_options_set_connect_timeout_ms(struct tw_connect_options *options, uint64_t ms);
+
+// Reconnects connections opened with these options after a retryable failure or end
+// (network failures, timeouts, a 5xx or 429 answer honouring its `Retry-After`, an
+// open connection that ended without the application closing it; never a 4xx, a TLS
+// failure or the application's own close): exponential backoff with full jitter, each
+// delay drawn from 0 to `initial_delay_ms * 2^(attempt-1)`, at most `max_delay_ms`;
+// `max_attempts` attempts in a row (0: unlimited); a connection that stayed open
+// `reset_after_ms` starts again at attempt 1. `initial_delay_ms` 0 turns reconnecting
+// off (the default). Each attempt is reported as `TW_EVENT_RECONNECTING`; the
+// connection keeps its `tw_conn` id (and its user data) across attempts.
+//
+// Ranges (tidewire-net's `ReconnectPolicy::validate`): `initial_delay_ms` at least 1,
+// `max_delay_ms` at least `initial_delay_ms`, it and `reset_after_ms` at most one day.
+//
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (a
+// value out of range; the options are unchanged).
+//
+// # Safety
+// `options` is NULL or a live handle.
+//
+// Thread safety: not while another thread uses the same handle.
+tw_status tw_connect_options_set_reconnect(struct tw_connect_options *options, uint64_t initial_delay_ms, uint64_t max_delay_ms, uint32_t max_attempts, uint64_t reset_after_ms);
 
 // Offers permessage-deflate with these settings instead of the default ones; a config
 // with `tw_deflate_config_set_enabled(d, false)` offers nothing.

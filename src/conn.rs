@@ -218,7 +218,8 @@ pub unsafe extern "C" fn tw_conn_ping(
 /// NUL-terminated). The connection ends with `TW_EVENT_CLOSE` when the peer answers or after
 /// the close timeout; sending is refused (`TW_STATUS_NOT_OPEN`) from now on. A connection
 /// that is not open yet is dropped instead, and ends with a `TW_EVENT_ERROR` carrying
-/// `TW_STATUS_ABORTED`.
+/// `TW_STATUS_ABORTED`. A reconnecting connection stops reconnecting (also while it waits
+/// for its next attempt: it then ends with that `TW_EVENT_ERROR`).
 ///
 /// Ownership: `reason` is copied during the call.
 ///
@@ -244,6 +245,33 @@ pub unsafe extern "C" fn tw_conn_close(
             // SAFETY: caller contract.
             let reason = try_text(reason, len, "reason")?;
             c.net.close(live_id(&c.answered, conn)?, code, reason)?;
+            OK
+        })
+    }
+}
+
+/// Stops reconnecting `conn` (opened with `tw_connect_options_set_reconnect`): an open
+/// connection stays open and its end becomes final; one waiting for its next attempt ends
+/// at the next `tw_poll` with a terminal `TW_EVENT_ERROR` carrying `TW_STATUS_ABORTED`; one
+/// being set up goes on and its failure is final. `tw_conn_close` also stops reconnecting.
+/// A connection without a reconnect policy is left as it is.
+///
+/// Returns `TW_STATUS_OK`, `TW_STATUS_STALE_ID`, `TW_STATUS_NULL_ARGUMENT`,
+/// `TW_STATUS_INTERNAL`.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle.
+///
+/// Thread safety: the thread that owns the context.
+#[no_mangle]
+pub unsafe extern "C" fn tw_conn_stop_reconnecting(
+    ctx: *mut tw_context,
+    conn: tw_conn,
+) -> tw_status {
+    // SAFETY: caller contract.
+    unsafe {
+        with_ctx(ctx, |c| {
+            c.net.stop_reconnecting(live_id(&c.answered, conn)?)?;
             OK
         })
     }

@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::sync::Mutex;
 
-use tidewire_net::{ConnectOptions, Error, Proxy, TlsClientOptions, TlsConnector};
+use tidewire_net::{ConnectOptions, Error, Proxy, ReconnectPolicy, TlsClientOptions, TlsConnector};
 
 use crate::deflate::tw_deflate_config;
 use crate::ffi::{
@@ -325,6 +325,48 @@ impl tw_connect_options {
         unsafe {
             set(options, |o| {
                 o.net.connect_timeout = (ms > 0).then(|| millis(ms));
+                Ok(())
+            })
+        }
+    }
+
+    /// Reconnects connections opened with these options after a retryable failure or end
+    /// (network failures, timeouts, a 5xx or 429 answer honouring its `Retry-After`, an
+    /// open connection that ended without the application closing it; never a 4xx, a TLS
+    /// failure or the application's own close): exponential backoff with full jitter, each
+    /// delay drawn from 0 to `initial_delay_ms * 2^(attempt-1)`, at most `max_delay_ms`;
+    /// `max_attempts` attempts in a row (0: unlimited); a connection that stayed open
+    /// `reset_after_ms` starts again at attempt 1. `initial_delay_ms` 0 turns reconnecting
+    /// off (the default). Each attempt is reported as `TW_EVENT_RECONNECTING`; the
+    /// connection keeps its `tw_conn` id (and its user data) across attempts.
+    ///
+    /// Ranges (tidewire-net's `ReconnectPolicy::validate`): `initial_delay_ms` at least 1,
+    /// `max_delay_ms` at least `initial_delay_ms`, it and `reset_after_ms` at most one day.
+    ///
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (a
+    /// value out of range; the options are unchanged).
+    ///
+    /// # Safety
+    /// `options` is NULL or a live handle.
+    ///
+    /// Thread safety: not while another thread uses the same handle.
+    #[no_mangle]
+    pub unsafe extern "C" fn tw_connect_options_set_reconnect(
+        options: *mut tw_connect_options,
+        initial_delay_ms: u64,
+        max_delay_ms: u64,
+        max_attempts: u32,
+        reset_after_ms: u64,
+    ) -> tw_status {
+        // SAFETY: caller contract.
+        unsafe {
+            set(options, |o| {
+                o.net.reconnect = (initial_delay_ms > 0).then(|| ReconnectPolicy {
+                    initial_delay: millis(initial_delay_ms),
+                    max_delay: millis(max_delay_ms),
+                    max_attempts: (max_attempts > 0).then_some(max_attempts),
+                    reset_after: millis(reset_after_ms),
+                });
                 Ok(())
             })
         }

@@ -61,6 +61,17 @@ pub enum tw_event_kind {
     /// `tw_io_shutdown` (`status` `TW_STATUS_OK`) or because the poller failed (`status` and
     /// `data` say how).
     TW_EVENT_STOPPED = 12,
+    /// A client connection with `tw_connect_options_set_reconnect` failed or ended and will
+    /// try again: `conn` (the same id, still valid: a reconnected connection keeps its id
+    /// and its user data), `attempt` (1, 2, ... since the last reset), `delay_ms` (the wait
+    /// before that attempt). Not terminal: it takes the place of the `TW_EVENT_CLOSE` or
+    /// `TW_EVENT_ERROR` the connection would have ended with. The cause: an open
+    /// connection that ended has `close_code` (1006 when the transport broke) and
+    /// `status` `TW_STATUS_OK`; one that failed before opening has `status`, `data` (a
+    /// NUL-terminated description) and `http_status` as a `TW_EVENT_ERROR` would. Next
+    /// comes `TW_EVENT_OPEN` (same `conn`), another `TW_EVENT_RECONNECTING`, or a terminal
+    /// `TW_EVENT_ERROR`. `tw_conn_close` or `tw_conn_stop_reconnecting` stop it.
+    TW_EVENT_RECONNECTING = 13,
 }
 
 /// The type of a message. In C the type is `uint32_t`.
@@ -123,6 +134,10 @@ pub struct tw_event {
     /// false when they are ours (we failed the connection because the peer broke the
     /// protocol, or closed first and got no answer) or 1006.
     pub remote: bool,
+    /// `TW_EVENT_RECONNECTING`: the number of the attempt about to be made.
+    pub attempt: u32,
+    /// `TW_EVENT_RECONNECTING`: milliseconds before that attempt.
+    pub delay_ms: u64,
 }
 
 impl tw_event {
@@ -143,6 +158,8 @@ impl tw_event {
             http_status: 0,
             clean: false,
             remote: false,
+            attempt: 0,
+            delay_ms: 0,
         }
     }
 }
@@ -157,6 +174,14 @@ pub(crate) fn error_text(texts: &mut Vec<CString>, error: &tidewire_net::Error) 
     // The CString's heap buffer does not move when `texts` grows.
     texts.push(text);
     view
+}
+
+/// The server's HTTP status of a rejected upgrade, or 0.
+fn http_status_of(error: &tidewire_net::Error) -> u16 {
+    match error {
+        tidewire_net::Error::HandshakeRejected { status, .. } => *status,
+        _ => 0,
+    }
 }
 
 pub(crate) fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
@@ -241,10 +266,7 @@ pub(crate) fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
                 Source::Conn(c) => (c.0, 0),
                 Source::Listener(l) => (0, l.0),
             };
-            let http_status = match error {
-                tidewire_net::Error::HandshakeRejected { status, .. } => *status,
-                _ => 0,
-            };
+            let http_status = http_status_of(error);
             tw_event {
                 conn,
                 listener,
@@ -260,6 +282,28 @@ pub(crate) fn convert(event: &Event<'_>, texts: &mut Vec<CString>) -> tw_event {
             data: error_text(texts, error),
             ..tw_event::new(TW_EVENT_SEND_FAILED)
         },
+        Event::Reconnecting {
+            conn,
+            attempt,
+            delay,
+            error,
+            close_code,
+        } => {
+            let (status, http_status, data) = match error {
+                Some(e) => (status_of(e), http_status_of(e), error_text(texts, e)),
+                None => (tw_status::TW_STATUS_OK, 0, tw_bytes::NONE),
+            };
+            tw_event {
+                conn: conn.0,
+                status,
+                http_status,
+                data,
+                close_code,
+                attempt,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                ..tw_event::new(TW_EVENT_RECONNECTING)
+            }
+        }
         Event::Wake => tw_event::new(TW_EVENT_WAKE),
     }
 }

@@ -180,6 +180,22 @@ fn boxed(event: OwnedEvent) -> tw_io_event {
         OwnedEvent::SendFailed { conn, error } => {
             convert(&Event::SendFailed { conn: *conn, error }, texts)
         }
+        OwnedEvent::Reconnecting {
+            conn,
+            attempt,
+            delay,
+            error,
+            close_code,
+        } => convert(
+            &Event::Reconnecting {
+                conn: *conn,
+                attempt: *attempt,
+                delay: *delay,
+                error: error.as_ref(),
+                close_code: *close_code,
+            },
+            texts,
+        ),
         OwnedEvent::Stopped { error } => {
             let mut e = tw_event::new(tw_event_kind::TW_EVENT_STOPPED);
             if let Some(error) = error {

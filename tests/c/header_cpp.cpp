@@ -14,7 +14,7 @@ static_assert(std::is_standard_layout<tw_event>::value, "tw_event is a C struct"
 static_assert(std::is_trivially_copyable<tw_event>::value, "tw_event is a C struct");
 static_assert(sizeof(tw_bytes) == 2 * sizeof(void *), "tw_bytes is {pointer, size_t}");
 #if UINTPTR_MAX == 0xffffffffffffffffu
-static_assert(sizeof(tw_event) == 120, "tw_event layout matches C");
+static_assert(sizeof(tw_event) == 128, "tw_event layout matches C");
 #endif
 static_assert(TW_STATUS_OK == 0, "ok is 0");
 

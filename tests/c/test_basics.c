@@ -11,11 +11,13 @@
 #if UINTPTR_MAX == 0xffffffffffffffffu
 _Static_assert(sizeof(tw_bytes) == 16, "tw_bytes is {pointer, size_t}");
 _Static_assert(sizeof(tw_header) == 16, "tw_header is two pointers");
-_Static_assert(sizeof(tw_event) == 120, "tw_event layout changed");
+_Static_assert(sizeof(tw_event) == 128, "tw_event layout changed");
 _Static_assert(offsetof(tw_event, conn) == 8, "tw_event.conn");
 _Static_assert(offsetof(tw_event, data) == 32, "tw_event.data");
 _Static_assert(offsetof(tw_event, message_kind) == 104, "tw_event.message_kind");
 _Static_assert(offsetof(tw_event, clean) == 112, "tw_event.clean");
+_Static_assert(offsetof(tw_event, attempt) == 116, "tw_event.attempt");
+_Static_assert(offsetof(tw_event, delay_ms) == 120, "tw_event.delay_ms");
 #endif
 _Static_assert(sizeof(tw_status) == 4, "tw_status is uint32_t");
 _Static_assert(sizeof(tw_event_kind) == 4, "tw_event_kind is uint32_t");

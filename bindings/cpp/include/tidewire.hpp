@@ -488,6 +488,20 @@ private:
     detail::owner<tw_listen_options, tw_listen_options_free> handle_;
 };
 
+// How a client connection reconnects (ConnectOptions::reconnect): exponential backoff with
+// full jitter, each delay drawn from 0 to initial_delay * 2^(attempt-1), at most max_delay;
+// max_attempts attempts in a row (0: unlimited); a connection that stayed open reset_after
+// starts again at attempt 1. Retried: network failures, timeouts, a 5xx or 429 answer
+// (honouring Retry-After), an open connection that ended without the application closing
+// it. Never: a 4xx, a TLS failure, the application's own close. The ranges are the C
+// library's (tw_connect_options_set_reconnect).
+struct ReconnectPolicy {
+    std::chrono::milliseconds initial_delay{1000};
+    std::chrono::milliseconds max_delay{30000};
+    uint32_t max_attempts = 0;
+    std::chrono::milliseconds reset_after{10000};
+};
+
 // Options of client connections (headers, subprotocols, TLS trust, compression).
 // Context::connect copies what it needs; one object may serve many connects.
 class ConnectOptions {
@@ -520,6 +534,20 @@ public:
         return set(tw_connect_options_set_connect_timeout_ms(h(), detail::setting_ms(d, "connect_timeout")),
                    "connect_timeout");
     }
+    // Reconnect after a retryable failure or end (see ReconnectPolicy). The connection keeps
+    // its id (and user data) across attempts; each attempt is a ReconnectingEvent.
+    ConnectOptions &reconnect(const ReconnectPolicy &policy) {
+        if (policy.initial_delay.count() <= 0) {
+            throw Error(TW_STATUS_INVALID_ARGUMENT, "reconnect", "initial_delay must be positive");
+        }
+        return set(tw_connect_options_set_reconnect(h(), detail::setting_ms(policy.initial_delay, "reconnect"),
+                                                    detail::setting_ms(policy.max_delay, "reconnect"),
+                                                    policy.max_attempts,
+                                                    detail::setting_ms(policy.reset_after, "reconnect")),
+                   "reconnect");
+    }
+    // Turns reconnecting off again (the default).
+    ConnectOptions &no_reconnect() { return set(tw_connect_options_set_reconnect(h(), 0, 0, 0, 0), "reconnect"); }
     // Offer permessage-deflate.
     ConnectOptions &deflate(const DeflateConfig &config) {
         return set(tw_connect_options_set_deflate(h(), config.handle()), "deflate");
@@ -641,6 +669,10 @@ public:
         if (!known) return std::nullopt;
         return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(us));
     }
+    // Stops reconnecting (ConnectOptions::reconnect): an open connection stays open and its
+    // end becomes final; one waiting for its next attempt ends with an ErrorEvent
+    // (TW_STATUS_ABORTED) at the next poll. close() stops reconnecting as well.
+    void stop_reconnecting() const { detail::check(tw_conn_stop_reconnecting(ctx_, id_), "stop_reconnecting"); }
     // Handshake done and no close frame sent or received.
     bool is_open() const {
         bool open = false;
@@ -908,8 +940,26 @@ struct SendFailedEvent {
 // Sender::wake() or Context::stop() was called.
 struct WakeEvent {};
 
+// A client connection with ConnectOptions::reconnect failed or ended and tries again:
+// attempt number `attempt` (1, 2, ... since the last reset) starts after `delay`. Not
+// terminal: it comes instead of the CloseEvent or ErrorEvent, `conn` (the same id) stays
+// valid and keeps its user data; next comes an OpenEvent, another ReconnectingEvent or a
+// terminal ErrorEvent. The cause: `close_code` when an open connection ended (1006 when the
+// transport broke; `status` is then TW_STATUS_OK), otherwise `status`, `message` and
+// `http_status` as an ErrorEvent would carry them.
+struct ReconnectingEvent {
+    Connection conn;
+    uint32_t attempt = 0;
+    std::chrono::milliseconds delay{0};
+    Status status = TW_STATUS_OK;
+    std::string_view message;
+    uint16_t http_status = 0;
+    uint16_t close_code = 0;
+    void *userdata = nullptr;
+};
+
 using Event = std::variant<OpenEvent, MessageEvent, CloseEvent, ErrorEvent, RequestEvent, HttpRequestEvent,
-                           PingEvent, PongEvent, WritableEvent, SendFailedEvent, WakeEvent>;
+                           PingEvent, PongEvent, WritableEvent, SendFailedEvent, WakeEvent, ReconnectingEvent>;
 
 // For std::visit with lambdas: std::visit(tidewire::overloaded{[](const MessageEvent&) {...},
 // [](const auto&) {}}, ev).
@@ -992,6 +1042,12 @@ inline void append_event(tw_context *ctx, const tw_event &e, std::vector<Event> 
             break;
         case TW_EVENT_WAKE:
             out.emplace_back(WakeEvent{});
+            break;
+        case TW_EVENT_RECONNECTING:
+            out.emplace_back(ReconnectingEvent{
+                conn, e.attempt,
+                std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(e.delay_ms)), e.status,
+                error_text(e.data), e.http_status, e.close_code, e.userdata});
             break;
         default:
             break;
@@ -1250,6 +1306,9 @@ public:
         return set(state("on_send_failed").on_send_failed, std::move(fn));
     }
     Context &on_wake(Callback<WakeEvent> fn) { return set(state("on_wake").on_wake, std::move(fn)); }
+    Context &on_reconnecting(Callback<ReconnectingEvent> fn) {
+        return set(state("on_reconnecting").on_reconnecting, std::move(fn));
+    }
 
 private:
     // Everything besides the handle lives on the heap, so that moving a Context moves a
@@ -1272,6 +1331,7 @@ private:
         Callback<WritableEvent> on_writable;
         Callback<SendFailedEvent> on_send_failed;
         Callback<WakeEvent> on_wake;
+        Callback<ReconnectingEvent> on_reconnecting;
         size_t callbacks = 0;  // how many are set: dispatch is skipped when none
     };
 
@@ -1351,6 +1411,7 @@ private:
                            [&](const WritableEvent &e) { call(st.on_writable, e); },
                            [&](const SendFailedEvent &e) { call(st.on_send_failed, e); },
                            [&](const WakeEvent &e) { call(st.on_wake, e); },
+                           [&](const ReconnectingEvent &e) { call(st.on_reconnecting, e); },
                        },
                        st.events[i]);
         }
@@ -1754,6 +1815,9 @@ public:
         error = TW_EVENT_ERROR,
         send_failed = TW_EVENT_SEND_FAILED,
         stopped = TW_EVENT_STOPPED,
+        // Not terminal: the connection (same id) tries again after delay() (see
+        // ReconnectPolicy); the cause is status()/text() or close_code().
+        reconnecting = TW_EVENT_RECONNECTING,
     };
 
     explicit IoEvent(const tw_io_event &taken) noexcept : e_(taken) {}
@@ -1775,7 +1839,7 @@ public:
     uint64_t conn() const noexcept { return e_.event.conn; }
     // The listener: server-side opens, listener errors; 0 otherwise.
     uint64_t listener() const noexcept { return e_.event.listener; }
-    // error, send_failed, stopped: what failed (TW_STATUS_OK otherwise).
+    // error, send_failed, stopped, reconnecting: what failed (TW_STATUS_OK otherwise).
     Status status() const noexcept { return e_.event.status; }
     // Message, ping or pong payload; close reason; error description.
     Bytes data() const noexcept { return Bytes(e_.event.data.data, e_.event.data.len); }
@@ -1785,6 +1849,9 @@ public:
     bool clean() const noexcept { return e_.event.clean; }
     bool remote() const noexcept { return e_.event.remote; }
     uint16_t http_status() const noexcept { return e_.event.http_status; }
+    // reconnecting: the attempt about to be made (1, 2, ...) and the wait before it.
+    uint32_t attempt() const noexcept { return e_.event.attempt; }
+    std::chrono::milliseconds delay() const noexcept { return std::chrono::milliseconds(e_.event.delay_ms); }
     std::string_view path() const noexcept { return detail::view(e_.event.path); }
     std::optional<std::string_view> subprotocol() const noexcept { return detail::optional_view(e_.event.subprotocol); }
     // The last event of its connection (close, or an error about a connection).

@@ -26,6 +26,7 @@ use crate::convert::{
 use crate::errors::{invalid_state, to_pyerr};
 use crate::events::{event_object, CloseHeldEvent};
 use crate::publish::PublishReport;
+use crate::reconnect::ReconnectPolicy;
 use crate::sender::Sender;
 
 struct Inner {
@@ -344,9 +345,12 @@ impl Context {
     /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
     /// `OpenEvent` or a terminal `ErrorEvent` follows. For `wss://`: `cafile` / `cadata` (PEM)
     /// replace the system's roots; `verify=False` accepts any certificate (tests only).
-    /// `local_address` (an IP literal) is the address to connect from.
+    /// `local_address` (an IP literal) is the address to connect from. `reconnect` (a
+    /// `ReconnectPolicy`): after a retryable failure or end the connection tries again under
+    /// the same id, reported by `ReconnectingEvent`; `close` or `stop_reconnecting` end it.
     #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
-        cafile=None, cadata=None, verify=true, connect_timeout=None, local_address=None))]
+        cafile=None, cadata=None, verify=true, connect_timeout=None, local_address=None,
+        reconnect=None))]
     #[allow(clippy::too_many_arguments)]
     fn connect(
         &self,
@@ -361,6 +365,7 @@ impl Context {
         verify: bool,
         connect_timeout: Option<f64>,
         local_address: Option<&str>,
+        reconnect: Option<PyRef<'_, ReconnectPolicy>>,
     ) -> PyResult<u64> {
         let local_address = match local_address {
             None => None,
@@ -386,6 +391,7 @@ impl Context {
             connect_timeout: opt_duration(connect_timeout, "connect_timeout")?,
             local_address,
             deflate: deflate(compression)?,
+            reconnect: reconnect.map(|r| r.net),
             // The runtime's default (the environment, as python-websockets reads it); a
             // `proxy=` argument is a later change.
             ..ConnectOptions::default()
@@ -649,6 +655,12 @@ impl Context {
     /// Whether the connection is open (handshake done, no close frame sent or received).
     fn is_open(&self, py: Python<'_>, conn: u64) -> PyResult<bool> {
         self.with(py, |i| Ok(i.ctx.is_open(ConnId(conn))))
+    }
+
+    /// Stops reconnecting `conn`: an open connection stays open and its end is final; one
+    /// waiting for its next attempt ends with an `ErrorEvent` at the next poll.
+    fn stop_reconnecting(&self, py: Python<'_>, conn: u64) -> PyResult<()> {
+        self.with(py, |i| i.ctx.stop_reconnecting(ConnId(conn)))
     }
 
     /// Connections of every kind (connecting, open, closing).

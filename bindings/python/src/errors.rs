@@ -190,7 +190,25 @@ fn handshake_error(py: Python<'_>, e: &HandshakeError) -> PyErr {
 }
 
 /// The Python exception for a runtime error.
+/// The attribute on every exception made from a runtime error that carries the runtime's
+/// reconnect verdict (`tidewire_net::reconnect::classify`): `None` not retryable, `0.0`
+/// retryable, more: retryable after that many seconds (`Retry-After`). Read by
+/// `reconnect.rs`'s `Backoff.next_delay`.
+pub const RETRY_ATTR: &str = "_tidewire_retry";
+
 pub fn to_pyerr(py: Python<'_>, e: &Error) -> PyErr {
+    let err = convert(py, e);
+    let mark = match tidewire_net::reconnect::classify(e) {
+        tidewire_net::Retry::Never => None,
+        tidewire_net::Retry::Backoff => Some(0.0),
+        tidewire_net::Retry::After(d) => Some(d.as_secs_f64()),
+    };
+    // Best effort: an exception class that refuses attributes is simply not retried.
+    let _ = err.value(py).setattr(RETRY_ATTR, mark);
+    err
+}
+
+fn convert(py: Python<'_>, e: &Error) -> PyErr {
     let text = e.to_string();
     match e {
         Error::StaleId | Error::NotOpen | Error::ContextGone | Error::ShuttingDown => {

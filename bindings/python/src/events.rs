@@ -85,7 +85,7 @@ macro_rules! repr_by_debug {
         }
     )*};
 }
-repr_by_debug!(u64, u16, Option<u64>);
+repr_by_debug!(u64, u32, u16, Option<u64>);
 
 impl ReprArg for bool {
     fn repr_arg(&self, _py: Python<'_>) -> PyResult<String> {
@@ -122,6 +122,8 @@ event_class!(RequestEvent, "A valid upgrade request on a listener with `handle_r
     [conn: u64, listener: u64, request: Py<RawRequest>, subprotocol: Option<String>], "conn={} listener={} subprotocol={}", conn, listener, subprotocol);
 event_class!(HttpRequestEvent, "A plain HTTP request on a listener with `handle_http`: answer it with `Context.respond`.",
     [conn: u64, listener: u64, request: Py<RawRequest>], "conn={} listener={}", conn, listener);
+event_class!(ReconnectingEvent, "A connection opened with `Context.connect(reconnect=...)` failed or ended and tries again under the same id: attempt `attempt` after `delay` seconds. Not terminal: it comes instead of the `CloseEvent` or `ErrorEvent`. The cause: `error` (the exception an `ErrorEvent` would carry) for a connection that never opened, else `None` and `close_code` (1006 when the transport broke).",
+    [conn: u64, attempt: u32, delay: f64, error: Option<Py<PyAny>>, close_code: u16], "conn={} attempt={} close_code={}", conn, attempt, close_code);
 event_class!(OpenEvent, "The opening handshake completed. `headers`: a client's 101 response headers as `(name, value)` pairs (empty on the server side).",
     [conn: u64, listener: Option<u64>, subprotocol: Option<String>, extensions: Option<String>,
      peer_addr: Py<PyTuple>, path: String, headers: Py<PyList>], "conn={} subprotocol={}", conn, subprotocol);
@@ -264,6 +266,23 @@ pub fn event_object(py: Python<'_>, ev: &Event<'_>) -> PyResult<Py<PyAny>> {
             },
         )?
         .into_any(),
+        Event::Reconnecting {
+            conn,
+            attempt,
+            delay,
+            error,
+            close_code,
+        } => Py::new(
+            py,
+            ReconnectingEvent {
+                conn: conn.0,
+                attempt,
+                delay: delay.as_secs_f64(),
+                error: error.map(|e| to_exception(py, e)),
+                close_code,
+            },
+        )?
+        .into_any(),
         Event::Wake => Py::new(py, WakeEvent {})?.into_any(),
     })
 }
@@ -281,6 +300,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ErrorEvent>()?;
     m.add_class::<SendFailedEvent>()?;
     m.add_class::<WakeEvent>()?;
+    m.add_class::<ReconnectingEvent>()?;
     m.add_class::<CloseHeldEvent>()?;
     Ok(())
 }

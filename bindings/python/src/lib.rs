@@ -5,7 +5,7 @@
 //!
 //! Modules, each using only those listed before it: `convert` (Python <-> Rust values),
 //! `errors` (runtime errors -> exceptions), `events` (the event classes), `publish`
-//! (`PublishReport`), `sender`, `context`, `cluster` (the Redis bridge between processes).
+//! (`PublishReport`), `reconnect` (`ReconnectPolicy`, `Backoff`), `sender`, `context`, `cluster` (the Redis bridge between processes).
 
 use pyo3::prelude::*;
 
@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod events;
 mod publish;
+mod reconnect;
 mod sender;
 
 #[pymodule]
@@ -24,6 +25,8 @@ fn _tidewire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::Context>()?;
     m.add_class::<sender::Sender>()?;
     m.add_class::<publish::PublishReport>()?;
+    m.add_class::<reconnect::ReconnectPolicy>()?;
+    m.add_class::<reconnect::Backoff>()?;
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<cluster::ClusterStatus>()?;
     m.add_class::<cluster::ClusterStats>()?;

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -190,3 +191,89 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+# --- reconnecting clients (tests/sync/test_reconnect.py, tests/asyncio/test_reconnect.py) ---
+# A real echo server process (killed by its PID, restarted on the same port) and a raw HTTP
+# server that answers every upgrade with a scripted status.
+
+RECONNECT_SERVER = """
+import sys, tidewire
+def echo(ws):
+    for m in ws:
+        ws.send(m)
+with tidewire.serve(echo, "127.0.0.1", int(sys.argv[1])) as server:
+    print("listening", flush=True)
+    server.serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -c SERVER PORT``: an echo server in a process of its own."""
+
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RECONNECT_SERVER, str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert "listening" in line, "the server process did not start"
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL, this PID only
+        self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def http_server(answer: Callable[[int], bytes]) -> tuple[int, list[float], Callable[[], None]]:
+    """Answers connection number n (1, 2, ...) with ``answer(n)``; returns the port, the
+    times the requests arrived at (``time.monotonic``) and a function that stops it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    seen: list[float] = []
+
+    def run() -> None:
+        while True:
+            try:
+                s, _ = listener.accept()
+            except OSError:
+                return
+            with s:
+                s.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                seen.append(time.monotonic())
+                s.sendall(answer(len(seen)))
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener.getsockname()[1], seen, listener.close
+
+
+def status(code: int, retry_after: int | None = None) -> bytes:
+    extra = f"Retry-After: {retry_after}\r\n" if retry_after is not None else ""
+    return f"HTTP/1.1 {code} X\r\n{extra}Content-Length: 0\r\n\r\n".encode()
+
+
+@pytest.fixture
+def reconnect_kit() -> object:
+    """``free_port``, ``ServerProcess``, ``http_server``, ``status`` for the reconnect tests."""
+    import types
+
+    return types.SimpleNamespace(
+        free_port=free_port, ServerProcess=ServerProcess, http_server=http_server, status=status
+    )

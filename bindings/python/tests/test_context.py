@@ -19,6 +19,8 @@ from tidewire import (
     MessageEvent,
     OpenEvent,
     PongEvent,
+    ReconnectingEvent,
+    ReconnectPolicy,
     RequestEvent,
     SendFailedEvent,
     WakeEvent,
@@ -209,6 +211,34 @@ def test_connect_errors_are_terminal_error_events():
     events = pump([ctx], lambda ev: of(ErrorEvent, ev))
     assert of(ErrorEvent, events)[0].conn == conn
     assert isinstance(of(ErrorEvent, events)[0].error, ConnectionRefusedError)
+    ctx.free()
+
+
+def test_reconnect_keeps_the_id_and_reports_each_attempt():
+    ctx = Context()
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # refused every time
+    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=2)
+    conn = ctx.connect(f"ws://127.0.0.1:{port}/", reconnect=policy)
+    events = pump([ctx], lambda ev: of(ErrorEvent, ev))
+    retries = of(ReconnectingEvent, events)
+    assert [e.attempt for e in retries] == [1, 2]
+    assert all(e.conn == conn and 0 <= e.delay <= 0.02 for e in retries)
+    assert all(isinstance(e.error, ConnectionRefusedError) and e.close_code == 0 for e in retries)
+    assert isinstance(of(ErrorEvent, events)[0].error, ConnectionRefusedError)
+    assert ctx.connection_count() == 0
+
+    # Stopped while it waits: a final ErrorEvent, nothing more.
+    conn = ctx.connect(f"ws://127.0.0.1:{port}/", reconnect=ReconnectPolicy(initial_delay=5))
+    pump([ctx], lambda ev: of(ReconnectingEvent, ev))
+    ctx.stop_reconnecting(conn)
+    events = pump([ctx], lambda ev: of(ErrorEvent, ev), timeout=1)
+    assert isinstance(of(ErrorEvent, events)[0].error, tidewire.InvalidState)  # aborted
+    assert ctx.connection_count() == 0
     ctx.free()
 
 

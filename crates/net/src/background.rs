@@ -156,6 +156,17 @@ pub enum OwnedEvent {
         source: Source,
         error: Error,
     },
+    /// A client connection with a reconnect policy failed or ended and tries again after
+    /// `delay` (see [`Event::Reconnecting`]): not terminal, the id stays valid.
+    Reconnecting {
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        /// Why the connection failed before it opened; `None` when an open connection ended
+        /// (then `close_code` says how).
+        error: Option<Error>,
+        close_code: u16,
+    },
     /// A command of this handle could not be applied (see [`Event::SendFailed`]).
     SendFailed {
         conn: ConnId,
@@ -178,6 +189,7 @@ impl OwnedEvent {
             | OwnedEvent::Pong { conn, .. }
             | OwnedEvent::Writable { conn }
             | OwnedEvent::Closed { conn, .. }
+            | OwnedEvent::Reconnecting { conn, .. }
             | OwnedEvent::SendFailed { conn, .. } => Some(conn),
             OwnedEvent::Error {
                 source: Source::Conn(conn),
@@ -679,6 +691,19 @@ impl IoThread {
                     };
                     OwnedEvent::Error { source, error }
                 }
+                Raw::Reconnecting {
+                    conn,
+                    attempt,
+                    delay,
+                    error,
+                    close_code,
+                } => OwnedEvent::Reconnecting {
+                    conn: self.app_id(conn),
+                    attempt,
+                    delay,
+                    error: error.and_then(|j| errors.get_mut(j).and_then(Option::take)),
+                    close_code,
+                },
                 Raw::SendFailed { conn, index } => {
                     let Some(error) = errors.get_mut(index).and_then(Option::take) else {
                         continue;
@@ -781,7 +806,10 @@ impl IoThread {
             // Refused at `listen`; a request that comes anyway is not answerable here.
             Event::Request { .. } | Event::HttpRequest { .. } => return None,
             // Handled from the raw list (moved, not copied).
-            Event::Error { .. } | Event::SendFailed { .. } | Event::Wake => return None,
+            Event::Error { .. }
+            | Event::SendFailed { .. }
+            | Event::Reconnecting { .. }
+            | Event::Wake => return None,
         })
     }
 

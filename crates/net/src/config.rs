@@ -10,6 +10,7 @@ use tidewire_proto::deflate::DeflateConfig;
 use tidewire_proto::handshake::{ClientOptions, Limits, Policy};
 
 use crate::proxy::Proxy;
+use crate::reconnect::ReconnectPolicy;
 use crate::resolve::{Resolve, SystemResolver};
 use crate::tls::{TlsAcceptor, TlsConnector};
 
@@ -490,18 +491,28 @@ pub struct ConnectOptions {
     /// letting the proxy resolve it) always uses that proxy. `https://` proxies are not
     /// supported yet. See `crate::proxy` for the path and its timeouts.
     pub proxy: Proxy,
+    /// Reconnect after a retryable failure or end, with this schedule. Default `None`: a
+    /// failure is final. The connection keeps its [`crate::ConnId`] across attempts and
+    /// reports [`crate::Event::Reconnecting`] before each; see `crate::reconnect` for the
+    /// schedule and which failures are retried. Every attempt uses these same options
+    /// (proxy included).
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl ConnectOptions {
     /// Checks the options: what the request will carry (distinct token subprotocols,
     /// header names and values that can be written, none of the handshake's own headers),
-    /// a connect timeout of at least [`MIN_TIMEOUT`], the deflate settings.
+    /// a connect timeout of at least [`MIN_TIMEOUT`], the deflate settings, the reconnect
+    /// policy ([`ReconnectPolicy::validate`]).
     /// [`crate::Context::connect`] calls it. What the request would carry wrongly is an
     /// [`crate::Error::Handshake`], the rest [`crate::Error::InvalidArgument`].
     pub fn validate(&self) -> Result<(), crate::Error> {
         check_time("connect_timeout", self.connect_timeout)?;
         check_deflate(&self.deflate)?;
         self.proxy.validate()?;
+        if let Some(r) = &self.reconnect {
+            r.validate()?;
+        }
         Ok(self.client_options(Limits::default()).validate()?)
     }
 
@@ -532,6 +543,7 @@ impl Default for ConnectOptions {
             local_address: None,
             deflate: Some(DeflateConfig::default()),
             proxy: Proxy::FromEnv,
+            reconnect: None,
         }
     }
 }

@@ -73,6 +73,9 @@ pub(crate) enum Stage {
     Answering,
     /// The WebSocket connection: open or in its closing handshake (`ws` says which).
     Open,
+    /// A reconnecting client between two attempts: no socket, the context's
+    /// `reconnects` entry holds the URL, the options and the schedule (`reconnect.rs`).
+    Waiting,
 }
 
 impl Stage {

@@ -10,6 +10,7 @@
 //!
 //! This file holds the public API; `cycle.rs` the internal steps.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::events::{Events, OpenInfo, Raw};
 use crate::limits::AddrTable;
 use crate::listener::{self, Listener};
 use crate::proxy::ProxyDial;
+use crate::reconnect::{Backoff, Redial};
 use crate::resolve::ResolverPool;
 use crate::sender::{Inbox, Sender, Shared};
 use crate::slab::{split, ConnId, ListenerId, Slab};
@@ -94,6 +96,9 @@ pub struct Context {
     pub(crate) accept_retry: Option<Instant>,
     /// Topics and their subscribers (`publish.rs`).
     pub(crate) topics: Topics,
+    /// Client connections with a reconnect policy (`reconnect.rs`), by id. Empty unless
+    /// some connection asked for it: the paths that look at it check `is_empty` first.
+    pub(crate) reconnects: HashMap<u64, Redial>,
 }
 
 impl Context {
@@ -146,6 +151,7 @@ impl Context {
             more_ready: false,
             accept_retry: None,
             topics: Topics::default(),
+            reconnects: HashMap::new(),
         })
     }
 
@@ -290,6 +296,10 @@ impl Context {
     /// connection reports [`crate::Event::Open`] or a terminal [`crate::Event::Error`] saying
     /// what failed. Errors returned here are about the arguments (bad URL, header, TLS
     /// configuration) or local resources.
+    ///
+    /// With [`ConnectOptions::reconnect`], a retryable failure or end is followed by
+    /// [`crate::Event::Reconnecting`] and a new attempt under the same id (see
+    /// [`crate::reconnect`]); [`Context::close`] or [`Context::stop_reconnecting`] ends that.
     pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId> {
         if self.shutdown.is_some() {
             return Err(Error::ShuttingDown);
@@ -298,6 +308,77 @@ impl Context {
         if self.conns.len() >= self.config.max_connections {
             return Err(Error::TooManyConnections);
         }
+        let redial = options.reconnect.map(|policy| Redial {
+            url: url.to_owned(),
+            options: options.clone(),
+            backoff: Backoff::new(policy),
+            due: None,
+        });
+        let (conn, timeout) = self.new_dial(url, options)?;
+        let now = conn.last_rx;
+        let id = self.conns.insert(conn).ok_or(Error::TooManyConnections)?;
+        self.arm_phase(id, now + timeout);
+        let started = self.resolve_next(id);
+        if let Err(e) = started {
+            self.conns.remove(id);
+            return Err(e);
+        }
+        if let Some(r) = redial {
+            self.reconnects.insert(id, r);
+        }
+        Ok(ConnId(id))
+    }
+
+    /// Stops reconnecting `conn`: an open connection stays open and its end becomes final;
+    /// one waiting for its next attempt ends now with [`crate::Event::Error`]
+    /// ([`Error::Aborted`]) at the next poll; one being set up goes on, and its failure is
+    /// final. A connection without a reconnect policy is left as it is.
+    pub fn stop_reconnecting(&mut self, conn: ConnId) -> Result<()> {
+        let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if self.reconnects.remove(&conn.0).is_some() && matches!(c.stage, Stage::Waiting) {
+            c.set(flag::ABORT);
+            self.mark_dirty(conn.0);
+        }
+        Ok(())
+    }
+
+    /// The next attempt of a reconnecting connection is due: dial again under the same id.
+    pub(crate) fn redial(&mut self, id: u64, at: Instant, ev: &mut Events) {
+        let Some(r) = self.reconnects.get_mut(&id).filter(|r| r.due == Some(at)) else {
+            return;
+        };
+        r.due = None;
+        if self.shutdown.is_some() {
+            return; // `drop_unopened` ends it
+        }
+        let (url, options) = (r.url.clone(), r.options.clone());
+        let waiting = self
+            .conns
+            .get(id)
+            .is_some_and(|c| matches!(c.stage, Stage::Waiting) && !c.has(flag::ABORT));
+        if !waiting {
+            return;
+        }
+        let started = self
+            .new_dial(&url, options)
+            .and_then(|(mut conn, timeout)| {
+                if let Some(slot) = self.conns.get_mut(id) {
+                    // See `finish`: a pending keepalive entry is inherited, not duplicated.
+                    if slot.has(flag::KEEPALIVE) {
+                        conn.set(flag::KEEPALIVE);
+                    }
+                    *slot = conn;
+                }
+                self.arm_phase(id, self.now + timeout);
+                self.resolve_next(id)
+            });
+        if let Err(e) = started {
+            self.finish(id, ev, Some(e));
+        }
+    }
+
+    /// A client connection ready to resolve (not in the slab yet), and its connect timeout.
+    fn new_dial(&mut self, url: &str, options: ConnectOptions) -> Result<(Conn, Duration)> {
         let url = Url::parse(url).map_err(|e| Error::InvalidUrl(format!("{url:?}: {e}")))?;
         // Built now so that a bad header or subprotocol is an error of this call.
         let handshake = ClientHandshake::new(
@@ -349,14 +430,7 @@ impl Context {
         let mut conn = Conn::new(None, Stage::Resolving(dial), now);
         conn.tls = tls;
         conn.set(flag::VISIBLE);
-        let id = self.conns.insert(conn).ok_or(Error::TooManyConnections)?;
-        self.arm_phase(id, now + timeout);
-        let started = self.resolve_next(id);
-        if let Err(e) = started {
-            self.conns.remove(id);
-            return Err(e);
-        }
-        Ok(ConnId(id))
+        Ok((conn, timeout))
     }
 
     fn default_connector(&mut self) -> Result<TlsConnector> {
@@ -556,10 +630,15 @@ impl Context {
     /// Starts the closing handshake with `code` and `reason` (at most 123 bytes of UTF-8).
     /// The connection ends with [`crate::Event::Closed`] when the peer answers, or after
     /// [`Config::close_timeout`]. A connection that is not open yet is dropped at once
-    /// (reported by a terminal [`crate::Event::Error`] at the next poll).
+    /// (reported by a terminal [`crate::Event::Error`] at the next poll). A reconnecting
+    /// connection stops reconnecting, also during the delay before its next attempt.
     pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) -> Result<()> {
         let close_timeout = self.config.close_timeout;
         let c = self.conns.get_mut(conn.0).ok_or(Error::StaleId)?;
+        if !self.reconnects.is_empty() {
+            // A close the application asked for is never retried.
+            self.reconnects.remove(&conn.0);
+        }
         if !c.stage.is_open() {
             c.set(flag::ABORT);
             self.mark_dirty(conn.0);

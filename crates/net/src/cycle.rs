@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::events::{Data, Events, Raw, Source, MIN_READ};
 use crate::limits::addr_key;
 use crate::proxy::{ProxyFailure, Step as ProxyStep};
+use crate::reconnect::{classify, classify_close, Retry};
 use crate::sender::Command;
 use crate::slab::{split, ConnId, ListenerId};
 use crate::timer::TimerKind;
@@ -324,7 +325,10 @@ impl Context {
             };
             if matches!(
                 c.stage,
-                Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
+                Stage::Resolving(_)
+                    | Stage::Connecting(_)
+                    | Stage::AwaitingDecision(_)
+                    | Stage::Waiting
             ) || c.has(flag::EOF | flag::PAUSED | flag::OUT_FULL)
             {
                 return;
@@ -622,7 +626,10 @@ impl Context {
             }
             if matches!(
                 c.stage,
-                Stage::Resolving(_) | Stage::Connecting(_) | Stage::AwaitingDecision(_)
+                Stage::Resolving(_)
+                    | Stage::Connecting(_)
+                    | Stage::AwaitingDecision(_)
+                    | Stage::Waiting
             ) {
                 continue;
             }
@@ -702,8 +709,29 @@ impl Context {
 
     /// Removes a connection and reports its end: `Closed` if it was open, `Error` with
     /// `cause` if the application knew it, nothing otherwise.
+    ///
+    /// A reconnecting client (`reconnect.rs`) keeps its slot, and so its id: its state is
+    /// swapped for a `Waiting` placeholder, which stays when another attempt follows
+    /// (reported by `Reconnecting`) and goes otherwise.
     pub(crate) fn finish(&mut self, id: u64, ev: &mut Events, cause: Option<Error>) {
-        let Some(mut c) = self.conns.remove(id) else {
+        let redial = !self.reconnects.is_empty() && self.reconnects.contains_key(&id);
+        let taken = if redial {
+            let now = self.now;
+            self.conns.get_mut(id).map(|slot| {
+                let mut waiting = Conn::new(None, Stage::Waiting, now);
+                waiting.set(flag::VISIBLE);
+                // A keepalive entry still in the heap names this id: the flag goes along,
+                // so that the next incarnation continues that chain instead of starting a
+                // second one (`arm_keepalive`).
+                if slot.has(flag::KEEPALIVE) {
+                    waiting.set(flag::KEEPALIVE);
+                }
+                std::mem::replace(slot, waiting)
+            })
+        } else {
+            self.conns.remove(id)
+        };
+        let Some(mut c) = taken else {
             return;
         };
         if !c.topics.is_empty() {
@@ -744,6 +772,14 @@ impl Context {
                 },
                 None => (1006, "", false, false),
             };
+            if redial
+                && self
+                    .redial_or_forget(id, ev, classify_close(code), None, code)
+                    .is_ok()
+            {
+                // Reported by `Reconnecting` instead: `Closed` stays terminal.
+                return;
+            }
             let reason = if reason.is_empty() {
                 Data::EMPTY
             } else {
@@ -757,7 +793,55 @@ impl Context {
                 remote,
             });
         } else if c.has(flag::VISIBLE) {
-            ev.push_error(Source::Conn(conn), cause.unwrap_or(Error::Aborted));
+            let cause = cause.unwrap_or(Error::Aborted);
+            let cause = if redial {
+                match self.redial_or_forget(id, ev, classify(&cause), Some(cause), 0) {
+                    Ok(()) => return,
+                    Err(cause) => cause.unwrap_or(Error::Aborted),
+                }
+            } else {
+                cause
+            };
+            ev.push_error(Source::Conn(conn), cause);
+        } else if redial {
+            let _ = self.redial_or_forget(id, ev, Retry::Never, None, 0);
+        }
+    }
+
+    /// After a reconnecting client failed or ended: schedules its next attempt and reports
+    /// `Reconnecting`, or, when that was the last one (not retryable, attempts used up,
+    /// shutting down), forgets it and frees its slot, giving `error` back for the caller to
+    /// report.
+    fn redial_or_forget(
+        &mut self,
+        id: u64,
+        ev: &mut Events,
+        retry: Retry,
+        error: Option<Error>,
+        close_code: u16,
+    ) -> Result<(), Option<Error>> {
+        let retry = if self.shutdown.is_some() {
+            Retry::Never
+        } else {
+            retry
+        };
+        let now = self.now;
+        let next = self.reconnects.get_mut(&id).and_then(|r| {
+            let delay = r.backoff.next_delay(retry, now)?;
+            r.due = Some(now + delay);
+            Some((r.backoff.attempt(), delay))
+        });
+        match next {
+            Some((attempt, delay)) => {
+                self.timers.push(now + delay, id, TimerKind::Reconnect);
+                ev.push_reconnecting(ConnId(id), attempt, delay, error, close_code);
+                Ok(())
+            }
+            None => {
+                self.reconnects.remove(&id);
+                self.conns.remove(id);
+                Err(error)
+            }
         }
     }
 }

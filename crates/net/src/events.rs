@@ -10,6 +10,7 @@
 //! events and call `Context::send_*` at the same time.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tidewire_proto::handshake::{Header, Request};
 use tidewire_proto::MessageKind;
@@ -93,6 +94,14 @@ pub(crate) enum Raw {
         conn: ConnId,
         index: usize,
     },
+    Reconnecting {
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        /// Index into `errors`, or `None` after a `Closed` (then `close_code` says why).
+        error: Option<usize>,
+        close_code: u16,
+    },
     Wake,
 }
 
@@ -116,7 +125,10 @@ pub enum Source {
 /// * a server connection the application never saw (bad request, 426, Origin refused,
 ///   handshake timeout) and one it answered itself with `reject` / `respond` end silently.
 ///
-/// After its last event a connection's id is stale.
+/// After its last event a connection's id is stale. A client connection with
+/// [`crate::ConnectOptions::reconnect`] gets [`Event::Reconnecting`] instead of its `Closed`
+/// or `Error` when another attempt follows; its id stays valid, and the attempt ends the
+/// same way (`Open`, `Reconnecting`, or a terminal event).
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A valid upgrade request on a listener with `handle_requests`, that passed the
@@ -199,6 +211,23 @@ pub enum Event<'a> {
         conn: ConnId,
         error: &'a Error,
     },
+    /// A client connection with [`crate::ConnectOptions::reconnect`] failed or ended, and
+    /// attempt number `attempt` (1, 2, ... since the last reset) starts after `delay`. Not
+    /// terminal: it takes the place of the `Closed` or `Error` event, and the id stays
+    /// valid. The attempt ends with [`Event::Open`] (same `conn`), another `Reconnecting`,
+    /// or a terminal [`Event::Error`] once the failure is not retryable or the attempts are
+    /// used up. The cause: `error` for a connection that failed before it opened (`None`
+    /// otherwise); `close_code` for an open connection that ended (the code its `Closed`
+    /// would have had, 1006 when the transport broke; 0 otherwise).
+    /// [`crate::Context::close`] stops it at any time, also during the delay (the
+    /// connection then ends with `Error(Aborted)`).
+    Reconnecting {
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        error: Option<&'a Error>,
+        close_code: u16,
+    },
     /// [`crate::Sender::wake`] was called.
     Wake,
 }
@@ -232,7 +261,8 @@ impl<'a> Event<'a> {
             | Event::Pong { conn, .. }
             | Event::Writable { conn }
             | Event::Closed { conn, .. }
-            | Event::SendFailed { conn, .. } => Some(conn),
+            | Event::SendFailed { conn, .. }
+            | Event::Reconnecting { conn, .. } => Some(conn),
             Event::Error {
                 source: Source::Conn(conn),
                 ..
@@ -386,6 +416,27 @@ impl Events {
         });
     }
 
+    pub(crate) fn push_reconnecting(
+        &mut self,
+        conn: ConnId,
+        attempt: u32,
+        delay: Duration,
+        error: Option<Error>,
+        close_code: u16,
+    ) {
+        let error = error.map(|e| {
+            self.errors.push(e);
+            self.errors.len() - 1
+        });
+        self.list.push(Raw::Reconnecting {
+            conn,
+            attempt,
+            delay,
+            error,
+            close_code,
+        });
+    }
+
     pub(crate) fn push_send_failed(&mut self, conn: ConnId, error: Error) {
         self.errors.push(error);
         self.list.push(Raw::SendFailed {
@@ -485,6 +536,19 @@ impl Events {
             Raw::SendFailed { conn, index } => match self.errors.get(index) {
                 Some(error) => Event::SendFailed { conn, error },
                 None => Event::Wake,
+            },
+            Raw::Reconnecting {
+                conn,
+                attempt,
+                delay,
+                error,
+                close_code,
+            } => Event::Reconnecting {
+                conn,
+                attempt,
+                delay,
+                error: error.and_then(|i| self.errors.get(i)),
+                close_code,
             },
             Raw::Wake => Event::Wake,
         }

@@ -60,6 +60,11 @@ impl Context {
         };
         push_open(ev, ConnId(id), info);
         self.arm_keepalive(id);
+        if !self.reconnects.is_empty() {
+            if let Some(r) = self.reconnects.get_mut(&id) {
+                r.backoff.opened(self.now);
+            }
+        }
         true
     }
 

@@ -29,6 +29,10 @@
 //! A program whose thread must never wait on the network (a game engine, a GUI) can instead
 //! run the context on its own I/O thread with [`Background`]: it sends from any thread and
 //! drains [`OwnedEvent`]s once per frame without blocking.
+//!
+//! Client connections may reconnect by themselves, opt-in: [`ConnectOptions::reconnect`]
+//! with a [`ReconnectPolicy`]; each retry is an [`Event::Reconnecting`] and the connection
+//! keeps its [`ConnId`]. The schedule and which failures are retried: [`reconnect`].
 
 mod background;
 mod cluster;
@@ -44,6 +48,7 @@ mod limits;
 mod listener;
 mod proxy;
 mod publish;
+pub mod reconnect;
 mod resolve;
 mod rtt;
 mod sender;
@@ -68,6 +73,7 @@ pub use error::{Error, Result, TimeoutKind};
 pub use events::{Event, Events, Source, DEFAULT_RECEIVE_BUFFER};
 pub use proxy::{proxy_from_env, Proxy, ProxyFailure};
 pub use publish::{PublishReport, SLOW_CLOSE_CODE};
+pub use reconnect::{Backoff, ReconnectPolicy, Retry};
 pub use resolve::{Resolve, SystemResolver};
 pub use sender::Sender;
 pub use slab::{ConnId, ListenerId};

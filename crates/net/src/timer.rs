@@ -24,6 +24,8 @@ pub(crate) enum TimerKind {
     Phase,
     /// Ping interval and idle timeout of an open connection.
     Keepalive,
+    /// The next attempt of a reconnecting client (`reconnect.rs`).
+    Reconnect,
 }
 
 #[derive(Default)]
@@ -52,6 +54,15 @@ impl Timers {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Entries of one kind for one connection (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn count(&self, conn: u64, kind: TimerKind) -> usize {
+        self.heap
+            .iter()
+            .filter(|Reverse((_, c, k))| *c == conn && *k == kind)
+            .count()
     }
 }
 
@@ -88,6 +99,7 @@ impl Context {
                     self.finish(id, ev, Some(Error::Timeout(kind)));
                 }
                 TimerKind::Keepalive => self.keepalive(id, ev),
+                TimerKind::Reconnect => self.redial(id, at, ev),
             }
         }
         if self.shutdown.is_some_and(|d| self.now >= d) {

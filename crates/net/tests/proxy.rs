@@ -18,7 +18,7 @@ use common::{Harness, TEST_DEADLINE};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tidewire_net::{
     Config, ConnectOptions, Error, Event, ListenOptions, MessageKind, Proxy, ProxyError,
-    ProxyFailure, TimeoutKind, TlsAcceptor, TlsClientOptions, TlsConnector,
+    ProxyFailure, ReconnectPolicy, TimeoutKind, TlsAcceptor, TlsClientOptions, TlsConnector,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -725,4 +725,91 @@ fn bytes_after_the_proxy_answer_reach_the_upgrade() {
         status.is_some()
     }));
     assert_eq!(status, Some(418));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reconnecting through a proxy
+// ---------------------------------------------------------------------------------------
+
+/// A reconnect uses the connection's options again, proxy and its credentials included:
+/// the server ends the first connection with 1001, the client comes back through tinyproxy
+/// (wss, so TLS inside the tunnel) under the same id, and the proxy saw two CONNECTs.
+#[test]
+fn a_reconnect_goes_through_the_same_proxy() {
+    let Some(proxy) = tinyproxy(
+        "a_reconnect_goes_through_the_same_proxy",
+        Some(("user", "secret")),
+        None,
+    ) else {
+        return;
+    };
+    let mut s = Servers::new();
+    let url = s.url(true, "127.0.0.1");
+    let options = ConnectOptions {
+        reconnect: Some(ReconnectPolicy {
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            max_attempts: Some(3),
+            reset_after: Duration::from_secs(10),
+        }),
+        ..s.options(
+            proxy_of(&proxy.url("http", "user:secret@")),
+            Duration::from_secs(10),
+        )
+    };
+    let client = s.h.ctx.connect(&url, options).expect("connect");
+    let (mut opens, mut retried, mut echoed) = (0, false, false);
+    assert!(s.h.run_until(TEST_DEADLINE, |ctx, ev| {
+        match ev {
+            Event::Open {
+                conn,
+                listener: Some(_),
+                ..
+            } if opens == 0 => {
+                ctx.close(conn, 1001, "restarting").expect("close");
+            }
+            Event::Open { conn, .. } if conn == client => {
+                opens += 1;
+                if opens == 2 {
+                    ctx.send_text(client, "back").expect("send");
+                }
+            }
+            Event::Reconnecting {
+                conn,
+                attempt,
+                close_code,
+                error,
+                ..
+            } => {
+                assert_eq!(conn, client);
+                assert_eq!((attempt, close_code), (1, 1001));
+                assert!(error.is_none());
+                retried = true;
+            }
+            Event::Message { conn, kind, data } if conn != client => {
+                ctx.send(conn, kind, data).expect("echo");
+            }
+            Event::Message { conn, data, .. } if conn == client => {
+                assert_eq!(data, b"back");
+                echoed = true;
+            }
+            Event::Error { error, .. } if ev.conn() == Some(client) => panic!("{error}"),
+            _ => {}
+        }
+        echoed
+    }));
+    assert!(retried && opens == 2);
+    s.h.ctx.close(client, 1000, "").expect("close");
+    let mut closed = 0;
+    s.h.run_until(TEST_DEADLINE, |_, ev| {
+        if let Event::Closed { .. } = ev {
+            closed += 1;
+        }
+        closed == 2
+    });
+    let log = std::fs::read_to_string(proxy.dir.join("tinyproxy.log")).unwrap_or_default();
+    let connects = log
+        .matches(&format!("CONNECT 127.0.0.1:{}", s.wss_port))
+        .count();
+    assert_eq!(connects, 2, "tinyproxy's log:\n{log}");
 }

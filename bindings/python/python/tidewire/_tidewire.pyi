@@ -7,6 +7,7 @@ from typing import Any, ClassVar, final
 __all__ = [
     "__version__",
     "_init",
+    "Backoff",
     "CloseEvent",
     "CloseHeldEvent",
     "Cluster",
@@ -21,6 +22,8 @@ __all__ = [
     "PongEvent",
     "PublishReport",
     "RawRequest",
+    "ReconnectPolicy",
+    "ReconnectingEvent",
     "RequestEvent",
     "SendFailedEvent",
     "Sender",
@@ -105,6 +108,7 @@ class Context:
         verify: bool = True,
         connect_timeout: float | None = None,
         local_address: str | None = None,
+        reconnect: ReconnectPolicy | None = None,
     ) -> int: ...
     def accept(
         self, conn: int, subprotocol: str | None = None, headers: _Headers | None = None
@@ -144,6 +148,7 @@ class Context:
     def latency(self, conn: int) -> float: ...
     def peer_addr(self, conn: int) -> tuple[str, int]: ...
     def is_open(self, conn: int) -> bool: ...
+    def stop_reconnecting(self, conn: int) -> None: ...
     def connection_count(self) -> int: ...
     def sender(self) -> Sender: ...
     def shutdown(self, grace: float) -> None: ...
@@ -376,6 +381,51 @@ class SendFailedEvent:
 @final
 class WakeEvent:
     __match_args__: ClassVar[Any]
+
+@final
+class ReconnectingEvent:
+    __match_args__: ClassVar[Any]
+    @property
+    def conn(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def delay(self) -> float: ...
+    @property
+    def error(self) -> BaseException | None: ...
+    @property
+    def close_code(self) -> int: ...
+
+@final
+class ReconnectPolicy:
+    """How to reconnect: exponential backoff with full jitter, checked by the runtime."""
+
+    def __new__(
+        cls,
+        *,
+        initial_delay: float = 1.0,
+        max_delay: float = 30.0,
+        max_attempts: int | None = None,
+        reset_after: float = 10.0,
+    ) -> ReconnectPolicy: ...
+    @property
+    def initial_delay(self) -> float: ...
+    @property
+    def max_delay(self) -> float: ...
+    @property
+    def max_attempts(self) -> int | None: ...
+    @property
+    def reset_after(self) -> float: ...
+    def backoff(self, seed: int | None = None) -> Backoff: ...
+
+@final
+class Backoff:
+    """One reconnecting loop's schedule (the runtime's)."""
+
+    @property
+    def attempt(self) -> int: ...
+    def opened(self) -> None: ...
+    def next_delay(self, exc: BaseException | None = None) -> float | None: ...
 
 @final
 class CloseHeldEvent:

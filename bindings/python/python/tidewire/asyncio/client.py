@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
+import logging
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any, Optional, Union
 
 from .._client_model import ClientModel, client_setup
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
+from .._tidewire import ReconnectPolicy
 from ..datastructures import HeadersLike
 from ._driver import Driver
 from .connection import Connection
 
 __all__ = ["connect", "ClientConnection"]
+
+logger = logging.getLogger("tidewire.client")
 
 
 class ClientConnection(ClientModel["asyncio.Future[float]"], Connection):
@@ -23,7 +27,19 @@ class ClientConnection(ClientModel["asyncio.Future[float]"], Connection):
 
 class connect:
     """Opens a WebSocket connection: ``ws = await connect(uri)``, or
-    ``async with connect(uri) as ws:`` which closes it at the end.
+    ``async with connect(uri) as ws:`` which closes it at the end, or
+    ``async for ws in connect(uri):`` which reconnects.
+
+    ``async for`` behaves as python-websockets' does: it yields a new connection each time
+    one opens, and when the body of the loop is done with it (typically after catching
+    ``ConnectionClosed`` and going on with ``continue``) the connection is closed and the
+    next one is opened. A failure to connect that the runtime classifies as retryable
+    (network failures, timeouts, a 5xx or 429 answer, whose ``Retry-After`` is honoured)
+    is retried after the delay of ``reconnect`` (a ``tidewire.ReconnectPolicy``; default
+    ``ReconnectPolicy()``: full-jitter exponential backoff from 1 s up to 30 s, unlimited
+    attempts); any other failure (a 4xx, a TLS certificate failure, a bad URI, ...), or one
+    after ``max_attempts`` attempts in a row, is raised. Leaving the loop (``break``, an
+    exception) stops it. The schedule and the classification are tidewire-net's.
 
     Same arguments as ``tidewire.connect`` (``max_queue``, default 16 messages, and
     ``max_queue_bytes``, default 1 MiB, bound what waits for ``recv``: see there). Raises
@@ -48,7 +64,11 @@ class connect:
         write_limit: Union[int, tuple[int, int], None] = None,
         max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+        reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
+        if reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
+            raise TypeError("reconnect must be a tidewire.ReconnectPolicy or None")
+        self._reconnect = reconnect
         self._setup = client_setup(
             uri,
             subprotocols=subprotocols,
@@ -77,6 +97,33 @@ class connect:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        backoff = (self._reconnect or ReconnectPolicy()).backoff()
+        while True:
+            try:
+                conn = await self._create()
+            except Exception as exc:
+                delay = backoff.next_delay(exc)
+                if delay is None:
+                    raise
+                logger.info(
+                    "connect failed; reconnecting in %.3f s (attempt %d): %s",
+                    delay,
+                    backoff.attempt,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            backoff.opened()
+            try:
+                yield conn
+            finally:
+                await conn.close()
+            delay = backoff.next_delay(None)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
 
     async def _create(self) -> ClientConnection:
         loop = asyncio.get_running_loop()

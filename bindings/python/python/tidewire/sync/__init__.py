@@ -1,7 +1,7 @@
 """The blocking API: ``connect`` and ``serve``, a thread per server connection."""
 
 from .._protocol import broadcast
-from .client import ClientConnection, connect
+from .client import ClientConnection, Reconnecting, connect
 from .connection import Connection, State
 from .server import Server, ServerConnection, serve
 
@@ -10,6 +10,7 @@ __all__ = [
     "serve",
     "broadcast",
     "ClientConnection",
+    "Reconnecting",
     "ServerConnection",
     "Server",
     "Connection",

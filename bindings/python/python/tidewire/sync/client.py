@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
-from typing import Any, Optional, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, Optional, Union, overload
 
-from .._client_model import ClientModel, client_setup
+from .._client_model import ClientModel, ClientSetup, client_setup
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
+from .._tidewire import ReconnectPolicy
 from ..datastructures import HeadersLike
 from ._engine import Engine
 from .connection import Connection, State
 
-__all__ = ["connect", "ClientConnection"]
+__all__ = ["connect", "ClientConnection", "Reconnecting"]
+
+logger = logging.getLogger("tidewire.client")
 
 
 class ClientConnection(ClientModel[threading.Event], Connection):
@@ -40,6 +44,113 @@ class ClientConnection(ClientModel[threading.Event], Connection):
         raise error
 
 
+class Reconnecting:
+    """What ``connect(uri, reconnect=...)`` returns: ``for ws in connect(uri, reconnect=True)``
+    yields a new open connection each time one opens, as ``async for`` over
+    ``tidewire.asyncio.connect`` does. When the body of the loop is done with a connection
+    (typically after catching ``ConnectionClosed`` and going on with ``continue``), it is
+    closed and the next one opened. A failure to connect that the runtime classifies as
+    retryable (network failures, timeouts, a 5xx or 429 answer, whose ``Retry-After`` is
+    honoured) is retried after the policy's delay; any other failure (a 4xx, a TLS
+    certificate failure, a bad URI, ...), or one after ``max_attempts`` attempts in a row,
+    is raised. Leaving the loop stops it; ``stop()`` (from any thread) ends it at the next
+    step, also during a delay. The schedule and the classification are tidewire-net's."""
+
+    def __init__(self, setup: ClientSetup, policy: ReconnectPolicy) -> None:
+        self._setup = setup
+        self._policy = policy
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Ends the loop: no further attempt; a delay in progress ends at once."""
+        self._stopped.set()
+
+    def __iter__(self) -> Iterator[ClientConnection]:
+        backoff = self._policy.backoff()
+        while not self._stopped.is_set():
+            try:
+                conn = _open(self._setup)
+            except Exception as exc:
+                delay = backoff.next_delay(exc)
+                if delay is None:
+                    raise
+                logger.info(
+                    "connect failed; reconnecting in %.3f s (attempt %d): %s",
+                    delay,
+                    backoff.attempt,
+                    exc,
+                )
+                if self._stopped.wait(delay):
+                    return
+                continue
+            backoff.opened()
+            try:
+                yield conn
+            finally:
+                conn.close()
+            delay = backoff.next_delay(None)
+            if delay is None or self._stopped.wait(delay):
+                return
+
+
+def _open(setup: ClientSetup) -> ClientConnection:
+    ctx, conn_id = setup.start()
+    engine = Engine(ctx, name="tidewire-client", exit_when_idle=True, user_watches=True)
+    conn = ClientConnection(
+        engine, conn_id, close_timeout=setup.close_timeout, queue_limits=setup.queue_limits
+    )
+    conn.request = setup.request()
+    engine.handlers[conn_id] = conn
+    engine.start()
+    conn._wait_open(setup.open_timeout)
+    return conn
+
+
+_Reconnect = Union[bool, ReconnectPolicy, None]
+
+
+@overload
+def connect(
+    uri: str,
+    *,
+    subprotocols: Optional[Sequence[str]] = ...,
+    additional_headers: Optional[HeadersLike] = ...,
+    origin: Optional[str] = ...,
+    compression: Optional[str] = ...,
+    max_size: Optional[int] = ...,
+    open_timeout: Optional[float] = ...,
+    close_timeout: Optional[float] = ...,
+    ping_interval: Optional[float] = ...,
+    ping_timeout: Optional[float] = ...,
+    ssl: Any = ...,
+    write_limit: Union[int, tuple[int, int], None] = ...,
+    max_queue: QueueLimit = ...,
+    max_queue_bytes: QueueLimit = ...,
+    reconnect: Literal[False, None] = ...,
+) -> ClientConnection: ...
+
+
+@overload
+def connect(
+    uri: str,
+    *,
+    subprotocols: Optional[Sequence[str]] = ...,
+    additional_headers: Optional[HeadersLike] = ...,
+    origin: Optional[str] = ...,
+    compression: Optional[str] = ...,
+    max_size: Optional[int] = ...,
+    open_timeout: Optional[float] = ...,
+    close_timeout: Optional[float] = ...,
+    ping_interval: Optional[float] = ...,
+    ping_timeout: Optional[float] = ...,
+    ssl: Any = ...,
+    write_limit: Union[int, tuple[int, int], None] = ...,
+    max_queue: QueueLimit = ...,
+    max_queue_bytes: QueueLimit = ...,
+    reconnect: Union[Literal[True], ReconnectPolicy],
+) -> Reconnecting: ...
+
+
 def connect(
     uri: str,
     *,
@@ -56,7 +167,8 @@ def connect(
     write_limit: Union[int, tuple[int, int], None] = None,
     max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
     max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
-) -> ClientConnection:
+    reconnect: _Reconnect = None,
+) -> Union[ClientConnection, Reconnecting]:
     """Opens a WebSocket connection to ``uri`` (``ws://`` or ``wss://``) and returns it
     once the opening handshake completed.
 
@@ -70,7 +182,14 @@ def connect(
     with an HTTP status, ``InvalidMessage`` when it closed or reset the connection without
     answering, as a server over its connection limit does), ``TimeoutError`` after
     ``open_timeout``, ``OSError`` when the connection failed.
+
+    ``reconnect=True`` (the default ``tidewire.ReconnectPolicy()``) or a
+    ``ReconnectPolicy``: returns a ``Reconnecting`` instead, for
+    ``for ws in connect(uri, reconnect=True):`` loops that reconnect with backoff (see
+    there). Nothing is opened before the loop starts; the arguments are checked at once.
     """
+    if reconnect is not None and not isinstance(reconnect, (bool, ReconnectPolicy)):
+        raise TypeError("reconnect must be a bool, a tidewire.ReconnectPolicy or None")
     setup = client_setup(
         uri,
         subprotocols=subprotocols,
@@ -87,13 +206,8 @@ def connect(
         max_queue=max_queue,
         max_queue_bytes=max_queue_bytes,
     )
-    ctx, conn_id = setup.start()
-    engine = Engine(ctx, name="tidewire-client", exit_when_idle=True, user_watches=True)
-    conn = ClientConnection(
-        engine, conn_id, close_timeout=close_timeout, queue_limits=setup.queue_limits
-    )
-    conn.request = setup.request()
-    engine.handlers[conn_id] = conn
-    engine.start()
-    conn._wait_open(open_timeout)
-    return conn
+    if isinstance(reconnect, ReconnectPolicy):
+        return Reconnecting(setup, reconnect)
+    if reconnect:
+        return Reconnecting(setup, ReconnectPolicy())
+    return _open(setup)
