@@ -65,6 +65,8 @@ from .exceptions import (
     NegotiationError,
     PayloadTooBig,
     ProtocolError,
+    ProxyError,
+    ProxyTimeoutError,
     WebSocketException,
 )
 from .sync import ClientConnection, Server, ServerConnection, State, connect, serve
@@ -121,6 +123,8 @@ __all__ = [
     "InvalidHeader",
     "InvalidStatus",
     "NegotiationError",
+    "ProxyError",
+    "ProxyTimeoutError",
     "ProtocolError",
     "PayloadTooBig",
     "InvalidState",

@@ -105,6 +105,7 @@ class Context:
         verify: bool = True,
         connect_timeout: float | None = None,
         local_address: str | None = None,
+        proxy: str | bool | None = True,
     ) -> int: ...
     def accept(
         self, conn: int, subprotocol: str | None = None, headers: _Headers | None = None
