@@ -860,3 +860,53 @@ fn bytes_after_the_proxy_answer_reach_the_upgrade() {
     }));
     assert_eq!(status, Some(418));
 }
+
+/// Messages of several megabytes both ways through the HTTPS proxy: the proxy TLS's output
+/// waits for the socket (back-pressure through two TLS layers for wss://) and nothing is
+/// lost or reordered.
+#[test]
+fn large_messages_through_the_https_proxy() {
+    let test = "large_messages_through_the_https_proxy";
+    let Some(upstream) = tinyproxy(test, None, None) else {
+        return;
+    };
+    let proxy_pki = pki();
+    let Some(proxy) = https_proxy(test, &upstream, &proxy_pki) else {
+        return;
+    };
+    let mut s = Servers::trusting(&proxy_pki.ca_pem);
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    for secure in [false, true] {
+        let url = s.url(secure, "127.0.0.1");
+        let options = s.options(proxy_of(&proxy.url("https", "")), Duration::from_secs(10));
+        let client = s.h.ctx.connect(&url, options).expect("connect");
+        let mut echoed = 0;
+        assert!(
+            s.h.run_until(TEST_DEADLINE, |ctx, ev| {
+                match ev {
+                    Event::Open { conn, .. } if conn == client => {
+                        for _ in 0..3 {
+                            ctx.send(client, MessageKind::Binary, &big).expect("send");
+                        }
+                    }
+                    Event::Message { conn, kind, data } if conn != client => {
+                        ctx.send(conn, kind, data).expect("echo");
+                    }
+                    Event::Message { conn, data, .. } if conn == client => {
+                        assert!(data == &big[..], "message {echoed} changed on the way");
+                        echoed += 1;
+                    }
+                    Event::Error { error, .. } if ev.conn() == Some(client) => {
+                        panic!("secure={secure}: {error}")
+                    }
+                    _ => {}
+                }
+                echoed == 3
+            }),
+            "secure={secure}: {echoed} of 3 echoed"
+        );
+        s.h.ctx.close(client, 1000, "").expect("close");
+    }
+}
