@@ -52,11 +52,14 @@ redis-tools: ## install redis-server from Debian when missing
 	  echo "== installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
-# crates/net/tests/proxy.rs starts its own tinyproxy and danted (free ports, stopped by PID).
-proxy-tools: ## install tinyproxy and dante-server (danted) from Debian when missing
-	@{ command -v tinyproxy >/dev/null 2>&1 && { command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ]; }; } || { \
-	  echo "== installing tinyproxy dante-server"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy dante-server >/dev/null; }
+# crates/net/tests/proxy.rs and the faces' proxy tests (tests/proxies.py) start their own
+# tinyproxy, danted and stunnel (the HTTPS proxy, in front of tinyproxy): free ports,
+# stopped by PID.
+proxy-tools: ## install tinyproxy, dante-server (danted) and stunnel4 from Debian when missing
+	@{ command -v tinyproxy >/dev/null 2>&1 && { command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ]; } \
+	   && command -v stunnel4 >/dev/null 2>&1; } || { \
+	  echo "== installing tinyproxy dante-server stunnel4"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy dante-server stunnel4 >/dev/null; }
 
 bench-engine: ## criterion: per-message parse and echo cost of the engine
 	$(CARGO) bench -p tidewire-proto --bench engine -- --warm-up-time 1 --measurement-time 3

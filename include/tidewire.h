@@ -110,7 +110,8 @@ enum tw_status
   // The peer did not answer a close in time, or sent nothing for the idle timeout.
   TW_STATUS_TIMEOUT = 304,
   // The proxy failed: unreachable, refused (HTTP status; for 407 the
-  // `Proxy-Authenticate` scheme), bad SOCKS reply, closed (`tw_last_error()` says which).
+  // `Proxy-Authenticate` scheme), bad SOCKS reply, closed, TLS to an `https://` proxy
+  // failed (the error event's `data`, or `tw_last_error()`, says which).
   TW_STATUS_PROXY = 305,
   // The proxy's resolution, connection or handshake did not complete within the connect
   // timeout.
@@ -1362,9 +1363,15 @@ tw_status tw_connect_options_set_local_address(struct tw_connect_options *option
 // `WS_PROXY`, `http_proxy`, `HTTP_PROXY`; then `all_proxy`, `ALL_PROXY`). `""`: no
 // proxy, whatever the environment says (as curl's empty proxy). Otherwise a proxy URL:
 // `http://[user:password@]host:port` (HTTP CONNECT, Basic auth), `socks5://...` (the
-// target's name resolved here), `socks5h://...` (resolved by the proxy). `https://`
-// proxies are not supported yet. A failing proxy ends the connection with
-// `TW_STATUS_PROXY` or `TW_STATUS_PROXY_TIMEOUT`.
+// target's name resolved here), `socks5h://...` (resolved by the proxy),
+// `https://...` (HTTP CONNECT inside TLS to the proxy; `wss://` through it is TLS
+// inside TLS). TLS to an `https://` proxy trusts what these options trust for the
+// origin (the system's roots, `tw_connect_options_add_tls_ca_pem`,
+// `_set_tls_ca_file`) and checks the proxy's host name. A failing proxy ends the
+// connection with `TW_STATUS_PROXY` (the event's `data` says what failed: "proxy
+// unreachable", the HTTP status of a refusal, the SOCKS field, "TLS to the proxy
+// failed: ...") or `TW_STATUS_PROXY_TIMEOUT` (the connect timeout covers the whole
+// way to the tunnel).
 //
 // Ownership: `proxy` (NUL-terminated) is read during the call.
 //

@@ -107,7 +107,7 @@ examples-c: c-tools lib-c ## C examples: build/bin/{echo_server,autobahn_client,
 
 # Every test file twice: against the shared library (rpath to the staged copy) and against
 # the static one; both under AddressSanitizer (leaks included) and UBSan.
-test-c-unit: c-tools lib-c ## tests/c/test_*.c, shared and static, under ASan+UBSan
+test-c-unit: c-tools proxy-tools lib-c ## tests/c/test_*.c, shared and static, under ASan+UBSan (test_proxy through tests/proxies.py)
 	@mkdir -p $(C_BUILD)/tests/shared $(C_BUILD)/tests/static $(C_BUILD)/results
 	@for t in $(C_TEST_NAMES); do \
 	  $(CC) $(C_WARN) $(C_SAN) -Iinclude -Itests/c tests/c/$$t.c -o $(C_BUILD)/tests/shared/$$t \
@@ -121,7 +121,7 @@ test-c-unit: c-tools lib-c ## tests/c/test_*.c, shared and static, under ASan+UB
 	@ldd $(C_BUILD)/tests/shared/test_basics | grep -q 'libtidewire.so.$(TW_MAJOR) => $(C_LIB)' \
 	  || { echo "shared tests do not load $(C_LIB)/libtidewire.so.$(TW_MAJOR)"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TIDEWIRE_REQUIRE_PROXIES=1 \
 	  tests/c/run_suite.sh $(C_BUILD)/results/unit.txt \
 	  $(addprefix $(C_BUILD)/tests/shared/,$(C_TEST_NAMES)) \
 	  $(addprefix $(C_BUILD)/tests/static/,$(C_TEST_NAMES))

@@ -80,12 +80,12 @@ $(CPP_BUILD)/ws_check: $(CPP_DIR)/tests/tools/ws_check.cpp $(CPP_HEADERS) $(C_LI
 cpp-test-bins: $(CPP_BUILD)/tests_asan17 $(CPP_BUILD)/tests_cxx20 $(CPP_BUILD)/ws_check ## build the C++ test binaries only
 
 # The objects compile in parallel (a sub-make with -j); leaks are checked at exit.
-test-cpp-unit: cpp-tools lib-c ## doctest suite: C++17 under ASan+UBSan, and C++20
+test-cpp-unit: cpp-tools proxy-tools lib-c ## doctest suite: C++17 under ASan+UBSan, and C++20 (test_proxy through tests/proxies.py)
 	@$(MAKE) --no-print-directory -j$(CPP_JOBS) cpp-test-bins
 	@nm $(CPP_BUILD)/tests_asan17 | grep -q __asan_init || { echo "tests_asan17: AddressSanitizer is not linked"; exit 1; }
 	@mkdir -p $(CPP_BUILD)/results
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(CPP_DIR)/tests/run_doctest.sh $(CPP_BUILD)/results/unit.txt $(CPP_BUILD)/tests_asan17 $(CPP_BUILD)/tests_cxx20
+	TIDEWIRE_REQUIRE_PROXIES=1 $(CPP_DIR)/tests/run_doctest.sh $(CPP_BUILD)/results/unit.txt $(CPP_BUILD)/tests_asan17 $(CPP_BUILD)/tests_cxx20
 
 # The programs under a strict warning set with g++ (C++17 and C++20), and everything through
 # clang++ as well when it is installed.

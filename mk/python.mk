@@ -59,10 +59,10 @@ lint-python: $(PY_VENV)/.ruff ## lint the Python face: rustfmt, clippy, ruff che
 
 # Tests run from build/python so that `import tidewire` finds the installed wheel, never
 # the source tree; stubtest checks the .pyi against the built module, mypy the package.
-test-python: lint-python python-install ## Python face: lint, stubtest, mypy, pytest
+test-python: lint-python python-install proxy-tools ## Python face: lint, stubtest, mypy, pytest (proxy tests through tests/proxies.py)
 	cd $(PY_BUILD) && $(PY) -m mypy.stubtest tidewire._tidewire
 	cd $(PY_BUILD) && $(PY) -m mypy --no-incremental -p tidewire
-	cd $(PY_BUILD) && $(PY) -m pytest -p no:cacheprovider -W error \
+	cd $(PY_BUILD) && TIDEWIRE_REQUIRE_PROXIES=1 $(PY) -m pytest -p no:cacheprovider -W error \
 		--rootdir $(abspath $(PY_DIR)) -c $(abspath $(PY_DIR))/pyproject.toml \
 		$(abspath $(PY_DIR))/tests
 

@@ -242,9 +242,15 @@ impl tw_connect_options {
     /// `WS_PROXY`, `http_proxy`, `HTTP_PROXY`; then `all_proxy`, `ALL_PROXY`). `""`: no
     /// proxy, whatever the environment says (as curl's empty proxy). Otherwise a proxy URL:
     /// `http://[user:password@]host:port` (HTTP CONNECT, Basic auth), `socks5://...` (the
-    /// target's name resolved here), `socks5h://...` (resolved by the proxy). `https://`
-    /// proxies are not supported yet. A failing proxy ends the connection with
-    /// `TW_STATUS_PROXY` or `TW_STATUS_PROXY_TIMEOUT`.
+    /// target's name resolved here), `socks5h://...` (resolved by the proxy),
+    /// `https://...` (HTTP CONNECT inside TLS to the proxy; `wss://` through it is TLS
+    /// inside TLS). TLS to an `https://` proxy trusts what these options trust for the
+    /// origin (the system's roots, `tw_connect_options_add_tls_ca_pem`,
+    /// `_set_tls_ca_file`) and checks the proxy's host name. A failing proxy ends the
+    /// connection with `TW_STATUS_PROXY` (the event's `data` says what failed: "proxy
+    /// unreachable", the HTTP status of a refusal, the SOCKS field, "TLS to the proxy
+    /// failed: ...") or `TW_STATUS_PROXY_TIMEOUT` (the connect timeout covers the whole
+    /// way to the tunnel).
     ///
     /// Ownership: `proxy` (NUL-terminated) is read during the call.
     ///

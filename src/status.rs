@@ -65,7 +65,8 @@ pub enum tw_status {
     /// The peer did not answer a close in time, or sent nothing for the idle timeout.
     TW_STATUS_TIMEOUT = 304,
     /// The proxy failed: unreachable, refused (HTTP status; for 407 the
-    /// `Proxy-Authenticate` scheme), bad SOCKS reply, closed (`tw_last_error()` says which).
+    /// `Proxy-Authenticate` scheme), bad SOCKS reply, closed, TLS to an `https://` proxy
+    /// failed (the error event's `data`, or `tw_last_error()`, says which).
     TW_STATUS_PROXY = 305,
     /// The proxy's resolution, connection or handshake did not complete within the connect
     /// timeout.

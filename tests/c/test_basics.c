@@ -189,8 +189,9 @@ static void listen_and_connect_options_check_their_input(void) {
     CHECK_OK(tw_connect_options_set_proxy(co, "http://proxy.example:3128"));
     CHECK_STATUS(tw_connect_options_set_proxy(co, "ftp://proxy.example"),
                  TW_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(tw_connect_options_set_proxy(co, "https://proxy.example"),
-                 TW_STATUS_INVALID_ARGUMENT); /* not supported yet */
+    CHECK_OK(tw_connect_options_set_proxy(co, "https://u:p@proxy.example:3129")); /* TLS to the proxy */
+    CHECK_STATUS(tw_connect_options_set_proxy(co, "http://a%3Ab:c@proxy.example"),
+                 TW_STATUS_INVALID_ARGUMENT); /* Basic auth cannot carry ':' in the user */
     CHECK_OK(tw_connect_options_set_proxy(co, "")); /* no proxy */
     CHECK_OK(tw_connect_options_set_proxy(co, NULL)); /* the environment */
     CHECK_STATUS(tw_connect_options_set_local_address(co, "localhost"), TW_STATUS_INVALID_ARGUMENT);

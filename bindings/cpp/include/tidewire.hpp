@@ -118,12 +118,35 @@ private:
     std::string detail_;
 };
 
+// A client connection failed on its way through a proxy: TW_STATUS_PROXY (unreachable,
+// refused with an HTTP status, a bad SOCKS reply naming its field, "TLS to the proxy
+// failed: ...": detail() says which) or TW_STATUS_PROXY_TIMEOUT (timed_out()). Thrown by
+// ErrorEvent::raise() and by any call that fails with one of these statuses; catch it
+// before Error.
+class ProxyError : public Error {
+public:
+    ProxyError(Status status, std::string_view operation, std::string_view detail)
+        : Error(status, operation, detail) {}
+
+    bool timed_out() const noexcept { return status() == TW_STATUS_PROXY_TIMEOUT; }
+
+    static bool is_proxy_status(Status status) noexcept {
+        return status == TW_STATUS_PROXY || status == TW_STATUS_PROXY_TIMEOUT;
+    }
+};
+
 namespace detail {
+
+// Throws Error (ProxyError for a proxy status) with `detail`.
+[[noreturn]] inline void raise(Status status, const char *operation, std::string_view detail) {
+    if (ProxyError::is_proxy_status(status)) throw ProxyError(status, operation, detail);
+    throw Error(status, operation, detail);
+}
 
 // Throws Error for a failed C call, with this thread's detail text.
 [[noreturn]] inline void fail(Status status, const char *operation) {
     const char *text = tw_last_error();
-    throw Error(status, operation, text != nullptr ? text : "");
+    raise(status, operation, text != nullptr ? text : "");
 }
 
 inline void check(Status status, const char *operation) {
@@ -502,7 +525,10 @@ struct ReconnectPolicy {
     std::chrono::milliseconds reset_after{10000};
 };
 
-// Options of client connections (headers, subprotocols, TLS trust, compression).
+// ConnectOptions::proxy without a URL: read the environment (the default), or none.
+enum class ProxyMode { environment, direct };
+
+// Options of client connections (headers, subprotocols, TLS trust, compression, proxy).
 // Context::connect copies what it needs; one object may serve many connects.
 class ConnectOptions {
 public:
@@ -525,6 +551,21 @@ public:
     // (TW_STATUS_INVALID_ARGUMENT) for anything else.
     ConnectOptions &local_address(const std::string &address) {
         return set(tw_connect_options_set_local_address(h(), address.c_str()), "local_address");
+    }
+    // Which proxy connections go through, as tw_connect_options_set_proxy:
+    // ProxyMode::environment (the default: no_proxy, then wss_proxy/https_proxy or
+    // ws_proxy/http_proxy, then all_proxy, lower case before upper case),
+    // ProxyMode::direct (no proxy whatever the environment says), or a proxy URL:
+    // http://[user:password@]host:port, https://... (TLS to the proxy, trusting what these
+    // options trust), socks5://... (the target resolved here), socks5h://... (resolved by
+    // the proxy); "" is direct. Throws Error (TW_STATUS_INVALID_ARGUMENT) for a URL that
+    // is not a usable proxy. A failing proxy ends the connection with an ErrorEvent of
+    // status TW_STATUS_PROXY or TW_STATUS_PROXY_TIMEOUT (raise() throws it as ProxyError).
+    ConnectOptions &proxy(ProxyMode mode) {
+        return set(tw_connect_options_set_proxy(h(), mode == ProxyMode::direct ? "" : nullptr), "proxy");
+    }
+    ConnectOptions &proxy(const std::string &url) {
+        return set(tw_connect_options_set_proxy(h(), url.c_str()), "proxy");
     }
     ConnectOptions &add_subprotocol(const std::string &name) {
         return set(tw_connect_options_add_subprotocol(h(), name.c_str()), "add_subprotocol");
@@ -888,6 +929,12 @@ struct ErrorEvent {
     std::string_view message;
     uint16_t http_status = 0;
     void *userdata = nullptr;
+
+    // A proxy failed (TW_STATUS_PROXY, TW_STATUS_PROXY_TIMEOUT).
+    bool is_proxy_error() const noexcept { return ProxyError::is_proxy_status(status); }
+    // Throws this failure: ProxyError for a proxy status, Error otherwise (detail() is
+    // `message`).
+    [[noreturn]] void raise(const char *operation = "connect") const { detail::raise(status, operation, message); }
 };
 
 // An upgrade request on a listener with handle_requests, that passed the listener's Origin

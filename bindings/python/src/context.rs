@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use tidewire_net::Url;
 use tidewire_net::{
     Config, ConnId, ConnectOptions, ConnectionRate, ListenOptions, ListenerId, MessageKind,
-    PeerLimits, SendStatus, TlsAcceptor, TlsClientOptions, TlsConnector,
+    PeerLimits, Proxy, SendStatus, TlsAcceptor, TlsClientOptions, TlsConnector,
 };
 
 use crate::convert::{
@@ -24,6 +24,13 @@ use crate::convert::{
     payload, payload_bytes, server_deflate, slow_subscriber, topic, Payload,
 };
 use crate::errors::{invalid_state, to_pyerr};
+
+/// `proxy=` of `connect`: `True` (the environment), `False`/`None` (direct), or a URL.
+#[derive(FromPyObject)]
+pub enum ProxyArg {
+    Flag(bool),
+    Url(String),
+}
 use crate::events::{event_object, CloseHeldEvent};
 use crate::publish::PublishReport;
 use crate::reconnect::ReconnectPolicy;
@@ -345,12 +352,21 @@ impl Context {
     /// Opens a client connection to a `ws://` or `wss://` URL and returns its id at once; an
     /// `OpenEvent` or a terminal `ErrorEvent` follows. For `wss://`: `cafile` / `cadata` (PEM)
     /// replace the system's roots; `verify=False` accepts any certificate (tests only).
-    /// `local_address` (an IP literal) is the address to connect from. `reconnect` (a
-    /// `ReconnectPolicy`): after a retryable failure or end the connection tries again under
-    /// the same id, reported by `ReconnectingEvent`; `close` or `stop_reconnecting` end it.
+    /// `local_address` (an IP literal) is the address to connect from. `proxy`: `True`
+    /// (the default) reads the environment as python-websockets does (`no_proxy`, then
+    /// `wss_proxy`/`https_proxy` or `ws_proxy`/`http_proxy`, then `all_proxy`), `None`
+    /// connects directly, a string is a proxy URL (`http://`, `https://`, `socks5://`,
+    /// `socks5h://`, with `user:password@` if needed). TLS to an `https://` proxy trusts
+    /// what `cafile` / `cadata` / `verify` say, as for a `wss://` origin.
+    /// `reconnect` (a `ReconnectPolicy`): after a retryable failure or end the connection
+    /// tries again under the same id, reported by `ReconnectingEvent`; `close` or
+    /// `stop_reconnecting` end it.
     #[pyo3(signature = (url, *, headers=None, origin=None, subprotocols=None, compression=None,
         cafile=None, cadata=None, verify=true, connect_timeout=None, local_address=None,
-        reconnect=None))]
+        proxy=Some(ProxyArg::Flag(true)), reconnect=None))]
+    #[pyo3(
+        text_signature = "($self, url, *, headers=None, origin=None, subprotocols=None, compression=None, cafile=None, cadata=None, verify=True, connect_timeout=None, local_address=None, proxy=True, reconnect=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn connect(
         &self,
@@ -365,8 +381,16 @@ impl Context {
         verify: bool,
         connect_timeout: Option<f64>,
         local_address: Option<&str>,
+        proxy: Option<ProxyArg>,
         reconnect: Option<PyRef<'_, ReconnectPolicy>>,
     ) -> PyResult<u64> {
+        let proxy = match proxy {
+            None | Some(ProxyArg::Flag(false)) => Proxy::Direct,
+            Some(ProxyArg::Flag(true)) => Proxy::FromEnv,
+            Some(ProxyArg::Url(url)) => Proxy::parse(&url).map_err(|e| to_pyerr(py, &e))?,
+        };
+        let https_proxy =
+            matches!(&proxy, Proxy::Url(p) if p.scheme == tidewire_net::ProxyScheme::Https);
         let local_address = match local_address {
             None => None,
             Some(text) => Some(text.parse::<std::net::IpAddr>().map_err(|_| {
@@ -392,9 +416,7 @@ impl Context {
             local_address,
             deflate: deflate(compression)?,
             reconnect: reconnect.map(|r| r.net),
-            // The runtime's default (the environment, as python-websockets reads it); a
-            // `proxy=` argument is a later change.
-            ..ConnectOptions::default()
+            proxy,
         };
         let url = url.to_owned();
         // Parsed here first: a bad URL is reported as such before any TLS setting is looked
@@ -410,7 +432,8 @@ impl Context {
         let inner = guard
             .as_mut()
             .ok_or_else(|| invalid_state(py, "the context was freed"))?;
-        if custom_tls && secure {
+        // The TLS settings serve the origin (`wss://`) and an `https://` proxy alike.
+        if custom_tls && (secure || https_proxy) {
             let cached = inner
                 .connector
                 .as_ref()

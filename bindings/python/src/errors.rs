@@ -14,9 +14,9 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyType};
-use tidewire_net::Error;
+use pyo3::types::{PyBytes, PyDict, PyType};
 use tidewire_net::HandshakeError;
+use tidewire_net::{Error, ProxyError, ProxyFailure, TimeoutKind};
 
 use crate::convert::header_list;
 
@@ -31,10 +31,12 @@ enum Exc {
     InvalidStatus,
     NegotiationError,
     ProtocolError,
+    ProxyError,
+    ProxyTimeoutError,
 }
 
 impl Exc {
-    const ALL: [Exc; 8] = [
+    const ALL: [Exc; 10] = [
         Exc::InvalidState,
         Exc::InvalidUri,
         Exc::InvalidHandshake,
@@ -43,6 +45,8 @@ impl Exc {
         Exc::InvalidStatus,
         Exc::NegotiationError,
         Exc::ProtocolError,
+        Exc::ProxyError,
+        Exc::ProxyTimeoutError,
     ];
 
     fn name(self) -> &'static str {
@@ -55,6 +59,8 @@ impl Exc {
             Exc::InvalidStatus => "InvalidStatus",
             Exc::NegotiationError => "NegotiationError",
             Exc::ProtocolError => "ProtocolError",
+            Exc::ProxyError => "ProxyError",
+            Exc::ProxyTimeoutError => "ProxyTimeoutError",
         }
     }
 }
@@ -105,6 +111,89 @@ where
         Ok(value) => PyErr::from_value(value),
         Err(_) => PyRuntimeError::new_err(message.to_owned()),
     }
+}
+
+/// `tidewire_exc` with keyword arguments (falls back to `OSError(message)`, a proxy error
+/// being a connection failure).
+fn tidewire_exc_kw<'py, A>(
+    py: Python<'py>,
+    exc: Exc,
+    args: A,
+    kwargs: &Bound<'py, PyDict>,
+    message: &str,
+) -> PyResult<PyErr>
+where
+    A: pyo3::call::PyCallArgs<'py>,
+{
+    let Some(classes) = EXCEPTIONS.get(py) else {
+        return Ok(PyOSError::new_err(message.to_owned()));
+    };
+    match classes[exc as usize].bind(py).call(args, Some(kwargs)) {
+        Ok(value) => Ok(PyErr::from_value(value)),
+        Err(_) => Ok(PyOSError::new_err(message.to_owned())),
+    }
+}
+
+/// `ProxyError(text, proxy=..., kind=..., status=..., field=..., authenticate=...)`.
+fn proxy_error(py: Python<'_>, text: &str, proxy: Option<&str>, failure: &ProxyFailure) -> PyErr {
+    let mut status: Option<u16> = None;
+    let mut field: Option<&str> = None;
+    let mut authenticate: Option<String> = None;
+    let kind = match failure {
+        ProxyFailure::Resolve(_) => "resolve",
+        ProxyFailure::Connect(_) => "unreachable",
+        ProxyFailure::Closed => "closed",
+        ProxyFailure::Io(_) => "io",
+        ProxyFailure::Tls(_) => "tls",
+        ProxyFailure::Handshake(e) => match e {
+            ProxyError::Refused {
+                status: s,
+                authenticate: a,
+                ..
+            } => {
+                status = Some(*s);
+                authenticate = a.clone();
+                "refused"
+            }
+            ProxyError::AuthFailed { status: s } => {
+                status = Some(u16::from(*s));
+                "auth"
+            }
+            ProxyError::NoAcceptableMethods | ProxyError::UnofferedMethod(_) => {
+                field = Some("METHOD");
+                "auth"
+            }
+            ProxyError::ConnectFailed(code) => {
+                status = Some(u16::from(code.rep()));
+                field = Some("REP");
+                "socks"
+            }
+            ProxyError::BadVersion { field: f, .. } => {
+                field = Some(f);
+                "malformed"
+            }
+            ProxyError::BadReserved(_) => {
+                field = Some("RSV");
+                "malformed"
+            }
+            ProxyError::UnknownAddressType(_) => {
+                field = Some("ATYP");
+                "malformed"
+            }
+            _ => "malformed",
+        },
+        _ => "io",
+    };
+    let kwargs = PyDict::new(py);
+    let made = (|| -> PyResult<PyErr> {
+        kwargs.set_item("proxy", proxy)?;
+        kwargs.set_item("kind", kind)?;
+        kwargs.set_item("status", status)?;
+        kwargs.set_item("field", field)?;
+        kwargs.set_item("authenticate", authenticate)?;
+        tidewire_exc_kw(py, Exc::ProxyError, (text,), &kwargs, text)
+    })();
+    made.unwrap_or_else(|e| e)
 }
 
 /// An instance of a standard library exception `module.name(*args)`, or `OSError(message)`
@@ -229,8 +318,17 @@ fn convert(py: Python<'_>, e: &Error) -> PyErr {
             &text,
         ),
         Error::Connect(io) => os_error("connect failed", io),
-        // A proxy that failed is the connection failing: OSError with the proxy's text.
-        Error::Proxy { .. } => PyOSError::new_err(text),
+        // A proxy that failed: ProxyError (an InvalidHandshake and an OSError) with what
+        // failed as fields.
+        Error::Proxy { proxy, failure } => proxy_error(py, &text, Some(proxy), failure),
+        Error::Timeout(TimeoutKind::Proxy) => {
+            let text = "the proxy did not answer within the connect timeout";
+            let kwargs = PyDict::new(py);
+            let made = kwargs
+                .set_item("kind", "timeout")
+                .and_then(|_| tidewire_exc_kw(py, Exc::ProxyTimeoutError, (text,), &kwargs, text));
+            made.unwrap_or_else(|e| e)
+        }
         Error::Timeout(kind) => PyTimeoutError::new_err(format!("{kind} timed out")),
         Error::Tls(what) => stdlib_exc(py, "ssl", "SSLError", (format!("tls: {what}"),), &text),
         Error::HandshakeRejected {

@@ -277,3 +277,32 @@ def reconnect_kit() -> object:
     return types.SimpleNamespace(
         free_port=free_port, ServerProcess=ServerProcess, http_server=http_server, status=status
     )
+#: tests/proxies.py of the repository: the real proxies the faces' proxy tests go through.
+PROXIES_SCRIPT = Path(__file__).resolve().parents[3] / "tests" / "proxies.py"
+
+
+@pytest.fixture(scope="session")
+def proxies() -> Iterator[dict[str, str]]:
+    """tinyproxy (with and without Basic auth, and one refusing with 403), stunnel in front
+    of tinyproxy (an HTTPS proxy, ``TW_PROXY_HTTPS_CA`` its CA), danted (with and without
+    username auth) and fakes answering garbage or nothing, started once on free loopback
+    ports and stopped by PID at the end (see tests/proxies.py for the names). Skips without
+    them, unless ``TIDEWIRE_REQUIRE_PROXIES=1``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tidewire_test_proxies", PROXIES_SCRIPT)
+    if spec is None or spec.loader is None:
+        pytest.skip(f"{PROXIES_SCRIPT} not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    running = module.Proxies()
+    try:
+        env = running.start()
+    except Exception as e:  # noqa: BLE001 - a missing program is a skip (or a failure)
+        if os.environ.get("TIDEWIRE_REQUIRE_PROXIES") == "1":
+            pytest.fail(f"proxies required (TIDEWIRE_REQUIRE_PROXIES=1): {e}")
+        pytest.skip(f"no proxies: {e} (`make proxy-tools`)")
+    try:
+        yield env
+    finally:
+        running.stop()

@@ -488,8 +488,11 @@ pub struct ConnectOptions {
     ///
     /// [`Proxy::Direct`] ignores the environment; [`Proxy::Url`] (from [`Proxy::parse`]:
     /// `http://[user:pass@]host:port`, `socks5://` resolving the target here, `socks5h://`
-    /// letting the proxy resolve it) always uses that proxy. `https://` proxies are not
-    /// supported yet. See `crate::proxy` for the path and its timeouts.
+    /// letting the proxy resolve it, `https://` with TLS to the proxy) always uses that
+    /// proxy. TLS to an `https://` proxy trusts what [`ConnectOptions::tls`] trusts (the
+    /// system's roots by default), the same settings as a `wss://` origin, and checks the
+    /// proxy URL's host name; its failure is `ProxyFailure::Tls`, not [`crate::Error::Tls`]. See
+    /// `crate::proxy` for the path and its timeouts.
     pub proxy: Proxy,
     /// Reconnect after a retryable failure or end, with this schedule. Default `None`: a
     /// failure is final. The connection keeps its [`crate::ConnId`] across attempts and

@@ -134,6 +134,8 @@ pub(crate) struct Conn {
     /// `None` only while resolving.
     pub(crate) sock: Option<mio::net::TcpStream>,
     pub(crate) tls: Option<Box<rustls::Connection>>,
+    /// TLS to an `https://` proxy, under `tls` and everything else (see [`Wire`]).
+    pub(crate) outer: Option<Box<rustls::Connection>>,
     pub(crate) stage: Stage,
     pub(crate) ws: Option<Connection>,
     /// Handshake bytes (request, response, HTTP answer) to send before anything of `ws`.
@@ -178,6 +180,7 @@ impl Conn {
         Conn {
             sock,
             tls: None,
+            outer: None,
             stage,
             ws: None,
             pre: OutBuf::default(),
@@ -213,8 +216,12 @@ impl Conn {
 
     /// Reads plaintext into `buf` (the free tail of the receive buffer).
     pub(crate) fn read_chunk(&mut self, buf: &mut [u8]) -> Chunk {
-        let Some(sock) = self.sock.as_mut() else {
+        let Some(sock) = self.sock.as_ref() else {
             return Chunk::WouldBlock;
+        };
+        let sock = &mut Wire {
+            sock,
+            outer: self.outer.as_deref_mut(),
         };
         match self.tls.as_deref_mut() {
             None => loop {
@@ -233,27 +240,40 @@ impl Conn {
     /// Writes what is queued until done or until the socket would block. Returns whether
     /// everything went out.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        let Some(sock) = self.sock.as_mut() else {
+        let Some(sock) = self.sock.as_ref() else {
             return Ok(false);
         };
-        match self.tls.as_deref_mut() {
+        let sock = &mut Wire {
+            sock,
+            outer: self.outer.as_deref_mut(),
+        };
+        // What TLS to the proxy holds goes first (an edge-triggered writable event).
+        if !sock.drain_outer()? {
+            return Ok(false);
+        }
+        let done = match self.tls.as_deref_mut() {
             None if self.shared.is_empty() => flush_plain(sock, &mut self.pre, self.ws.as_mut()),
             None => flush_shared(sock, &mut self.pre, &mut self.shared, self.ws.as_mut()),
             Some(tls) => flush_tls(sock, tls, &mut self.pre, self.ws.as_mut()),
-        }
+        }?;
+        Ok(done && sock.drain_outer()?)
     }
 
     /// Whether the transport can take a message straight from the caller's slice: a plain
     /// socket (nothing to encrypt) with nothing of ours waiting to go before it. Whether the
     /// protocol allows it is the engine's answer (`Connection::send_message_or_head`).
     pub(crate) fn can_write_direct(&self) -> bool {
-        self.tls.is_none() && self.sock.is_some() && self.pre.is_empty() && self.shared.is_empty()
+        self.tls.is_none()
+            && self.outer.is_none()
+            && self.sock.is_some()
+            && self.pre.is_empty()
+            && self.shared.is_empty()
     }
 
     /// Whether the transport can queue a reference to a shared frame instead of a copy: a
     /// plain socket (TLS encrypts each connection's bytes anyway).
     pub(crate) fn can_share_frames(&self) -> bool {
-        self.tls.is_none() && self.sock.is_some()
+        self.tls.is_none() && self.outer.is_none() && self.sock.is_some()
     }
 
     /// Queues a shared frame behind everything queued so far (`pre`, the engine's output,
@@ -311,6 +331,7 @@ impl Conn {
     /// Whether TLS still has records to send (alerts, handshake, close_notify).
     pub(crate) fn tls_wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
+            || self.outer.as_ref().is_some_and(|t| t.wants_write())
     }
 }
 
@@ -344,11 +365,7 @@ fn tcp_progress(_sock: &mio::net::TcpStream) -> Option<(u64, u64)> {
     None
 }
 
-fn read_tls_chunk(
-    sock: &mut mio::net::TcpStream,
-    tls: &mut rustls::Connection,
-    buf: &mut [u8],
-) -> Chunk {
+fn read_tls_chunk(sock: &mut Wire<'_>, tls: &mut rustls::Connection, buf: &mut [u8]) -> Chunk {
     loop {
         // Plaintext already decrypted comes first.
         match tls.reader().read(buf) {
@@ -380,6 +397,121 @@ fn read_tls_chunk(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Chunk::Error(e),
         }
+    }
+}
+
+/// The transport under a connection's own TLS (or its plaintext): the socket, or TLS to an
+/// `https://` proxy over the socket (the tunnel is inside it, so `wss://` through such a
+/// proxy is TLS inside TLS). Reads give the proxy TLS's plaintext, reading the socket when it
+/// has none; writes hand plaintext to it and push its records to the socket as far as the
+/// socket takes them (what stays is sent by [`Wire::drain_outer`] at the next flush).
+pub(crate) struct Wire<'a> {
+    pub(crate) sock: &'a mio::net::TcpStream,
+    pub(crate) outer: Option<&'a mut rustls::Connection>,
+}
+
+/// A TLS failure on the connection to an `https://` proxy, inside the `io::Error` that
+/// [`Wire`] returns (`ProxyFailure::Tls` once it reaches the runtime).
+#[derive(Debug)]
+pub(crate) struct OuterTls(pub(crate) rustls::Error);
+
+impl std::fmt::Display for OuterTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS to the proxy failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for OuterTls {}
+
+impl OuterTls {
+    /// The TLS error inside `e`, when `e` came from TLS to a proxy.
+    pub(crate) fn of(e: &io::Error) -> Option<rustls::Error> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<OuterTls>())
+            .map(|o| o.0.clone())
+    }
+}
+
+impl Wire<'_> {
+    /// Sends the proxy TLS's queued records. Returns whether none is left (false: the
+    /// socket would block).
+    pub(crate) fn drain_outer(&mut self) -> io::Result<bool> {
+        let Some(outer) = self.outer.as_deref_mut() else {
+            return Ok(true);
+        };
+        while outer.wants_write() {
+            match outer.write_tls(&mut NoSigPipe(self.sock)) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(outer) = self.outer.as_deref_mut() else {
+            return (&mut &*self.sock).read(buf);
+        };
+        loop {
+            match outer.reader().read(buf) {
+                Ok(n) => return Ok(n), // 0: close_notify
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            let got = outer.read_tls(&mut &*self.sock)?;
+            if let Err(e) = outer.process_new_packets() {
+                // The alert rustls queued goes out if the socket takes it.
+                let _ = outer.write_tls(&mut NoSigPipe(self.sock));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, OuterTls(e)));
+            }
+            if got == 0 {
+                return match outer.reader().read(buf) {
+                    Ok(n) => Ok(n),
+                    Err(_) => Ok(0),
+                };
+            }
+        }
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.outer.is_none() {
+            return NoSigPipe(self.sock).write(buf);
+        }
+        if !self.drain_outer()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = match self.outer.as_deref_mut() {
+            Some(outer) => outer.writer().write(buf)?,
+            None => 0,
+        };
+        // Records the socket does not take now go at the next flush (`drain_outer`).
+        self.drain_outer()?;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.outer.is_none() {
+            return NoSigPipe(self.sock).write_vectored(bufs);
+        }
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -449,7 +581,7 @@ impl Write for NoSigPipe<'_> {
 /// refuses (a short write is followed by one more attempt, which sees `WouldBlock`, so mio's
 /// edge-triggered writable event is re-armed).
 fn flush_plain(
-    sock: &mut mio::net::TcpStream,
+    sock: &mut Wire<'_>,
     pre: &mut OutBuf,
     mut ws: Option<&mut Connection>,
 ) -> io::Result<bool> {
@@ -458,11 +590,9 @@ fn flush_plain(
         let first = pre.pending();
         let result = match (first.is_empty(), out.is_empty()) {
             (true, true) => return Ok(true),
-            (false, true) => NoSigPipe(sock).write(first),
-            (true, false) => NoSigPipe(sock).write(out),
-            (false, false) => {
-                NoSigPipe(sock).write_vectored(&[IoSlice::new(first), IoSlice::new(out)])
-            }
+            (false, true) => sock.write(first),
+            (true, false) => sock.write(out),
+            (false, false) => sock.write_vectored(&[IoSlice::new(first), IoSlice::new(out)]),
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -568,7 +698,7 @@ fn push_slice<'a>(slices: &mut [IoSlice<'a>; MAX_SLICES], count: &mut usize, byt
 /// `flush_plain` with shared frames queued: the same rounds of one `writev` each, over the
 /// interleaving described at [`SharedOut`].
 fn flush_shared(
-    sock: &mut mio::net::TcpStream,
+    sock: &mut Wire<'_>,
     pre: &mut OutBuf,
     shared: &mut SharedOut,
     mut ws: Option<&mut Connection>,
@@ -602,7 +732,7 @@ fn flush_shared(
             return Ok(true);
         }
         let pre_len = pre.len();
-        match NoSigPipe(sock).write_vectored(&slices[..count]) {
+        match sock.write_vectored(&slices[..count]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 let from_pre = n.min(pre_len);
@@ -663,7 +793,7 @@ impl OutBuf {
 /// Moves plaintext into rustls (bounded by its buffer limit) and records out, alternately,
 /// until everything is out or the socket would block.
 fn flush_tls(
-    sock: &mut mio::net::TcpStream,
+    sock: &mut Wire<'_>,
     tls: &mut rustls::Connection,
     pre: &mut OutBuf,
     mut ws: Option<&mut Connection>,
@@ -688,7 +818,7 @@ fn flush_tls(
             // the next readable event moves the handshake on and marks us dirty again.
             return Ok(rest == 0);
         }
-        match tls.write_tls(&mut NoSigPipe(sock)) {
+        match tls.write_tls(sock) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

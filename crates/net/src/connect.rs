@@ -183,6 +183,8 @@ impl Context {
             // Through a proxy: its handshake first, within the connect deadline still armed.
             let first = p.start();
             let proxy = p.url.to_string();
+            // `https://`: the proxy's handshake goes inside TLS to the proxy.
+            c.outer = p.outer.take();
             c.stage = Stage::Proxying(dial);
             match first {
                 Ok(bytes) => {

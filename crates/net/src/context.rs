@@ -34,6 +34,7 @@ use crate::slab::{split, ConnId, ListenerId, Slab};
 use crate::timer::{TimerKind, Timers};
 use crate::tls::{TlsClientOptions, TlsConnector};
 use crate::topics::Topics;
+use tidewire_proto::proxy::ProxyScheme;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Listener tokens carry this bit; connection tokens are plain slot indices.
@@ -398,6 +399,18 @@ impl Context {
             Some(p) => Some(Box::new(ProxyDial::new(p, &url)?)),
             None => None,
         };
+        if let Some(p) = proxy
+            .as_mut()
+            .filter(|p| p.url.scheme == ProxyScheme::Https)
+        {
+            // TLS to the proxy: the same trust as the origin's (`options.tls`, else the
+            // system's roots), checked against the proxy's host name.
+            let connector = match &options.tls {
+                Some(c) => c.clone(),
+                None => self.default_connector()?,
+            };
+            p.outer = Some(Box::new(connector.session(&p.url.host)?));
+        }
         let literal = url.host.parse::<IpAddr>().ok();
         let port = url.port;
         let timeout = options

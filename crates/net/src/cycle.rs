@@ -370,7 +370,7 @@ impl Context {
             }
             let start = ev.used;
             let offered = ev.arena.len() - start;
-            let drained_if_short = read == Read::UntilShort && c.tls.is_none();
+            let drained_if_short = read == Read::UntilShort && c.tls.is_none() && c.outer.is_none();
             let chunk = c.read_chunk(&mut ev.arena[start..]);
             if c.tls_wants_write() && !c.has(flag::DIRTY) {
                 c.set(flag::DIRTY);
@@ -567,7 +567,7 @@ impl Context {
             (Some(e), None) => Error::Io(e),
             (Some(e), Some(proxy)) => Error::Proxy {
                 proxy,
-                failure: ProxyFailure::Io(e),
+                failure: ProxyFailure::from_io(e),
             },
             (None, _) if c.stage.is_open() => Error::Io(io::ErrorKind::UnexpectedEof.into()),
             (None, None) => Error::HandshakeEof,
@@ -639,7 +639,7 @@ impl Context {
                     let cause = match c.stage.proxy_name() {
                         Some(proxy) => Error::Proxy {
                             proxy,
-                            failure: ProxyFailure::Io(e),
+                            failure: ProxyFailure::from_io(e),
                         },
                         None => Error::Io(e),
                     };
@@ -752,9 +752,14 @@ impl Context {
             let _ = c.flush();
         }
         let eof = c.has(flag::EOF);
-        if let (Some(tls), Some(sock), false) = (c.tls.as_deref_mut(), c.sock.as_mut(), eof) {
+        if let (Some(tls), Some(sock), false) = (c.tls.as_deref_mut(), c.sock.as_ref(), eof) {
             tls.send_close_notify();
-            let _ = tls.write_tls(&mut crate::conn::NoSigPipe(sock));
+            let mut wire = crate::conn::Wire {
+                sock,
+                outer: c.outer.as_deref_mut(),
+            };
+            let _ = tls.write_tls(&mut wire);
+            let _ = wire.drain_outer();
         }
         // Dropping the socket closes it, which also removes it from the epoll set.
         drop(c.sock.take());

@@ -8,13 +8,16 @@
 //! 1. `Resolving`: for `socks5://` the target's name first (the client resolves it), then the
 //!    proxy's name, both on the resolver threads (IP literals skip this).
 //! 2. `Connecting`: TCP to the proxy's addresses in turn.
-//! 3. `Proxying`: the `CONNECT` request or the SOCKS5 exchange, in plain text.
+//! 3. `Proxying`: the `CONNECT` request or the SOCKS5 exchange, in plain text; for an
+//!    `https://` proxy, inside TLS to the proxy (`conn::Wire`: the proxy's certificate is
+//!    checked against the connection's TLS settings, `ConnectOptions::tls` or the system's
+//!    roots, and the proxy URL's host name). Its failure is `ProxyFailure::Tls`.
 //! 4. `ClientHandshake`: as a direct connection: TLS to the origin for `wss://` (inside the
-//!    tunnel), then the upgrade. Bytes the proxy sent after its answer are kept for this
-//!    stage.
+//!    tunnel; through an `https://` proxy, TLS inside TLS), then the upgrade. Bytes the
+//!    proxy sent after its answer are kept for this stage.
 //!
-//! The connect timeout covers steps 1 to 3; the handshake timeout step 4, as for a direct
-//! connection.
+//! The connect timeout covers steps 1 to 3 (the TLS handshake with an `https://` proxy
+//! included); the handshake timeout step 4, as for a direct connection.
 
 use std::fmt;
 use std::io;
@@ -61,8 +64,8 @@ impl Proxy {
         }
     }
 
-    /// Checks what a connection cannot use whatever the target: an `https://` proxy (not
-    /// supported yet), credentials the proxy's protocol cannot carry.
+    /// Checks what a connection cannot use whatever the target: credentials the proxy's
+    /// protocol cannot carry.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         match self {
             Proxy::Url(p) => check_usable(p),
@@ -75,10 +78,7 @@ fn check_usable(p: &ProxyUrl) -> Result<(), Error> {
     let bad = |e: ProxyError| Error::InvalidArgument(format!("proxy {p}: {e}"));
     let placeholder = Target::ip(std::net::Ipv4Addr::UNSPECIFIED.into(), 1);
     match p.scheme {
-        ProxyScheme::Https => Err(Error::InvalidArgument(format!(
-            "proxy {p}: https:// proxies (TLS to the proxy) are not supported yet"
-        ))),
-        ProxyScheme::Http => HttpConnect::new(&placeholder, &http_options(p))
+        ProxyScheme::Http | ProxyScheme::Https => HttpConnect::new(&placeholder, &http_options(p))
             .map(drop)
             .map_err(bad),
         ProxyScheme::Socks5 | ProxyScheme::Socks5h => {
@@ -158,6 +158,10 @@ pub enum ProxyFailure {
     Closed,
     /// A socket error while talking to the proxy.
     Io(io::Error),
+    /// TLS to an `https://` proxy failed (its certificate is not trusted by the
+    /// connection's TLS settings or is not for the proxy's name, or a TLS protocol error):
+    /// distinct from [`Error::Tls`], which is TLS to the origin.
+    Tls(rustls::Error),
 }
 
 impl fmt::Display for ProxyFailure {
@@ -168,6 +172,7 @@ impl fmt::Display for ProxyFailure {
             ProxyFailure::Handshake(e) => e.fmt(f),
             ProxyFailure::Closed => f.write_str("the proxy closed the connection before answering"),
             ProxyFailure::Io(e) => write!(f, "i/o error talking to the proxy: {e}"),
+            ProxyFailure::Tls(e) => write!(f, "TLS to the proxy failed: {e}"),
         }
     }
 }
@@ -182,6 +187,8 @@ pub(crate) struct ProxyDial {
     pub(crate) machine: Option<Machine>,
     /// The TLS session to the origin (`wss://`), put in place once the tunnel is open.
     pub(crate) tls: Option<Box<rustls::Connection>>,
+    /// The TLS session to an `https://` proxy, put in place once TCP to it is up.
+    pub(crate) outer: Option<Box<rustls::Connection>>,
 }
 
 pub(crate) enum Machine {
@@ -206,6 +213,7 @@ impl ProxyDial {
             target,
             machine: None,
             tls: None,
+            outer: None,
         })
     }
 
@@ -260,6 +268,17 @@ impl Machine {
                 }
                 Progress::Done { body_start } => Step::Open(body_start),
             }),
+        }
+    }
+}
+
+impl ProxyFailure {
+    /// What an I/O error on the way through a proxy was: TLS to an `https://` proxy, or
+    /// the socket's.
+    pub(crate) fn from_io(e: io::Error) -> ProxyFailure {
+        match crate::conn::OuterTls::of(&e) {
+            Some(tls) => ProxyFailure::Tls(tls),
+            None => ProxyFailure::Io(e),
         }
     }
 }
@@ -434,7 +453,7 @@ mod tests {
             Some("socks5://127.0.0.1:1080")
         );
         assert!(p.validate().is_ok());
-        assert!(Proxy::parse("https://p").unwrap().validate().is_err());
+        assert!(Proxy::parse("https://p").unwrap().validate().is_ok());
         assert!(Proxy::parse("http://a:b@p").unwrap().validate().is_ok());
         assert!(Proxy::parse("http://a%3Ab:c@p")
             .unwrap()

@@ -1,5 +1,6 @@
 //! Client connections through real proxies: tinyproxy (HTTP CONNECT, with and without Basic
-//! auth) and dante (`danted`, SOCKS5 with and without username auth), each started by the
+//! auth), dante (`danted`, SOCKS5 with and without username auth) and an HTTPS proxy
+//! (stunnel in front of tinyproxy, with a certificate made by the test), each started by the
 //! test on a free loopback port with its own config in a temp dir and stopped by PID; plus
 //! fake proxies (plain TcpListeners) that answer garbage or never answer.
 //!
@@ -173,6 +174,31 @@ fn danted(test: &str, username: bool) -> Option<ProxyProcess> {
     Some(ProxyProcess::start(cmd, port, dir, "danted.log"))
 }
 
+/// An HTTPS proxy: stunnel (TLS, with a certificate for `127.0.0.1` and `localhost` signed
+/// by `pki`'s CA) in front of `upstream`, a tinyproxy. stunnel runs in the foreground.
+fn https_proxy(test: &str, upstream: &ProxyProcess, pki: &Pki) -> Option<ProxyProcess> {
+    let bin = binary("stunnel4", test).or_else(|| binary("stunnel", test))?;
+    let dir = temp_dir("stunnel");
+    let port = free_port();
+    std::fs::write(dir.join("cert.pem"), &pki.cert_pem).expect("cert");
+    std::fs::write(dir.join("key.pem"), &pki.key_pem).expect("key");
+    let conf = format!(
+        "foreground = yes\npid = {pid}\noutput = {log}\ndebug = 4\n\
+         [https-proxy]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{up}\n\
+         cert = {cert}\nkey = {key}\n",
+        pid = dir.join("stunnel.pid").display(),
+        log = dir.join("stunnel.log").display(),
+        up = upstream.port,
+        cert = dir.join("cert.pem").display(),
+        key = dir.join("key.pem").display(),
+    );
+    let file = dir.join("stunnel.conf");
+    std::fs::write(&file, conf).expect("write conf");
+    let mut cmd = Command::new(bin);
+    cmd.arg(&file);
+    Some(ProxyProcess::start(cmd, port, dir, "stunnel.log"))
+}
+
 const SOCKS_USER: &str = "twproxytest";
 const SOCKS_PASS: &str = "tw-s0cks-pass";
 
@@ -264,6 +290,11 @@ struct Servers {
 
 impl Servers {
     fn new() -> Servers {
+        Servers::trusting("")
+    }
+
+    /// The client connector trusts the origin's CA and `also` (PEM; an HTTPS proxy's CA).
+    fn trusting(also: &str) -> Servers {
         let pki = pki();
         let mut h = Harness::new(Config::default(), ListenOptions::default());
         let acceptor = TlsAcceptor::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes())
@@ -276,7 +307,7 @@ impl Servers {
         let wss_port = h.ctx.local_addr(l).expect("addr").port();
         let connector = TlsConnector::new(&TlsClientOptions {
             use_system_roots: false,
-            extra_ca_pem: Some(pki.ca_pem.into_bytes()),
+            extra_ca_pem: Some(format!("{}{also}", pki.ca_pem).into_bytes()),
             ..TlsClientOptions::default()
         })
         .expect("connector");
@@ -392,6 +423,7 @@ fn clone_error(e: &Error) -> Error {
                 ProxyFailure::Resolve(io) => ProxyFailure::Resolve(io.kind().into()),
                 ProxyFailure::Connect(io) => ProxyFailure::Connect(io.kind().into()),
                 ProxyFailure::Io(io) => ProxyFailure::Io(io.kind().into()),
+                ProxyFailure::Tls(e) => ProxyFailure::Tls(e.clone()),
                 other => panic!("{other:?}"),
             },
         },
@@ -535,6 +567,103 @@ fn danted_with_username_auth() {
     eprintln!("no credentials: {e}");
 }
 
+#[test]
+fn ws_and_wss_through_an_https_proxy() {
+    let test = "ws_and_wss_through_an_https_proxy";
+    let Some(upstream) = tinyproxy(test, Some(("alice", "s3cret")), None) else {
+        return;
+    };
+    let proxy_pki = pki();
+    let Some(proxy) = https_proxy(test, &upstream, &proxy_pki) else {
+        return;
+    };
+    let mut s = Servers::trusting(&proxy_pki.ca_pem);
+    let good = proxy.url("https", "alice:s3cret@");
+    let by_name = format!("https://alice:s3cret@localhost:{}", proxy.port);
+    for secure in [false, true] {
+        // wss: TLS to the origin inside the tunnel inside TLS to the proxy.
+        s.round_trip(&good, secure, "127.0.0.1");
+        s.round_trip(&good, secure, "localhost");
+        s.round_trip(&by_name, secure, "127.0.0.1");
+    }
+    // The proxy's refusal comes through its TLS like any other.
+    let (e, _) = s.failure(
+        &proxy.url("https", "alice:wrong@"),
+        true,
+        Duration::from_secs(5),
+    );
+    assert!(
+        matches!(
+            handshake_failure(&e),
+            ProxyError::Refused {
+                status: 401 | 407,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    eprintln!("wrong credentials through TLS: {e}");
+}
+
+fn proxy_tls_failure(e: &Error) -> &rustls::Error {
+    match e {
+        Error::Proxy {
+            failure: ProxyFailure::Tls(t),
+            ..
+        } => t,
+        other => panic!("expected TLS to the proxy to fail, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_untrusted_https_proxy_is_a_proxy_tls_error() {
+    let test = "an_untrusted_https_proxy_is_a_proxy_tls_error";
+    let Some(upstream) = tinyproxy(test, None, None) else {
+        return;
+    };
+    let proxy_pki = pki();
+    let Some(proxy) = https_proxy(test, &upstream, &proxy_pki) else {
+        return;
+    };
+    // The client trusts the origin's CA only: the proxy's certificate is refused, and the
+    // error says it was TLS to the proxy, not to the origin.
+    let mut s = Servers::new();
+    for secure in [false, true] {
+        let (e, took) = s.failure(&proxy.url("https", ""), secure, Duration::from_secs(5));
+        assert!(
+            matches!(proxy_tls_failure(&e), rustls::Error::InvalidCertificate(_)),
+            "{e:?}"
+        );
+        let shown = e.to_string();
+        assert!(shown.contains("TLS to the proxy failed"), "{shown}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        eprintln!("untrusted proxy certificate: {shown}");
+    }
+    // A plain HTTP proxy named with https://: its answer to the TLS hello is not TLS.
+    let port = fake_proxy(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n"));
+    let (e, took) = s.failure(
+        &format!("https://127.0.0.1:{port}"),
+        false,
+        Duration::from_secs(5),
+    );
+    proxy_tls_failure(&e);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    eprintln!("https:// to a plain proxy: {e}");
+}
+
+#[test]
+fn an_https_proxy_that_never_answers_times_out() {
+    let mut s = Servers::new();
+    let port = fake_proxy(None);
+    let timeout = Duration::from_millis(600);
+    let (e, took) = s.failure(&format!("https://127.0.0.1:{port}"), true, timeout);
+    assert!(matches!(e, Error::Timeout(TimeoutKind::Proxy)), "{e:?}");
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
 /// The note's figures: the time from `connect` to Open, direct and through each proxy.
 #[test]
 fn connect_time_through_each_proxy_kind() {
@@ -542,10 +671,15 @@ fn connect_time_through_each_proxy_kind() {
     let (Some(http), Some(socks)) = (tinyproxy(test, None, None), danted(test, false)) else {
         return;
     };
-    let mut s = Servers::new();
+    let proxy_pki = pki();
+    let Some(https) = https_proxy(test, &http, &proxy_pki) else {
+        return;
+    };
+    let mut s = Servers::trusting(&proxy_pki.ca_pem);
     let routes = [
         ("direct", "direct".to_string()),
         ("HTTP CONNECT (tinyproxy)", http.url("http", "")),
+        ("HTTPS (stunnel+tinyproxy)", https.url("https", "")),
         ("SOCKS5 (danted)", socks.url("socks5", "")),
         ("SOCKS5h (danted)", socks.url("socks5h", "")),
     ];
@@ -812,4 +946,54 @@ fn a_reconnect_goes_through_the_same_proxy() {
         .matches(&format!("CONNECT 127.0.0.1:{}", s.wss_port))
         .count();
     assert_eq!(connects, 2, "tinyproxy's log:\n{log}");
+}
+
+/// Messages of several megabytes both ways through the HTTPS proxy: the proxy TLS's output
+/// waits for the socket (back-pressure through two TLS layers for wss://) and nothing is
+/// lost or reordered.
+#[test]
+fn large_messages_through_the_https_proxy() {
+    let test = "large_messages_through_the_https_proxy";
+    let Some(upstream) = tinyproxy(test, None, None) else {
+        return;
+    };
+    let proxy_pki = pki();
+    let Some(proxy) = https_proxy(test, &upstream, &proxy_pki) else {
+        return;
+    };
+    let mut s = Servers::trusting(&proxy_pki.ca_pem);
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    for secure in [false, true] {
+        let url = s.url(secure, "127.0.0.1");
+        let options = s.options(proxy_of(&proxy.url("https", "")), Duration::from_secs(10));
+        let client = s.h.ctx.connect(&url, options).expect("connect");
+        let mut echoed = 0;
+        assert!(
+            s.h.run_until(TEST_DEADLINE, |ctx, ev| {
+                match ev {
+                    Event::Open { conn, .. } if conn == client => {
+                        for _ in 0..3 {
+                            ctx.send(client, MessageKind::Binary, &big).expect("send");
+                        }
+                    }
+                    Event::Message { conn, kind, data } if conn != client => {
+                        ctx.send(conn, kind, data).expect("echo");
+                    }
+                    Event::Message { conn, data, .. } if conn == client => {
+                        assert!(data == &big[..], "message {echoed} changed on the way");
+                        echoed += 1;
+                    }
+                    Event::Error { error, .. } if ev.conn() == Some(client) => {
+                        panic!("secure={secure}: {error}")
+                    }
+                    _ => {}
+                }
+                echoed == 3
+            }),
+            "secure={secure}: {echoed} of 3 echoed"
+        );
+        s.h.ctx.close(client, 1000, "").expect("close");
+    }
 }

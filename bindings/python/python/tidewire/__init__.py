@@ -67,6 +67,8 @@ from .exceptions import (
     NegotiationError,
     PayloadTooBig,
     ProtocolError,
+    ProxyError,
+    ProxyTimeoutError,
     WebSocketException,
 )
 from .sync import ClientConnection, Server, ServerConnection, State, connect, serve
@@ -125,6 +127,8 @@ __all__ = [
     "InvalidHeader",
     "InvalidStatus",
     "NegotiationError",
+    "ProxyError",
+    "ProxyTimeoutError",
     "ProtocolError",
     "PayloadTooBig",
     "InvalidState",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Literal, Optional, TypeVar, Union
 from urllib.parse import urlsplit
 
 from ._options import (
@@ -26,6 +26,12 @@ __all__ = ["ClientModel", "ClientSetup", "client_setup"]
 #: The receive buffer of a client context: enough for a 64 KiB message per read cycle
 #: without the 256 KiB a server context uses for many connections.
 CLIENT_RECEIVE_BUFFER = 128 * 1024
+
+#: How long ``connect`` waits past ``open_timeout`` for the runtime's own timeout error,
+#: which says what did not answer (``ProxyTimeoutError`` for a proxy): the runtime's timers
+#: run ``open_timeout`` from the start of the connect, so that error is due at the same time
+#: as the wait's own end, and only thread or loop scheduling can put it behind.
+ERROR_GRACE = 0.25
 
 W = TypeVar("W")
 
@@ -63,6 +69,7 @@ class ClientSetup:
     close_timeout: Optional[float]
     queue_limits: QueueLimits
     context_kwargs: dict[str, Any]
+    proxy: Union[str, bool, None] = True
 
     def start(self) -> tuple[Context, int]:
         """A context of its own with the connection started on it: ``(context, id)``."""
@@ -74,6 +81,7 @@ class ClientSetup:
                 origin=self.origin,
                 subprotocols=self.subprotocols,
                 compression=self.compression,
+                proxy=self.proxy,
                 **self.tls,
             )
         except BaseException:
@@ -101,8 +109,11 @@ def client_setup(
     write_limit: Union[int, tuple[int, int], None],
     max_queue: QueueLimit,
     max_queue_bytes: QueueLimit,
+    proxy: Union[str, Literal[True], None] = True,
 ) -> ClientSetup:
     """Checks the arguments of ``connect`` (raising before anything is opened)."""
+    if proxy is not True and proxy is not None and not isinstance(proxy, str):
+        raise TypeError(f"proxy must be True, None or a proxy URL, not {type(proxy).__name__}")
     return ClientSetup(
         uri=uri,
         headers=header_list(additional_headers),
@@ -122,6 +133,7 @@ def client_setup(
             write_limit=write_limit,
             receive_buffer_size=CLIENT_RECEIVE_BUFFER,
         ),
+        proxy=proxy,
     )
 
 

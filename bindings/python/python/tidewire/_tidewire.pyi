@@ -108,6 +108,7 @@ class Context:
         verify: bool = True,
         connect_timeout: float | None = None,
         local_address: str | None = None,
+        proxy: str | bool | None = True,
         reconnect: ReconnectPolicy | None = None,
     ) -> int: ...
     def accept(

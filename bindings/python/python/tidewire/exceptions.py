@@ -12,7 +12,9 @@ names::
     │   ├── InvalidMessage
     │   ├── InvalidHeader (name, value)
     │   ├── InvalidStatus (status_code, response)
-    │   └── NegotiationError
+    │   ├── NegotiationError
+    │   └── ProxyError (proxy, kind, status, field, authenticate), also an OSError
+    │       └── ProxyTimeoutError, also a TimeoutError
     ├── ProtocolError
     ├── PayloadTooBig
     ├── InvalidState
@@ -41,6 +43,8 @@ __all__ = [
     "InvalidHeader",
     "InvalidStatus",
     "NegotiationError",
+    "ProxyError",
+    "ProxyTimeoutError",
     "ProtocolError",
     "PayloadTooBig",
     "InvalidState",
@@ -169,6 +173,45 @@ class InvalidStatus(InvalidHandshake):
 
 class NegotiationError(InvalidHandshake):
     """Subprotocol or extension negotiation failed."""
+
+
+class ProxyError(InvalidHandshake, OSError):
+    """The connection failed on its way through a proxy (python-websockets also makes proxy
+    failures an ``InvalidHandshake``; this one is an ``OSError`` as well, as a failed
+    connection is). ``str()`` says what failed; the fields say it for programs:
+
+    * ``proxy``: the proxy's URL without credentials;
+    * ``kind``: ``"unreachable"`` (no TCP connection to the proxy), ``"resolve"`` (its name),
+      ``"refused"`` (an HTTP status other than 2xx: ``status``, and for 407 the
+      ``authenticate`` challenge), ``"auth"`` (SOCKS5 username/password rejected: ``status``
+      is the RFC 1929 STATUS), ``"socks"`` (a SOCKS5 reply refusing the target: ``status``
+      is the REP code, or one that breaks RFC 1928: ``field`` names the field),
+      ``"malformed"`` (not the protocol expected), ``"tls"`` (TLS to an ``https://`` proxy
+      failed), ``"closed"`` (it closed before answering), ``"io"``, ``"timeout"``;
+    * ``status``, ``field``, ``authenticate``: ``None`` when they do not apply.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: Optional[str] = None,
+        kind: str = "io",
+        status: Optional[int] = None,
+        field: Optional[str] = None,
+        authenticate: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.kind = kind
+        self.status = status
+        self.field = field
+        self.authenticate = authenticate
+
+
+class ProxyTimeoutError(ProxyError, TimeoutError):
+    """The proxy (its name, the TCP connection to it, TLS to it or its answer) did not
+    complete within the connect timeout (``open_timeout``)."""
 
 
 class ProtocolError(WebSocketException):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Generator, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
-from .._client_model import ClientModel, client_setup
+from .._client_model import ERROR_GRACE, ClientModel, client_setup
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
 from .._tidewire import ReconnectPolicy
@@ -45,6 +45,15 @@ class connect:
     ``max_queue_bytes``, default 1 MiB, bound what waits for ``recv``: see there). Raises
     ``InvalidURI``, ``InvalidHandshake`` (``InvalidStatus`` for an HTTP refusal),
     ``TimeoutError`` after ``open_timeout``, ``OSError`` when the connection failed.
+
+    ``proxy``: ``True`` (the default) takes the proxy from the environment as
+    python-websockets does (``no_proxy``; then ``wss_proxy``/``https_proxy`` for ``wss://``,
+    ``ws_proxy``/``http_proxy`` for ``ws://``; then ``all_proxy``; lower case first),
+    ``None`` connects directly, a string is a proxy URL: ``http://``, ``https://`` (TLS to
+    the proxy, trusting what ``ssl`` trusts), ``socks5://`` (the target resolved here) or
+    ``socks5h://`` (resolved by the proxy), with ``user:password@`` when the proxy asks for
+    them. A failing proxy raises ``ProxyError`` (``ProxyTimeoutError`` when it did not
+    answer within ``open_timeout``).
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class connect:
         max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
         max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
         reconnect: Optional[ReconnectPolicy] = None,
+        proxy: Union[str, Literal[True], None] = True,
     ) -> None:
         if reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
             raise TypeError("reconnect must be a tidewire.ReconnectPolicy or None")
@@ -84,6 +94,7 @@ class connect:
             write_limit=write_limit,
             max_queue=max_queue,
             max_queue_bytes=max_queue_bytes,
+            proxy=proxy,
         )
         self._connection: Optional[ClientConnection] = None
 
@@ -147,7 +158,12 @@ class connect:
             else:
                 await asyncio.wait_for(asyncio.shield(conn._state_waiter), setup.open_timeout)
         except asyncio.TimeoutError:
-            timed_out = True
+            # The runtime's own timeout error is due now and says what did not answer.
+            try:
+                await asyncio.wait_for(asyncio.shield(conn._state_waiter), ERROR_GRACE)
+                timed_out = False
+            except asyncio.TimeoutError:
+                timed_out = True
         except BaseException:
             driver.close()
             raise

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Optional, Union, overload
 
-from .._client_model import ClientModel, ClientSetup, client_setup
+from .._client_model import ERROR_GRACE, ClientModel, ClientSetup, client_setup
 from .._options import DEFAULT_MAX_SIZE
 from .._queue import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, QueueLimit
 from .._tidewire import ReconnectPolicy
@@ -29,6 +29,9 @@ class ClientConnection(ClientModel[threading.Event], Connection):
     def _wait_open(self, timeout: Optional[float]) -> None:
         with self._cond:
             done = self._cond.wait_for(lambda: self._state is not State.CONNECTING, timeout)
+            if not done:
+                # The runtime's own timeout error is due now and says what did not answer.
+                done = self._cond.wait_for(lambda: self._state is not State.CONNECTING, ERROR_GRACE)
             if done and self._opened:
                 # Open, or already closed again: messages that came with the handshake are
                 # delivered by recv, then the close.
@@ -126,6 +129,7 @@ def connect(
     write_limit: Union[int, tuple[int, int], None] = ...,
     max_queue: QueueLimit = ...,
     max_queue_bytes: QueueLimit = ...,
+    proxy: Union[str, Literal[True], None] = ...,
     reconnect: Literal[False, None] = ...,
 ) -> ClientConnection: ...
 
@@ -147,6 +151,7 @@ def connect(
     write_limit: Union[int, tuple[int, int], None] = ...,
     max_queue: QueueLimit = ...,
     max_queue_bytes: QueueLimit = ...,
+    proxy: Union[str, Literal[True], None] = ...,
     reconnect: Union[Literal[True], ReconnectPolicy],
 ) -> Reconnecting: ...
 
@@ -167,6 +172,7 @@ def connect(
     write_limit: Union[int, tuple[int, int], None] = None,
     max_queue: QueueLimit = DEFAULT_MAX_QUEUE,
     max_queue_bytes: QueueLimit = DEFAULT_MAX_QUEUE_BYTES,
+    proxy: Union[str, Literal[True], None] = True,
     reconnect: _Reconnect = None,
 ) -> Union[ClientConnection, Reconnecting]:
     """Opens a WebSocket connection to ``uri`` (``ws://`` or ``wss://``) and returns it
@@ -182,6 +188,15 @@ def connect(
     with an HTTP status, ``InvalidMessage`` when it closed or reset the connection without
     answering, as a server over its connection limit does), ``TimeoutError`` after
     ``open_timeout``, ``OSError`` when the connection failed.
+
+    ``proxy``: ``True`` (the default) takes the proxy from the environment as
+    python-websockets does (``no_proxy``; then ``wss_proxy``/``https_proxy`` for ``wss://``,
+    ``ws_proxy``/``http_proxy`` for ``ws://``; then ``all_proxy``; lower case first),
+    ``None`` connects directly, a string is a proxy URL: ``http://``, ``https://`` (TLS to
+    the proxy, trusting what ``ssl`` trusts), ``socks5://`` (the target resolved here) or
+    ``socks5h://`` (resolved by the proxy), with ``user:password@`` when the proxy asks for
+    them. A failing proxy raises ``ProxyError`` (``ProxyTimeoutError`` when it did not
+    answer within ``open_timeout``).
 
     ``reconnect=True`` (the default ``tidewire.ReconnectPolicy()``) or a
     ``ReconnectPolicy``: returns a ``Reconnecting`` instead, for
@@ -205,6 +220,7 @@ def connect(
         write_limit=write_limit,
         max_queue=max_queue,
         max_queue_bytes=max_queue_bytes,
+        proxy=proxy,
     )
     if isinstance(reconnect, ReconnectPolicy):
         return Reconnecting(setup, reconnect)
