@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Harness, TEST_DEADLINE};
 use tidewire_net::{
     Background, BackgroundOptions, Config, ConnId, ConnectOptions, Error, ListenOptions,
-    MessageKind, OwnedEvent, Source,
+    MessageKind, OwnedEvent, ReconnectPolicy, Source,
 };
 
 /// Waits for the next event (fails the test after the deadline).
@@ -399,4 +399,69 @@ fn wss_handshakes_and_compression_run_on_the_io_thread() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// A reconnecting connection keeps its handle id in this mode too: the server ends the
+/// first connection, the handle reports `Reconnecting` (same id, the close code as cause),
+/// then `Open` again under that id, and messages flow.
+#[test]
+fn a_reconnecting_connection_keeps_its_id_through_the_io_thread() {
+    let mut bg = Background::new(Config::default()).expect("background");
+    let (_, addr) = bg
+        .listen("127.0.0.1", 0, ListenOptions::default())
+        .expect("listen");
+    let options = ConnectOptions {
+        reconnect: Some(ReconnectPolicy {
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            max_attempts: Some(3),
+            reset_after: Duration::from_secs(10),
+        }),
+        ..ConnectOptions::default()
+    };
+    let client = bg
+        .connect(&format!("ws://{addr}/r"), options)
+        .expect("connect");
+    let (mut opens, mut reconnecting, mut server_opens) = (0, 0, 0);
+    loop {
+        match next(&bg) {
+            OwnedEvent::Open {
+                conn,
+                listener: Some(_),
+                ..
+            } => {
+                server_opens += 1;
+                if server_opens == 1 {
+                    bg.close(conn, 1001, "restarting").expect("close");
+                } else {
+                    bg.send_text(conn, "back".to_owned()).expect("send");
+                }
+            }
+            OwnedEvent::Open { conn, .. } => {
+                assert_eq!(conn, client);
+                opens += 1;
+            }
+            OwnedEvent::Reconnecting {
+                conn,
+                attempt,
+                error,
+                close_code,
+                ..
+            } => {
+                assert_eq!(conn, client);
+                assert_eq!((attempt, close_code), (1, 1001));
+                assert!(error.is_none());
+                reconnecting += 1;
+            }
+            OwnedEvent::Message { conn, data, .. } => {
+                assert_eq!(conn, client);
+                assert_eq!(data, b"back");
+                break;
+            }
+            OwnedEvent::Closed { .. } => {} // the server side of the first connection
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((opens, reconnecting), (2, 1));
+    bg.shutdown(Duration::from_secs(1)).expect("shutdown");
 }
