@@ -12,8 +12,8 @@
  *         tw_io_poll(..., 0) and queues sends (TLS and compression run on the I/O thread).
  *
  * --storm N adds a wss:// reconnect storm underneath: N connections to --storm-url that the
- * server closes right after they open, each opened again by this program as soon as it ends
- * (a reconnect policy in the library is separate work; the example re-opens them itself).
+ * server closes right after they open (1000), each reconnecting by itself under the library's
+ * reconnect policy (tw_connect_options_set_reconnect: 1 ms to 20 ms, full jitter, unlimited).
  *
  * Usage: game_client_c --url ws://H:P/game [--mode poll|bg] [--seconds S] [--hz N]
  *                      [--bots N] [--storm N --storm-url wss://H:P2/storm] [--ca FILE]
@@ -25,7 +25,7 @@
  *
  * Prints one line:
  *   game_client mode=M storm=N frames=F worst_ms=W p99_ms=P mean_ms=A received=R
- *   players_seen=K storm_opens=O
+ *   players_seen=K storm_opens=O storm_retries=T
  * Exits 0 when the player's connection opened and positions came back through the relay
  * (and, with --storm, storm connections opened), 1 otherwise, 2 on a usage error.
  */
@@ -68,11 +68,12 @@ struct net {
     bool background;
     tw_context *ctx;          /* poll mode */
     tw_io *io;                /* background mode */
-    tw_connect_options *opts; /* shared by every connect */
+    tw_connect_options *opts;       /* the player and the bots */
+    tw_connect_options *storm_opts; /* the storm: the same, plus a reconnect policy */
 };
 
-static tw_status net_connect(struct net *n, const char *url, tw_conn *out) {
-    return n->background ? tw_io_connect(n->io, url, n->opts, out) : tw_context_connect(n->ctx, url, n->opts, out);
+static tw_status net_connect(struct net *n, const char *url, const tw_connect_options *opts, tw_conn *out) {
+    return n->background ? tw_io_connect(n->io, url, opts, out) : tw_context_connect(n->ctx, url, opts, out);
 }
 
 static tw_status net_send(struct net *n, tw_conn conn, const uint8_t *data, size_t len) {
@@ -126,6 +127,7 @@ struct game {
     bool storm_ended[MAX_STORM];
     int storm_count;
     long storm_opens;
+    long storm_retries;
     bool failed;
 };
 
@@ -144,6 +146,8 @@ static void on_event(const tw_event *ev, void *state) {
     for (int i = 0; i < g->storm_count; i++) {
         if (ev->conn != 0 && ev->conn == g->storm[i]) {
             if (ev->kind == TW_EVENT_OPEN) g->storm_opens++;
+            if (ev->kind == TW_EVENT_RECONNECTING) g->storm_retries++;
+            /* Terminal (reconnecting gave up): opened again in the frame loop. */
             if (ev->kind == TW_EVENT_CLOSE || ev->kind == TW_EVENT_ERROR) g->storm_ended[i] = true;
             return;
         }
@@ -234,6 +238,12 @@ int main(int argc, char **argv) {
     if (s == TW_STATUS_OK && ca != NULL) s = tw_connect_options_set_tls_ca_file(g.net.opts, ca);
     /* Builds the TLS configuration now, at start-up, not in a frame. */
     if (s == TW_STATUS_OK && storm > 0) s = tw_connect_options_prepare_tls(g.net.opts);
+    /* The storm reconnects by itself (the library's policy: full-jitter backoff from 1 ms up
+     * to 20 ms, unlimited attempts): the server closes each connection at open (1000). */
+    if (s == TW_STATUS_OK) s = tw_connect_options_new(&g.net.storm_opts);
+    if (s == TW_STATUS_OK && ca != NULL) s = tw_connect_options_set_tls_ca_file(g.net.storm_opts, ca);
+    if (s == TW_STATUS_OK) s = tw_connect_options_set_reconnect(g.net.storm_opts, 1, 20, 0, 60000);
+    if (s == TW_STATUS_OK && storm > 0) s = tw_connect_options_prepare_tls(g.net.storm_opts);
     if (s != TW_STATUS_OK) {
         fprintf(stderr, "game_client: setup: %s: %s\n", tw_status_str(s), tw_last_error());
         return 1;
@@ -242,13 +252,13 @@ int main(int argc, char **argv) {
     uint32_t base_id = (uint32_t)getpid() * 100u;
     for (int a = 0; a < g.actors; a++) {
         g.me[a] = (struct player){base_id + (uint32_t)a, 320, 240};
-        if (net_connect(&g.net, url, &g.conns[a]) != TW_STATUS_OK) {
+        if (net_connect(&g.net, url, g.net.opts, &g.conns[a]) != TW_STATUS_OK) {
             fprintf(stderr, "game_client: connect: %s\n", tw_last_error());
             return 1;
         }
     }
     for (int i = 0; i < g.storm_count; i++) {
-        if (net_connect(&g.net, storm_url, &g.storm[i]) != TW_STATUS_OK) {
+        if (net_connect(&g.net, storm_url, g.net.storm_opts, &g.storm[i]) != TW_STATUS_OK) {
             fprintf(stderr, "game_client: storm connect: %s\n", tw_last_error());
             return 1;
         }
@@ -294,7 +304,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < g.storm_count; i++) {
             if (g.storm_ended[i]) {
                 g.storm_ended[i] = false;
-                if (net_connect(&g.net, storm_url, &g.storm[i]) != TW_STATUS_OK) g.storm[i] = 0;
+                if (net_connect(&g.net, storm_url, g.net.storm_opts, &g.storm[i]) != TW_STATUS_OK) g.storm[i] = 0;
             }
         }
         if (!background) {
@@ -337,6 +347,7 @@ int main(int argc, char **argv) {
         tw_context_free(g.net.ctx);
     }
     tw_connect_options_free(g.net.opts);
+    tw_connect_options_free(g.net.storm_opts);
 
     int64_t total = 0;
     for (long i = 0; i < frames; i++) total += times[i];
@@ -345,9 +356,9 @@ int main(int argc, char **argv) {
     long p99_index = frames > 0 ? (long)ceil(0.99 * (double)frames) - 1 : 0;
     int64_t p99 = frames > 0 ? times[p99_index < 0 ? 0 : p99_index] : 0;
     printf("game_client mode=%s storm=%ld frames=%ld worst_ms=%.3f p99_ms=%.3f mean_ms=%.3f received=%ld "
-           "players_seen=%d storm_opens=%ld\n",
+           "players_seen=%d storm_opens=%ld storm_retries=%ld\n",
            mode, storm, frames, (double)worst / 1e6, (double)p99 / 1e6,
-           frames > 0 ? (double)total / (double)frames / 1e6 : 0.0, g.received, g.seen_count, g.storm_opens);
+           frames > 0 ? (double)total / (double)frames / 1e6 : 0.0, g.received, g.seen_count, g.storm_opens, g.storm_retries);
     free(times);
     SDL_DestroyRenderer(renderer);
     SDL_DestroyWindow(window);

@@ -277,6 +277,8 @@ def reconnect_kit() -> object:
     return types.SimpleNamespace(
         free_port=free_port, ServerProcess=ServerProcess, http_server=http_server, status=status
     )
+
+
 #: tests/proxies.py of the repository: the real proxies the faces' proxy tests go through.
 PROXIES_SCRIPT = Path(__file__).resolve().parents[3] / "tests" / "proxies.py"
 
