@@ -7,8 +7,8 @@
 //!
 //! **The schedule.** Exponential backoff with full jitter: before attempt `n` (1, 2, ...)
 //! the delay is drawn uniformly from `[0, min(max_delay, initial_delay * 2^(n-1))]`.
-//! A `Retry-After` (a 503 or 429 answer, seconds form) raises the delay to at least its
-//! value (at most [`MAX_RETRY_AFTER`]). A connection that stayed open for
+//! A `Retry-After` (a 503 or 429 answer, in seconds or as an HTTP-date) raises the delay to
+//! at least its value (at most [`MAX_RETRY_AFTER`]). A connection that stayed open for
 //! [`ReconnectPolicy::reset_after`] starts the schedule again at attempt 1. After
 //! [`ReconnectPolicy::max_attempts`] attempts in a row without an open, the next failure is
 //! final.
@@ -23,7 +23,7 @@
 //! and anything during [`crate::Context::shutdown`].
 
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tidewire_proto::proxy::ProxyError;
 
@@ -165,15 +165,27 @@ pub fn classify_close(code: u16) -> Retry {
     }
 }
 
-/// `Retry-After` in its seconds form (RFC 9110 section 10.2.3), at most
-/// [`MAX_RETRY_AFTER`]. The HTTP-date form is not read (the schedule's delay applies).
+/// The wait a `Retry-After` value asks for (RFC 9110 section 10.2.3), at most
+/// [`MAX_RETRY_AFTER`]: delay-seconds, or an HTTP-date (any of the three formats a recipient
+/// must accept, section 5.6.7) measured from the system clock now; a date in the past is no
+/// wait. `None` for anything else (the schedule's delay applies).
 pub fn retry_after(value: &[u8]) -> Option<Duration> {
+    retry_after_at(value, SystemTime::now())
+}
+
+/// [`retry_after`] with the current time given.
+pub fn retry_after_at(value: &[u8], now: SystemTime) -> Option<Duration> {
     let v = std::str::from_utf8(value).ok()?.trim();
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+    if v.is_empty() {
         return None;
     }
-    let secs = v.parse::<u64>().unwrap_or(u64::MAX);
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let date = httpdate::parse_http_date(v).ok()?;
+    let wait = date.duration_since(now).unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The state of one reconnecting connection: the attempt count, when it last opened, and
@@ -333,9 +345,43 @@ mod tests {
         let d = b.next_delay(Retry::After(Duration::from_secs(2)), Instant::now());
         assert_eq!(d, Some(Duration::from_secs(2)));
         assert_eq!(retry_after(b" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(retry_after(b"Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(retry_after(b"-1"), None);
+        assert_eq!(retry_after(b"soon"), None);
+        assert_eq!(retry_after(b""), None);
         assert_eq!(retry_after(b"99999999999999999999"), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date() {
+        // 2015-10-21 07:28:00 UTC.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let now = at - Duration::from_secs(90);
+        // The three formats of RFC 9110 section 5.6.7.
+        for date in [
+            &b"Wed, 21 Oct 2015 07:28:00 GMT"[..],
+            b"Wednesday, 21-Oct-15 07:28:00 GMT",
+            b"Wed Oct 21 07:28:00 2015",
+        ] {
+            assert_eq!(
+                retry_after_at(date, now),
+                Some(Duration::from_secs(90)),
+                "{}",
+                String::from_utf8_lossy(date)
+            );
+        }
+        // In the past: no wait beyond the schedule's. Far ahead: capped.
+        let past = b"Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            retry_after_at(past, at + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after_at(b"Fri, 31 Dec 2100 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        // Not a date.
+        assert_eq!(retry_after_at(b"Wed, 32 Oct 2015 07:28:00 GMT", now), None);
+        assert_eq!(retry_after_at(b"Wed, 21 Oct 2015 07:28:00 CET", now), None);
     }
 
     #[test]
@@ -353,6 +399,14 @@ mod tests {
         assert_eq!(
             classify(&rejected(503, ra.clone())),
             Retry::After(Duration::from_secs(5))
+        );
+        let dated = vec![Header {
+            name: "retry-after".into(),
+            value: b"Fri, 31 Dec 2100 23:59:59 GMT".to_vec(),
+        }];
+        assert_eq!(
+            classify(&rejected(429, dated)),
+            Retry::After(MAX_RETRY_AFTER)
         );
         assert_eq!(classify(&rejected(429, vec![])), Retry::Backoff);
         assert_eq!(classify(&rejected(502, vec![])), Retry::Backoff);
