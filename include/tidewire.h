@@ -2244,7 +2244,8 @@ tw_status tw_listen_options_set_require_origin(struct tw_listen_options *options
 // When on, every valid upgrade request that passed the listener's Origin and
 // subprotocol rules is delivered as `TW_EVENT_REQUEST` (with the subprotocol they
 // selected in its `subprotocol`) and waits for `tw_conn_accept` or `tw_conn_reject`
-// (the handshake timeout keeps running).
+// (the handshake timeout keeps running: a request still undecided when it runs out is
+// answered 503 and reported as `TW_EVENT_ERROR` with `TW_STATUS_TIMEOUT`).
 // Default off: requests are accepted automatically.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
@@ -2256,8 +2257,9 @@ tw_status tw_listen_options_set_require_origin(struct tw_listen_options *options
 tw_status tw_listen_options_set_handle_requests(struct tw_listen_options *options, bool on);
 
 // When on, HTTP requests that are not upgrades are delivered as
-// `TW_EVENT_HTTP_REQUEST`, to be answered with `tw_conn_respond`. Default off: they are
-// answered with 426 Upgrade Required.
+// `TW_EVENT_HTTP_REQUEST`, to be answered with `tw_conn_respond` within the handshake
+// timeout (else 503, as for `_handle_requests`). Default off: they are answered with
+// 426 Upgrade Required.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`.
 //

@@ -259,12 +259,14 @@ pub struct ListenOptions {
     pub require_origin: bool,
     /// Deliver every valid upgrade request that passed the rules above as
     /// [`crate::Event::Request`], with the subprotocol they selected; the application then
-    /// calls [`crate::Context::accept`] or [`crate::Context::reject`]. Default false
-    /// (accepted automatically).
+    /// calls [`crate::Context::accept`] or [`crate::Context::reject`] within
+    /// [`Config::handshake_timeout`] (counted from accept); a request still undecided then is
+    /// answered 503 and reported as [`crate::Error::Timeout`]. Default false (accepted
+    /// automatically).
     pub handle_requests: bool,
     /// Deliver requests that are not upgrades as [`crate::Event::HttpRequest`]; the
-    /// application answers with [`crate::Context::respond`]. Default false (answered with
-    /// 426 Upgrade Required).
+    /// application answers with [`crate::Context::respond`] (within the handshake timeout, as
+    /// for `handle_requests`). Default false (answered with 426 Upgrade Required).
     pub handle_http: bool,
     /// Limits per peer address (connections, handshakes in progress, connection rate).
     /// Default: [`PeerLimits::default`].

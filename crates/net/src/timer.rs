@@ -13,6 +13,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use tidewire_proto::handshake::Rejection;
+
 use crate::conn::{flag, Stage};
 use crate::context::Context;
 use crate::error::{Error, TimeoutKind};
@@ -89,6 +91,14 @@ impl Context {
                         let at = self.now + self.config.close_timeout;
                         self.arm_phase(id, at);
                         continue;
+                    }
+                    if matches!(c.stage, Stage::AwaitingDecision(_)) {
+                        // The application was given the request and never answered it:
+                        // tell the client (503) instead of closing without a word; `finish`
+                        // writes it if the socket takes it, and still reports the timeout.
+                        Rejection::not_decided().write_response(c.pre.vec());
+                        c.stash = Vec::new();
+                        c.stage = Stage::Answering;
                     }
                     let kind = match c.stage {
                         _ if c.stage.proxy_name().is_some() => TimeoutKind::Proxy,

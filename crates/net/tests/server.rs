@@ -345,6 +345,71 @@ fn client_that_sends_nothing_is_dropped_after_the_handshake_timeout() {
     assert_eq!(h.ctx.connection_count(), 0);
 }
 
+/// A request handed to the application (`handle_requests`, `handle_http`) that it never
+/// answers gets a 503 when the handshake time is up, and the application hears the timeout.
+#[test]
+fn request_the_application_never_decides_on_is_answered_503_after_the_handshake_timeout() {
+    use std::io::{Read, Write};
+    let options = ListenOptions {
+        handle_requests: true,
+        handle_http: true,
+        ..ListenOptions::default()
+    };
+    let mut h = Harness::new(short_timeouts(), options);
+    let port = h.port;
+    let ask = move |request: &'static str| {
+        thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(TEST_DEADLINE)).expect("timeout");
+            let start = Instant::now();
+            s.write_all(request.as_bytes()).expect("request");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            (answer, start.elapsed())
+        })
+    };
+    let upgrade = ask(
+        "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let plain = ask("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (mut asked, mut timed_out) = (0, 0);
+    let start = Instant::now();
+    while !(upgrade.is_finished() && plain.is_finished()) && start.elapsed() < TEST_DEADLINE {
+        h.ctx
+            .poll(&mut h.events, Some(Duration::from_millis(10)))
+            .expect("poll");
+        for ev in h.events.iter() {
+            match ev {
+                Event::Request { .. } | Event::HttpRequest { .. } => asked += 1,
+                Event::Error {
+                    error: Error::Timeout(kind),
+                    ..
+                } => {
+                    assert_eq!(*kind, tidewire_net::TimeoutKind::Handshake);
+                    timed_out += 1;
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+    for peer in [upgrade, plain] {
+        let (answer, took) = peer.join().expect("peer");
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("Connection: close\r\n"), "{answer}");
+        assert!(
+            answer.ends_with("The server did not answer in time.\n"),
+            "{answer}"
+        );
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+    }
+    assert_eq!((asked, timed_out), (2, 2));
+    assert_eq!(h.ctx.connection_count(), 0);
+}
+
 #[test]
 fn peer_that_never_answers_a_close_is_dropped_after_the_close_timeout() {
     let mut h = Harness::new(short_timeouts(), ListenOptions::default());

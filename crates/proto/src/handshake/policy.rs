@@ -126,6 +126,13 @@ impl Rejection {
     pub fn unsupported_subprotocol() -> Rejection {
         Rejection::new(400, "None of the offered subprotocols is supported.")
     }
+
+    /// 503 for a request the application was asked to decide on (accept, reject, respond)
+    /// and did not within the handshake time: the server could not serve it (RFC 9110
+    /// section 15.6.4), said rather than closing without a word.
+    pub fn not_decided() -> Rejection {
+        Rejection::new(503, "The server did not answer in time.")
+    }
 }
 
 #[cfg(test)]
