@@ -2718,10 +2718,11 @@ tw_status tw_server_options_new(struct tw_server_options **out_options);
 // Thread safety: any thread, with no other call on these options running.
 void tw_server_options_free(struct tw_server_options *options);
 
-// The number of worker threads; 0 (the default) takes the number of CPUs this process
-// may use. Each worker has its own context, listening socket and buffers.
+// The number of worker threads, at most 4096; 0 (the default) takes the number of CPUs
+// this process may use. Each worker has its own context, listening socket and buffers.
 //
-// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (more
+// than 4096; the options are unchanged), `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `options` is NULL or a live handle.

@@ -279,10 +279,11 @@ impl tw_server_options {
         guard_void(|| unsafe { free_handle(options) })
     }
 
-    /// The number of worker threads; 0 (the default) takes the number of CPUs this process
-    /// may use. Each worker has its own context, listening socket and buffers.
+    /// The number of worker threads, at most 4096; 0 (the default) takes the number of CPUs
+    /// this process may use. Each worker has its own context, listening socket and buffers.
     ///
-    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT` (more
+    /// than 4096; the options are unchanged), `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
     /// `options` is NULL or a live handle.
@@ -296,6 +297,12 @@ impl tw_server_options {
         // SAFETY: caller contract.
         unsafe {
             set(options, |o| {
+                // tidewire-net's rule (`WorkerOptions::validate`).
+                WorkerOptions {
+                    threads,
+                    ..WorkerOptions::default()
+                }
+                .validate()?;
                 o.threads = threads;
                 Ok(())
             })

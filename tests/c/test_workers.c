@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "common.h"
@@ -366,6 +367,11 @@ static void test_bad_input(void) {
     tw_cluster_options *co = NULL;
     CHECK_OK(tw_server_options_new(&o));
     CHECK_OK(tw_cluster_options_new(&co));
+    /* More threads than the runtime allows: refused at the setter, the options unchanged. */
+    CHECK_STATUS(tw_server_options_set_threads(o, SIZE_MAX), TW_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(tw_last_error(), "threads must be at most 4096") != NULL);
+    CHECK_STATUS(tw_server_options_set_threads(o, 4097), TW_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(tw_server_options_set_threads(o, 4096));
     CHECK_OK(tw_server_options_set_threads(o, 1));
     CHECK_OK(tw_cluster_options_set_url(co, "http://not-redis"));
     CHECK_OK(tw_server_options_set_cluster(o, co));

@@ -78,7 +78,7 @@ pub use resolve::{Resolve, SystemResolver};
 pub use sender::Sender;
 pub use slab::{ConnId, ListenerId};
 pub use tls::{TlsAcceptor, TlsClientOptions, TlsConnector};
-pub use workers::{Bus, WorkerOptions, Workers};
+pub use workers::{Bus, WorkerOptions, Workers, MAX_WORKER_THREADS};
 
 /// Re-exported from `tidewire-proto`: every type this crate's API mentions, so that
 /// applications and the faces (C ABI, Python) depend on this crate alone.

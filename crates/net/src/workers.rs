@@ -30,11 +30,15 @@ use crate::events::Event;
 use crate::publish::PublishReport;
 use crate::sender::Sender;
 
+/// The most worker threads [`WorkerOptions::threads`] may ask for (and the most the
+/// automatic count takes).
+pub const MAX_WORKER_THREADS: usize = 4096;
+
 /// How [`Workers::start`] sets its workers up.
 #[derive(Clone, Default)]
 pub struct WorkerOptions {
-    /// Number of worker threads; 0 (the default) takes the number of CPUs this process may
-    /// use (`std::thread::available_parallelism`).
+    /// Number of worker threads, at most [`MAX_WORKER_THREADS`]; 0 (the default) takes the number
+    /// of CPUs this process may use (`std::thread::available_parallelism`).
     pub threads: usize,
     /// Each worker's context settings.
     pub config: Config,
@@ -112,6 +116,31 @@ struct Stop {
     grace_ms: AtomicU64,
 }
 
+impl WorkerOptions {
+    /// Checks the thread count and every worker's settings (what [`Workers::start`] checks
+    /// before it creates anything): [`Error::InvalidArgument`] says which is out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads > MAX_WORKER_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "threads must be at most {MAX_WORKER_THREADS}, got {}",
+                self.threads
+            )));
+        }
+        self.config.validate()?;
+        self.listen.validate()
+    }
+
+    /// The number of workers these options start.
+    fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_WORKER_THREADS),
+            n => n,
+        }
+    }
+}
+
 impl Workers {
     /// Creates the contexts and their listeners on the calling thread (so a bad option or
     /// a busy port is reported here), then starts one thread per worker. `make_handler(i)`
@@ -128,10 +157,8 @@ impl Workers {
         F: Fn(usize) -> H,
         H: FnMut(&mut Context, &Bus, Event<'_>) + Send + 'static,
     {
-        let threads = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
+        options.validate()?;
+        let threads = options.thread_count();
         let listen = ListenOptions {
             reuse_port: true,
             ..options.listen

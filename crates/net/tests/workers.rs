@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::TEST_DEADLINE;
 use tidewire_net::{
-    Config, ConnId, ConnectOptions, Context, Event, MessageKind, WorkerOptions, Workers,
+    Bus, Config, ConnId, ConnectOptions, Context, Error, Event, MessageKind, WorkerOptions,
+    Workers, MAX_WORKER_THREADS,
 };
 
 const CLIENTS: usize = 64;
@@ -138,6 +139,30 @@ fn workers_share_a_port_and_a_publish_reaches_subscribers_on_every_worker() {
         closed == CLIENTS
     }));
     stopper.join().expect("stopper").expect("shutdown");
+}
+
+#[test]
+fn too_many_threads_are_refused_before_anything_starts() {
+    for threads in [MAX_WORKER_THREADS + 1, usize::MAX] {
+        let options = WorkerOptions {
+            threads,
+            ..WorkerOptions::default()
+        };
+        let err = options.validate().expect_err("validate");
+        assert!(
+            err.to_string().contains("threads must be at most 4096"),
+            "{err}"
+        );
+        let started = Workers::start("127.0.0.1", 0, options, |_| {
+            |_: &mut Context, _: &Bus, _: Event<'_>| {}
+        });
+        assert!(matches!(started, Err(Error::InvalidArgument(_))));
+    }
+    let fine = WorkerOptions {
+        threads: MAX_WORKER_THREADS,
+        ..WorkerOptions::default()
+    };
+    fine.validate().expect("at the bound");
 }
 
 #[test]
