@@ -217,3 +217,66 @@ fn plain_client_to_a_tls_listener_fails_without_hanging() {
 fn pki_other_ca() -> Pki {
     pki()
 }
+
+/// A wss request the application never decides on is answered 503 inside TLS when the
+/// handshake time runs out (the answer goes out before close_notify).
+#[test]
+fn undecided_request_over_tls_gets_a_503() {
+    let pki = pki();
+    let acceptor =
+        TlsAcceptor::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).expect("acceptor");
+    let config = Config {
+        handshake_timeout: Duration::from_millis(400),
+        ..Config::default()
+    };
+    let mut h = Harness::new(
+        config,
+        ListenOptions {
+            tls: Some(acceptor),
+            handle_requests: true,
+            ..ListenOptions::default()
+        },
+    );
+    // The client has its own context and the default (10 s) handshake timeout.
+    let mut client_ctx = tidewire_net::Context::new(Config::default()).expect("client context");
+    let mut client_events = client_ctx.new_events();
+    let url = format!("wss://localhost:{}/", h.port);
+    let client = client_ctx.connect(&url, trusting(&pki)).expect("connect");
+    let (mut asked, mut server_timeout, mut status) = (false, false, None);
+    let start = std::time::Instant::now();
+    while status.is_none() && start.elapsed() < TEST_DEADLINE {
+        h.ctx
+            .poll(&mut h.events, Some(Duration::from_millis(5)))
+            .expect("server poll");
+        for ev in h.events.iter() {
+            match ev {
+                Event::Request { .. } => asked = true,
+                Event::Error {
+                    error: Error::Timeout(_),
+                    ..
+                } => server_timeout = true,
+                other => panic!("server: unexpected {other:?}"),
+            }
+        }
+        client_ctx
+            .poll(&mut client_events, Some(Duration::from_millis(5)))
+            .expect("client poll");
+        for ev in client_events.iter() {
+            match ev {
+                Event::Error {
+                    error: Error::HandshakeRejected { status: s, .. },
+                    ..
+                } => {
+                    assert_eq!(ev.conn(), Some(client));
+                    status = Some(*s);
+                }
+                other => panic!("client: unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(
+        asked && server_timeout,
+        "asked {asked}, timeout {server_timeout}"
+    );
+    assert_eq!(status, Some(503));
+}
