@@ -298,8 +298,10 @@ typedef struct tw_cluster tw_cluster;
 // Settings of a cluster bridge: the Redis URL (required), the channel, reconnects, the
 // queue to Redis and the status callback. Create with `tw_cluster_options_new`, adjust,
 // hand to `tw_server_options_set_cluster` or `tw_cluster_new` (both copy it), free with
-// `tw_cluster_options_free`. The runtime checks the settings when the bridge starts
-// (`tw_server_new`, `tw_cluster_new`): a bad URL gives `TW_STATUS_INVALID_URL` there.
+// `tw_cluster_options_free`. Each setter lets the runtime check the value and refuses
+// one out of range (`TW_STATUS_INVALID_URL`, `TW_STATUS_INVALID_ARGUMENT`), leaving the
+// options unchanged; options without a URL are refused by `tw_server_new` and
+// `tw_cluster_new` with `TW_STATUS_INVALID_URL`.
 typedef struct tw_cluster_options tw_cluster_options;
 
 // Settings for a context. Create with `tw_config_new`, change with the `tw_config_set_*`
@@ -538,11 +540,12 @@ tw_status tw_cluster_options_new(struct tw_cluster_options **out_options);
 void tw_cluster_options_free(struct tw_cluster_options *options);
 
 // The Redis server: `redis://[user:password@]host[:port][/db]` (this build has no
-// `rediss://`). Required; checked by the runtime when the bridge starts.
+// `rediss://`). Required.
 //
 // Ownership: `url` (NUL-terminated UTF-8) is copied.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+// `TW_STATUS_INVALID_URL` (not a Redis URL; the options are unchanged),
 // `TW_STATUS_INTERNAL`.
 //
 // # Safety
@@ -552,13 +555,12 @@ void tw_cluster_options_free(struct tw_cluster_options *options);
 tw_status tw_cluster_options_set_url(struct tw_cluster_options *options, const char *url);
 
 // The Redis channel every process of this cluster uses (default "tidewire");
-// applications sharing one Redis need different channels. Must not be empty (checked
-// when the bridge starts).
+// applications sharing one Redis need different channels. Must not be empty.
 //
 // Ownership: `channel` (NUL-terminated UTF-8) is copied.
 //
 // Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
-// `TW_STATUS_INTERNAL`.
+// `TW_STATUS_INVALID_ARGUMENT`, `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `options` is NULL or a live handle; `channel` is NULL or NUL-terminated.
@@ -568,9 +570,10 @@ tw_status tw_cluster_options_set_channel(struct tw_cluster_options *options, con
 
 // Reconnect delays after a Redis failure: a random delay up to `initial_ms`, the bound
 // doubling per failure up to `max_ms` (defaults 100 and 5000). `initial_ms` must be
-// above 0 (checked when the bridge starts).
+// above 0 and `max_ms` at least `initial_ms`.
 //
-// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `options` is NULL or a live handle.
@@ -578,9 +581,10 @@ tw_status tw_cluster_options_set_channel(struct tw_cluster_options *options, con
 // Thread safety: any thread, not concurrently with other calls on these options.
 tw_status tw_cluster_options_set_backoff_ms(struct tw_cluster_options *options, uint64_t initial_ms, uint64_t max_ms);
 
-// Time allowed for each connection attempt to Redis (default 2000 ms).
+// Time allowed for each connection attempt to Redis (default 2000 ms), above 0.
 //
-// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `options` is NULL or a live handle.
@@ -590,9 +594,10 @@ tw_status tw_cluster_options_set_connect_timeout_ms(struct tw_cluster_options *o
 
 // Messages that may wait for the thread that publishes to Redis (default 10,000);
 // beyond, a publish is dropped for the other processes (counted in
-// `tw_cluster_stats.dropped`). Must be above 0 (checked when the bridge starts).
+// `tw_cluster_stats.dropped`). Must be above 0.
 //
-// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+// `TW_STATUS_INTERNAL`.
 //
 // # Safety
 // `options` is NULL or a live handle.

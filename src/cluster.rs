@@ -125,8 +125,10 @@ impl ClusterOpts {
 /// Settings of a cluster bridge: the Redis URL (required), the channel, reconnects, the
 /// queue to Redis and the status callback. Create with `tw_cluster_options_new`, adjust,
 /// hand to `tw_server_options_set_cluster` or `tw_cluster_new` (both copy it), free with
-/// `tw_cluster_options_free`. The runtime checks the settings when the bridge starts
-/// (`tw_server_new`, `tw_cluster_new`): a bad URL gives `TW_STATUS_INVALID_URL` there.
+/// `tw_cluster_options_free`. Each setter lets the runtime check the value and refuses
+/// one out of range (`TW_STATUS_INVALID_URL`, `TW_STATUS_INVALID_ARGUMENT`), leaving the
+/// options unchanged; options without a URL are refused by `tw_server_new` and
+/// `tw_cluster_new` with `TW_STATUS_INVALID_URL`.
 #[allow(non_camel_case_types)]
 pub struct tw_cluster_options {
     _private: [u8; 0],
@@ -161,6 +163,9 @@ unsafe fn set(
         let o = unsafe { try_mut(options, "options") }?;
         let mut next = o.clone();
         apply(&mut next)?;
+        // tidewire-net checks a copy (`ClusterOptions::check_ranges`, the one home of those
+        // rules); a refused value leaves the options as they were.
+        next.net.check_ranges()?;
         *o = next;
         OK
     })
@@ -211,11 +216,12 @@ impl tw_cluster_options {
     }
 
     /// The Redis server: `redis://[user:password@]host[:port][/db]` (this build has no
-    /// `rediss://`). Required; checked by the runtime when the bridge starts.
+    /// `rediss://`). Required.
     ///
     /// Ownership: `url` (NUL-terminated UTF-8) is copied.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
+    /// `TW_STATUS_INVALID_URL` (not a Redis URL; the options are unchanged),
     /// `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
@@ -232,19 +238,19 @@ impl tw_cluster_options {
             set(options, |o| {
                 // SAFETY: caller contract.
                 o.net.url = try_cstr(url, "url")?.to_owned();
+                o.net.validate()?;
                 Ok(())
             })
         }
     }
 
     /// The Redis channel every process of this cluster uses (default "tidewire");
-    /// applications sharing one Redis need different channels. Must not be empty (checked
-    /// when the bridge starts).
+    /// applications sharing one Redis need different channels. Must not be empty.
     ///
     /// Ownership: `channel` (NUL-terminated UTF-8) is copied.
     ///
     /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_UTF8`,
-    /// `TW_STATUS_INTERNAL`.
+    /// `TW_STATUS_INVALID_ARGUMENT`, `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
     /// `options` is NULL or a live handle; `channel` is NULL or NUL-terminated.
@@ -267,9 +273,10 @@ impl tw_cluster_options {
 
     /// Reconnect delays after a Redis failure: a random delay up to `initial_ms`, the bound
     /// doubling per failure up to `max_ms` (defaults 100 and 5000). `initial_ms` must be
-    /// above 0 (checked when the bridge starts).
+    /// above 0 and `max_ms` at least `initial_ms`.
     ///
-    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+    /// `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
     /// `options` is NULL or a live handle.
@@ -291,9 +298,10 @@ impl tw_cluster_options {
         }
     }
 
-    /// Time allowed for each connection attempt to Redis (default 2000 ms).
+    /// Time allowed for each connection attempt to Redis (default 2000 ms), above 0.
     ///
-    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+    /// `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
     /// `options` is NULL or a live handle.
@@ -315,9 +323,10 @@ impl tw_cluster_options {
 
     /// Messages that may wait for the thread that publishes to Redis (default 10,000);
     /// beyond, a publish is dropped for the other processes (counted in
-    /// `tw_cluster_stats.dropped`). Must be above 0 (checked when the bridge starts).
+    /// `tw_cluster_stats.dropped`). Must be above 0.
     ///
-    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INTERNAL`.
+    /// Returns `TW_STATUS_OK`, `TW_STATUS_NULL_ARGUMENT`, `TW_STATUS_INVALID_ARGUMENT`,
+    /// `TW_STATUS_INTERNAL`.
     ///
     /// # Safety
     /// `options` is NULL or a live handle.

@@ -39,18 +39,59 @@ pub struct ClusterOptions {
     /// `redis://[user:password@]host[:port][/db]` (or `rediss://` when the `redis` crate is
     /// built with TLS; this build is not). Required.
     pub url: String,
-    /// The Redis channel every node of this cluster uses. Default `"tidewire"`; nodes of
-    /// different applications sharing one Redis need different channels.
+    /// The Redis channel every node of this cluster uses, not empty. Default `"tidewire"`;
+    /// nodes of different applications sharing one Redis need different channels.
     pub channel: String,
-    /// First reconnect delay (a random delay up to it, doubling per failure). Default 100 ms.
+    /// First reconnect delay (a random delay up to it, doubling per failure), above 0.
+    /// Default 100 ms.
     pub backoff_initial: Duration,
-    /// Largest reconnect delay. Default 5 s.
+    /// Largest reconnect delay, at least `backoff_initial`. Default 5 s.
     pub backoff_max: Duration,
-    /// Time to connect to Redis (each attempt). Default 2 s.
+    /// Time to connect to Redis (each attempt), above 0. Default 2 s.
     pub connect_timeout: Duration,
-    /// Messages waiting for the outbound thread at most; a publish beyond is refused with
-    /// [`Error::BufferFull`]. Default 10,000.
+    /// Messages waiting for the outbound thread at most, above 0; a publish beyond is
+    /// refused with [`Error::BufferFull`]. Default 10,000.
     pub queue_limit: usize,
+}
+
+impl ClusterOptions {
+    /// Checks every setting ([`Cluster::start`] does before it starts anything): the URL
+    /// is a Redis URL ([`Error::InvalidUrl`]), and the others as in
+    /// [`ClusterOptions::check_ranges`].
+    pub fn validate(&self) -> Result<()> {
+        self.check_ranges()?;
+        self.client().map(drop)
+    }
+
+    /// Checks the settings other than the URL ([`Error::InvalidArgument`] names the one out
+    /// of range): a channel that is not empty, `queue_limit`, `backoff_initial` and
+    /// `connect_timeout` above 0, and `backoff_max` at least `backoff_initial`. For options
+    /// built one setting at a time, before the URL is known.
+    pub fn check_ranges(&self) -> Result<()> {
+        let invalid = |what: &str| Err(Error::InvalidArgument(format!("cluster {what}")));
+        if self.channel.is_empty() {
+            return invalid("channel is empty");
+        }
+        if self.queue_limit == 0 {
+            return invalid("queue_limit must be above 0");
+        }
+        if self.backoff_initial.is_zero() {
+            return invalid("backoff_initial must be above 0");
+        }
+        if self.backoff_max < self.backoff_initial {
+            return invalid("backoff_max must be at least backoff_initial");
+        }
+        if self.connect_timeout.is_zero() {
+            return invalid("connect_timeout must be above 0");
+        }
+        Ok(())
+    }
+
+    /// The Redis client for the URL (parsing only, no connection).
+    fn client(&self) -> Result<redis::Client> {
+        redis::Client::open(self.url.as_str())
+            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", redacted(&self.url))))
+    }
 }
 
 impl Default for ClusterOptions {
@@ -175,16 +216,8 @@ impl Cluster {
         targets: Vec<Sender>,
         on_status: impl Fn(ClusterStatus) + Send + Sync + 'static,
     ) -> Result<Cluster> {
-        let client = redis::Client::open(options.url.as_str())
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", redacted(&options.url))))?;
-        if options.channel.is_empty() {
-            return Err(Error::InvalidArgument("cluster channel is empty".into()));
-        }
-        if options.queue_limit == 0 || options.backoff_initial.is_zero() {
-            return Err(Error::InvalidArgument(
-                "cluster queue_limit and backoff_initial must be above 0".into(),
-            ));
-        }
+        options.check_ranges()?;
+        let client = options.client()?;
         let shared = Arc::new(Shared {
             node: node_id(),
             stop: AtomicBool::new(false),
@@ -562,6 +595,45 @@ impl Outbound<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_are_checked_setting_by_setting_and_whole() {
+        let ok = ClusterOptions {
+            url: "redis://127.0.0.1:6379/0".into(),
+            ..ClusterOptions::default()
+        };
+        ok.validate().expect("valid");
+        // Without a URL the others still pass (options built one setting at a time).
+        ClusterOptions::default().check_ranges().expect("defaults");
+        let e = ClusterOptions::default().validate().unwrap_err();
+        assert!(matches!(e, Error::InvalidUrl(_)), "{e}");
+        let bad_url = ClusterOptions {
+            url: "http://user:secret@not-redis".into(),
+            ..ClusterOptions::default()
+        };
+        match bad_url.validate() {
+            Err(Error::InvalidUrl(m)) => assert!(!m.contains("secret"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        type Spoil = fn(&mut ClusterOptions);
+        let cases: [(&str, Spoil); 5] = [
+            ("channel", |o| o.channel.clear()),
+            ("queue_limit", |o| o.queue_limit = 0),
+            ("backoff_initial", |o| o.backoff_initial = Duration::ZERO),
+            ("backoff_max", |o| o.backoff_max = o.backoff_initial / 2),
+            ("connect_timeout", |o| o.connect_timeout = Duration::ZERO),
+        ];
+        for (name, spoil) in cases {
+            let mut o = ok.clone();
+            spoil(&mut o);
+            for result in [o.check_ranges(), o.validate()] {
+                match result {
+                    Err(Error::InvalidArgument(m)) => assert!(m.contains(name), "{name}: {m}"),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        }
+    }
 
     #[test]
     fn envelopes_round_trip_and_garbage_is_refused() {

@@ -117,8 +117,8 @@ struct Stop {
 }
 
 impl WorkerOptions {
-    /// Checks the thread count and every worker's settings (what [`Workers::start`] checks
-    /// before it creates anything): [`Error::InvalidArgument`] says which is out of range.
+    /// Checks the thread count, every worker's settings and the cluster's (what
+    /// [`Workers::start`] checks before it creates anything): [`Error::InvalidArgument`] says which is out of range.
     pub fn validate(&self) -> Result<()> {
         if self.threads > MAX_WORKER_THREADS {
             return Err(Error::InvalidArgument(format!(
@@ -127,7 +127,11 @@ impl WorkerOptions {
             )));
         }
         self.config.validate()?;
-        self.listen.validate()
+        self.listen.validate()?;
+        match &self.cluster {
+            Some(cluster) => cluster.validate(),
+            None => Ok(()),
+        }
     }
 
     /// The number of workers these options start.

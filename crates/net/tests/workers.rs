@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::TEST_DEADLINE;
 use tidewire_net::{
-    Bus, Config, ConnId, ConnectOptions, Context, Error, Event, MessageKind, WorkerOptions,
-    Workers, MAX_WORKER_THREADS,
+    Bus, ClusterOptions, Config, ConnId, ConnectOptions, Context, Error, Event, MessageKind,
+    WorkerOptions, Workers, MAX_WORKER_THREADS,
 };
 
 const CLIENTS: usize = 64;
@@ -163,6 +163,27 @@ fn too_many_threads_are_refused_before_anything_starts() {
         ..WorkerOptions::default()
     };
     fine.validate().expect("at the bound");
+}
+
+#[test]
+fn bad_cluster_options_are_refused_before_anything_starts() {
+    let options = WorkerOptions {
+        threads: 1,
+        cluster: Some(ClusterOptions {
+            url: "redis://127.0.0.1:1/".into(),
+            queue_limit: 0,
+            ..ClusterOptions::default()
+        }),
+        ..WorkerOptions::default()
+    };
+    let started = Workers::start("127.0.0.1", 0, options, |_| {
+        |_: &mut Context, _: &Bus, _: Event<'_>| {}
+    });
+    match started {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("queue_limit"), "{m}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("started"),
+    }
 }
 
 #[test]
