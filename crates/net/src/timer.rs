@@ -92,20 +92,18 @@ impl Context {
                         self.arm_phase(id, at);
                         continue;
                     }
-                    if matches!(c.stage, Stage::AwaitingDecision(_)) {
-                        // The application was given the request and never answered it:
-                        // tell the client (503) instead of closing without a word; `finish`
-                        // writes it if the socket takes it, and still reports the timeout.
-                        Rejection::not_decided().write_response(c.pre.vec());
-                        c.stash = Vec::new();
-                        c.stage = Stage::Answering;
-                    }
                     let kind = match c.stage {
                         _ if c.stage.proxy_name().is_some() => TimeoutKind::Proxy,
                         Stage::Resolving(_) | Stage::Connecting(_) => TimeoutKind::Connect,
                         Stage::Open => TimeoutKind::Close,
                         _ => TimeoutKind::Handshake,
                     };
+                    if matches!(c.stage, Stage::AwaitingDecision(_)) {
+                        // The application was given the request and never answered it: tell
+                        // the client (503) rather than closing without a word. `finish`
+                        // writes the answer if the socket takes it and reports the timeout.
+                        self.answer(id, &Rejection::not_decided());
+                    }
                     self.finish(id, ev, Some(Error::Timeout(kind)));
                 }
                 TimerKind::Keepalive => self.keepalive(id, ev),

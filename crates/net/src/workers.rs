@@ -37,8 +37,8 @@ pub const MAX_WORKER_THREADS: usize = 4096;
 /// How [`Workers::start`] sets its workers up.
 #[derive(Clone, Default)]
 pub struct WorkerOptions {
-    /// Number of worker threads, at most [`MAX_WORKER_THREADS`]; 0 (the default) takes the number
-    /// of CPUs this process may use (`std::thread::available_parallelism`).
+    /// Number of worker threads, at most [`MAX_WORKER_THREADS`]; 0 (the default) takes the
+    /// number of CPUs this process may use (`std::thread::available_parallelism`).
     pub threads: usize,
     /// Each worker's context settings.
     pub config: Config,
@@ -118,7 +118,8 @@ struct Stop {
 
 impl WorkerOptions {
     /// Checks the thread count, every worker's settings and the cluster's (what
-    /// [`Workers::start`] checks before it creates anything): [`Error::InvalidArgument`] says which is out of range.
+    /// [`Workers::start`] checks before it creates anything): [`Error::InvalidArgument`]
+    /// (or [`Error::InvalidUrl`] for the cluster's URL) says which is out of range.
     pub fn validate(&self) -> Result<()> {
         if self.threads > MAX_WORKER_THREADS {
             return Err(Error::InvalidArgument(format!(
